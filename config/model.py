@@ -1,0 +1,290 @@
+"""The migration config: the seed's camelCase JSON, validated before anything touches AWS.
+
+Every rule here produces a one-line message that names the field and says how to fix it, because a
+platform engineer reads these in a terminal or a Prefect log, not in a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_TAG = "region-migration"
+KeyType = Literal["S", "N", "B"]
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_TOKEN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+class ConfigError(ValueError):
+    """A user mistake in the config: its message is one line, fit to print as-is."""
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """Regions botocore knows in any partition, read from its bundled endpoint data (no network)."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("s3", partition_name=partition))
+        regions.update(session.get_available_regions("dynamodb", partition_name=partition))
+    return frozenset(regions)
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 bucket name (general purpose bucket rules), or None."""
+    if not 3 <= len(name) <= 63:
+        return f"is {len(name)} characters; S3 bucket names must be 3 to 63"
+    if not _BUCKET_RE.match(name):
+        return "may contain only lowercase letters, digits, '-' and '.', and must start and end with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "must not contain '..', '.-' or '-.'"
+    if _IP_RE.match(name):
+        return "must not look like an IP address"
+    if name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+        return "uses a prefix or suffix that S3 reserves"
+    return None
+
+
+class BucketSpec(BaseModel):
+    """One source bucket to migrate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    versioning: bool = True
+    lifecycleDays: int = 90
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        problem = bucket_name_problem(v)
+        if problem:
+            raise ValueError(f"bucket name {v!r} {problem}")
+        return v
+
+    @field_validator("lifecycleDays")
+    @classmethod
+    def _days(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be at least 1 day (got {v}); set the days after which objects expire")
+        return v
+
+
+class TableSpec(BaseModel):
+    """One source table to migrate; schema fields are optional because describe_table is the truth."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    hashKey: str | None = None
+    hashKeyType: KeyType | None = None
+    rangeKey: str | None = None
+    rangeKeyType: KeyType | None = None
+    readCapacity: int | None = None
+    writeCapacity: int | None = None
+    scalingFactor: float = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _TABLE_RE.match(v):
+            raise ValueError(
+                f"table name {v!r} must be 3 to 255 characters of letters, digits, '_', '-' and '.'"
+            )
+        return v
+
+    @field_validator("hashKeyType", "rangeKeyType", mode="before")
+    @classmethod
+    def _key_type(cls, v: Any) -> Any:
+        if v is not None and v not in ("S", "N", "B"):
+            raise ValueError(f"unknown key type {v!r}; use 'S' (string), 'N' (number) or 'B' (binary)")
+        return v
+
+    @field_validator("readCapacity", "writeCapacity")
+    @classmethod
+    def _capacity(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"must be at least 1 capacity unit (got {v})")
+        return v
+
+    @field_validator("scalingFactor")
+    @classmethod
+    def _factor(cls, v: float) -> float:
+        if not v > 0 or math.isinf(v):
+            raise ValueError(f"must be a positive number (got {v}); 1 keeps the source capacity")
+        return v
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TableSpec:
+        if self.rangeKeyType and not self.rangeKey:
+            raise ValueError("rangeKeyType is set but rangeKey is not; add rangeKey or remove rangeKeyType")
+        if self.hashKeyType and not self.hashKey:
+            raise ValueError("hashKeyType is set but hashKey is not; add hashKey or remove hashKeyType")
+        return self
+
+    def scaled(self, capacity: int) -> int:
+        """Target capacity: ceil(source capacity x scalingFactor), at least 1."""
+        return max(1, math.ceil(capacity * self.scalingFactor - 1e-9))
+
+
+class MigrationConfig(BaseModel):
+    """A whole migration batch: where from, where to, and which buckets and tables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sourceRegion: str
+    targetRegion: str
+    migrationBatch: str
+    timestamp: str
+    environmentSuffix: str
+    s3Buckets: list[BucketSpec] = Field(default_factory=list)
+    dynamodbTables: list[TableSpec] = Field(default_factory=list)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _ts(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+    @field_validator("sourceRegion", "targetRegion")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if v not in known_regions():
+            raise ValueError(f"unknown AWS region {v!r}; use a region code such as 'us-east-1' or 'eu-west-1'")
+        return v
+
+    @field_validator("migrationBatch", "timestamp", "environmentSuffix")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if not v or not _TOKEN_RE.match(v) or len(v) > 32:
+            raise ValueError(
+                f"{v!r} must be 1 to 32 lowercase letters, digits or '-' (it becomes part of resource names)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _whole(self) -> MigrationConfig:
+        if self.sourceRegion == self.targetRegion:
+            raise ValueError(
+                f"sourceRegion and targetRegion are both {self.sourceRegion!r}; set targetRegion to another region"
+            )
+        if not self.s3Buckets and not self.dynamodbTables:
+            raise ValueError("nothing to migrate; list at least one entry in s3Buckets or dynamodbTables")
+        for field, names in (
+            ("s3Buckets", [b.name for b in self.s3Buckets]),
+            ("dynamodbTables", [t.name for t in self.dynamodbTables]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{field} lists {dupes[0]!r} more than once; list each name once")
+        for i, bucket in enumerate(self.s3Buckets):
+            target = self.target_name(bucket.name)
+            problem = bucket_name_problem(target)
+            if problem:
+                raise ValueError(
+                    f"s3Buckets[{i}].name: target bucket name {target!r} {problem}; "
+                    "shorten the bucket name, timestamp or environmentSuffix"
+                )
+        for i, table in enumerate(self.dynamodbTables):
+            target = self.target_name(table.name)
+            if len(target) > 255:
+                raise ValueError(f"dynamodbTables[{i}].name: target table name is longer than 255 characters")
+        return self
+
+    @property
+    def region_prefix(self) -> str:
+        """First part of the target region: 'eu' for eu-west-1."""
+        return self.targetRegion.split("-")[0]
+
+    def target_name(self, name: str) -> str:
+        """`{name}-{regionprefix}-{timestamp}-{environmentSuffix}`, the seed's naming rule."""
+        return f"{name}-{self.region_prefix}-{self.timestamp}-{self.environmentSuffix}"
+
+    def tags(self) -> dict[str, str]:
+        """Tags on every resource we create; ManagedBy + batch + suffix is how we recognise our own."""
+        return {
+            "Environment": self.environmentSuffix,
+            "MigrationBatch": self.migrationBatch,
+            "SourceRegion": self.sourceRegion,
+            "ManagedBy": PROJECT_TAG,
+        }
+
+    def owns(self, tags: Mapping[str, str]) -> bool:
+        """True when a resource's tags say this very migration (batch + environment) created it."""
+        return (
+            tags.get("ManagedBy") == PROJECT_TAG
+            and tags.get("MigrationBatch") == self.migrationBatch
+            and tags.get("Environment") == self.environmentSuffix
+        )
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _one_line(err: ValidationError, data: Mapping[str, Any]) -> str:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    kind = first["type"]
+    if kind == "missing":
+        msg = "is required; add it to the config"
+    elif kind == "extra_forbidden":
+        msg = "is not a known field; check its spelling against config/migration.example.json"
+    # Name the entry, not just its index, so the user finds it in a long list.
+    if len(loc) >= 2 and loc[0] in ("s3Buckets", "dynamodbTables") and isinstance(loc[1], int):
+        try:
+            name = data[str(loc[0])][loc[1]].get("name")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            name = None
+        if name and loc[2:] != ("name",):
+            return f"{_where(loc)} ({name}): {msg}"
+    return f"{_where(loc)}: {msg}" if loc else msg
+
+
+def parse_config(data: Any, *, source: str = "config", environment_suffix: str | None = None) -> MigrationConfig:
+    """Validate a decoded config; the environment suffix comes from the flag, then ENVIRONMENT_SUFFIX, then the file."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a JSON object like config/migration.example.json")
+    data = dict(data)
+    suffix = environment_suffix or os.environ.get("ENVIRONMENT_SUFFIX")
+    if suffix:
+        data["environmentSuffix"] = suffix
+    try:
+        return MigrationConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_one_line(err, data)}") from None
+
+
+def load_config(path: str | Path, *, environment_suffix: str | None = None) -> MigrationConfig:
+    """Read and validate a config file, turning every problem into a one-line ConfigError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file; pass --config with the path to your migration JSON") from None
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the config ({err.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{p}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    return parse_config(data, source=str(p), environment_suffix=environment_suffix)
+
+
+EXAMPLE_CONFIG = Path(__file__).with_name("migration.example.json")

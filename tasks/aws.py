@@ -1,0 +1,133 @@
+"""One way to reach AWS, whichever backend: only the endpoint and the credentials differ.
+
+A `Backend` is a small frozen value, so it can be passed to Prefect tasks (it hashes and pickles);
+boto3 clients are built from it on demand and cached per (backend, service, region), because
+building a client costs milliseconds and tasks run in many threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import boto3
+import botocore.config
+from botocore.exceptions import ClientError
+
+BackendKind = Literal["emulator", "endpoint", "aws"]
+
+# Standard retry mode: exponential backoff with full jitter on throttling, 5xx and transient network
+# errors. Adaptive mode's client-side rate limiter would serialise our worker pools, so we stay standard.
+RETRIES = {"mode": "standard", "max_attempts": 8}
+MAX_POOL = 64
+
+EMULATOR_ACCESS_KEY = "testing"  # noqa: S105 - moto accepts any key; these are not secrets
+EMULATOR_SECRET_KEY = "testing"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where AWS calls go: the embedded emulator, any AWS-compatible endpoint, or real AWS."""
+
+    kind: BackendKind
+    endpoint_url: str | None = None
+    profile: str | None = None
+    # Names of prefect-aws AwsCredentials blocks per region, as ((region, block), ...): hashable.
+    credentials_blocks: tuple[tuple[str, str], ...] = field(default=())
+
+    def describe(self) -> str:
+        """A human description for logs and reports; never includes credentials."""
+        if self.kind == "aws":
+            how = f"profile {self.profile}" if self.profile else (
+                "AwsCredentials blocks" if self.credentials_blocks else "default credential chain"
+            )
+            return f"aws ({how})"
+        return f"{self.kind} ({self.endpoint_url})"
+
+    def client(self, service: str, region: str) -> Any:
+        """A cached boto3 client for `service` in `region`, with retries and a pool sized for our workers."""
+        key = (self, service, region)
+        with _LOCK:
+            cached = _CLIENTS.get(key)
+            if cached is None:
+                cached = self._session(region).client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=self._config()
+                )
+                _CLIENTS[key] = cached
+        return cached
+
+    def _config(self) -> botocore.config.Config:
+        s3: dict[str, Any] = {"addressing_style": "path"} if self.endpoint_url else {}
+        return botocore.config.Config(
+            retries=RETRIES,  # type: ignore[arg-type]
+            max_pool_connections=MAX_POOL,
+            connect_timeout=10,
+            read_timeout=120,
+            s3=s3,  # type: ignore[arg-type]
+        )
+
+    def _session(self, region: str) -> boto3.session.Session:
+        if self.kind == "emulator":
+            return boto3.session.Session(
+                aws_access_key_id=EMULATOR_ACCESS_KEY,
+                aws_secret_access_key=EMULATOR_SECRET_KEY,
+                region_name=region,
+            )
+        blocks = dict(self.credentials_blocks)
+        if region in blocks:
+            from prefect_aws import AwsCredentials
+
+            creds = AwsCredentials.load(blocks[region])
+            return creds.get_boto3_session()  # type: ignore[no-any-return]
+        return boto3.session.Session(profile_name=self.profile, region_name=region)
+
+
+_LOCK = threading.Lock()
+_CLIENTS: dict[tuple[Backend, str, str], Any] = {}
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    if isinstance(err, ClientError):
+        return str(err.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(err: BaseException) -> bool:
+    """True for the many spellings of 'does not exist' across AWS services."""
+    code = error_code(err)
+    return code in {
+        "404",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "NotFound",
+        "NoSuchEntity",
+        "ResourceNotFoundException",
+        "NotFoundException",
+        "NoSuchPublicAccessBlockConfiguration",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "NoSuchLifecycleConfiguration",
+        "NoSuchBucketPolicy",
+        "NoSuchTagSet",
+        "ReplicationConfigurationNotFoundError",
+    } or code.endswith("NotFound")
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    """Tags as AWS's [{'Key': k, 'Value': v}] list."""
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """AWS's tag list (Key/Value or TagKey/TagValue) as a dict."""
+    out: dict[str, str] = {}
+    for t in tags or []:
+        out[t.get("Key", t.get("TagKey", ""))] = t.get("Value", t.get("TagValue", ""))
+    return out
+
+
+def clear_client_cache() -> None:
+    """Forget cached clients (tests start a fresh emulator per test)."""
+    with _LOCK:
+        _CLIENTS.clear()

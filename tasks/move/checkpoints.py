@@ -1,0 +1,147 @@
+"""Durable progress, kept in a DynamoDB table in the target region.
+
+A kill, a crash or a run from another machine resumes from here: S3 backfill manifests, DynamoDB scan
+segment positions and stream shard sequence numbers all live under (pk, sk). The table is part of the
+migration (tagged, encrypted with the CMK) and is removed by teardown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from tasks.aws import Backend, is_not_found, tag_list
+
+_SER = TypeSerializer()
+_DES = TypeDeserializer()
+
+
+def ensure_checkpoint_table(
+    backend: Backend, region: str, name: str, tags: dict[str, str], kms_key_arn: str | None
+) -> dict[str, Any]:
+    """Create the checkpoint table if missing (on-demand billing, CMK encryption); return its description."""
+    ddb = backend.client("dynamodb", region)
+    try:
+        desc = ddb.describe_table(TableName=name)["Table"]
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        sse: dict[str, Any] = {"Enabled": True, "SSEType": "KMS"}
+        if kms_key_arn:
+            sse["KMSMasterKeyId"] = kms_key_arn
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification=sse,
+            Tags=tag_list(tags),
+        )
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        desc = ddb.describe_table(TableName=name)["Table"]
+    return {
+        "name": name,
+        "arn": desc["TableArn"],
+        "region": region,
+        "billingMode": desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
+        "sse": desc.get("SSEDescription", {}).get("SSEType"),
+    }
+
+
+class CheckpointStore:
+    """Get/put/query small progress records by (pk, sk) in the checkpoint table."""
+
+    def __init__(self, backend: Backend, region: str, table: str) -> None:
+        self.backend = backend
+        self.region = region
+        self.table = table
+
+    @property
+    def _ddb(self) -> Any:
+        return self.backend.client("dynamodb", self.region)
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """One record's attributes (without pk/sk), read consistently, or None."""
+        resp = self._ddb.get_item(
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+        )
+        item = resp.get("Item")
+        return _strip(_decode(item)) if item else None
+
+    def put(self, pk: str, sk: str, attrs: dict[str, Any]) -> None:
+        """Write one record (replacing it); `updatedAt` is stamped so operators can see progress age."""
+        item = {**attrs, "pk": pk, "sk": sk, "updatedAt": int(time.time())}
+        self._ddb.put_item(TableName=self.table, Item=_encode(item))
+
+    def put_many(self, pk: str, records: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Write many records under one pk in 25-item batches, retrying unprocessed items; returns count."""
+        now = int(time.time())
+        batch: list[dict[str, Any]] = []
+        count = 0
+        for sk, attrs in records:
+            batch.append({"PutRequest": {"Item": _encode({**attrs, "pk": pk, "sk": sk, "updatedAt": now})}})
+            count += 1
+            if len(batch) == 25:
+                self._write(batch)
+                batch = []
+        if batch:
+            self._write(batch)
+        return count
+
+    def _write(self, requests: list[dict[str, Any]]) -> None:
+        delay = 0.05
+        pending = {self.table: requests}
+        while pending:
+            resp = self._ddb.batch_write_item(RequestItems=pending)
+            pending = resp.get("UnprocessedItems") or {}
+            if pending:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def query(self, pk: str, sk_prefix: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """All (sk, attrs) under pk, optionally only sort keys starting with sk_prefix."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        if sk_prefix:
+            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :p)"
+            kwargs["ExpressionAttributeValues"][":p"] = {"S": sk_prefix}
+        for page in self._ddb.get_paginator("query").paginate(**kwargs):
+            for item in page.get("Items", []):
+                rec = _decode(item)
+                yield rec["sk"], _strip(rec)
+
+    def delete(self, pk: str, sk: str) -> None:
+        """Remove one record (absent is fine)."""
+        self._ddb.delete_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+
+    def delete_pk(self, pk: str) -> int:
+        """Remove every record under pk; returns how many."""
+        keys = [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for sk, _ in self.query(pk)]
+        for i in range(0, len(keys), 25):
+            self._write(keys[i : i + 25])
+        return len(keys)
+
+
+def _encode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _SER.serialize(v) for k, v in item.items()}
+
+
+def _decode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _DES.deserialize(v) for k, v in item.items()}
+
+
+def _strip(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k not in ("pk", "sk")}
