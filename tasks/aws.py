@@ -19,7 +19,7 @@ BackendKind = Literal["emulator", "endpoint", "aws"]
 
 # Standard retry mode: exponential backoff with full jitter on throttling, 5xx and transient network
 # errors. Adaptive mode's client-side rate limiter would serialise our worker pools, so we stay standard.
-RETRIES = {"mode": "standard", "max_attempts": 8}
+MAX_ATTEMPTS = 8
 MAX_POOL = 64
 
 EMULATOR_ACCESS_KEY = "testing"  # noqa: S105 - moto accepts any key; these are not secrets
@@ -45,22 +45,25 @@ class Backend:
             return f"aws ({how})"
         return f"{self.kind} ({self.endpoint_url})"
 
-    def client(self, service: str, region: str) -> Any:
-        """A cached boto3 client for `service` in `region`, with retries and a pool sized for our workers."""
-        key = (self, service, region)
+    def client(self, service: str, region: str, max_attempts: int = MAX_ATTEMPTS) -> Any:
+        """A cached boto3 client for `service` in `region`, with retries and a pool sized for our workers.
+
+        Probes that should fail fast (preflight's first call) ask for fewer attempts.
+        """
+        key = (self, service, region, max_attempts)
         with _LOCK:
             cached = _CLIENTS.get(key)
             if cached is None:
                 cached = self._session(region).client(
-                    service, region_name=region, endpoint_url=self.endpoint_url, config=self._config()
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=self._config(max_attempts)
                 )
                 _CLIENTS[key] = cached
         return cached
 
-    def _config(self) -> botocore.config.Config:
+    def _config(self, max_attempts: int) -> botocore.config.Config:
         s3: dict[str, Any] = {"addressing_style": "path"} if self.endpoint_url else {}
         return botocore.config.Config(
-            retries=RETRIES,  # type: ignore[arg-type]
+            retries={"mode": "standard", "max_attempts": max_attempts},
             max_pool_connections=MAX_POOL,
             connect_timeout=10,
             read_timeout=120,
@@ -84,7 +87,7 @@ class Backend:
 
 
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple[Backend, str, str], Any] = {}
+_CLIENTS: dict[tuple[Backend, str, str, int], Any] = {}
 
 
 def error_code(err: BaseException) -> str:

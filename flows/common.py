@@ -1,0 +1,107 @@
+"""What every entry point shares: backend choice, CLI options, Prefect settings and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig, load_config
+from tasks.aws import Backend
+from tasks.errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def quiet_prefect_defaults() -> None:
+    """Settings the project needs, set before Prefect is imported by a run (a user's profile can still win).
+
+    The temporary local server's telemetry heartbeat logs a 'database is locked' traceback otherwise.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """--config, the backend choice and the environment suffix, shared by every flow's CLI."""
+    parser.add_argument("--config", default=str(EXAMPLE_CONFIG),
+                        help="migration config JSON (default: the shipped example)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint-url", help="any AWS-compatible endpoint (a moto server, LocalStack) "
+                       "for every service and region; credentials from the usual AWS variables")
+    where.add_argument("--aws", action="store_true",
+                       help="use real AWS through the standard credential chain (never the default)")
+    parser.add_argument("--profile", help="AWS profile for --aws")
+    parser.add_argument("--source-credentials-block", help="prefect-aws AwsCredentials block for the source region")
+    parser.add_argument("--target-credentials-block", help="prefect-aws AwsCredentials block for the target region")
+    parser.add_argument("--environment-suffix", help="overrides environmentSuffix (and ENVIRONMENT_SUFFIX)")
+
+
+def backend_from(
+    *,
+    endpoint_url: str | None = None,
+    use_aws: bool = False,
+    profile: str | None = None,
+    cfg: MigrationConfig | None = None,
+    source_block: str | None = None,
+    target_block: str | None = None,
+) -> Backend:
+    """The backend named by the options; with none, the embedded emulator (started if needed)."""
+    if (profile or source_block or target_block) and not use_aws:
+        raise UserError("--profile and credentials blocks choose real AWS credentials; add --aws to use them")
+    if use_aws:
+        blocks: tuple[tuple[str, str], ...] = ()
+        if cfg and (source_block or target_block):
+            pairs = [(cfg.sourceRegion, source_block), (cfg.targetRegion, target_block)]
+            blocks = tuple((region, block) for region, block in pairs if block)
+        return Backend(kind="aws", profile=profile, credentials_blocks=blocks)
+    if endpoint_url:
+        if not endpoint_url.startswith(("http://", "https://")):
+            raise UserError(f"--endpoint-url {endpoint_url!r} must start with http:// or https://")
+        return Backend(kind="endpoint", endpoint_url=endpoint_url.rstrip("/"))
+    from tasks.emulator import ensure_emulator
+
+    return Backend(kind="emulator", endpoint_url=ensure_emulator())
+
+
+def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
+    """Config then backend, each failing as a UserError/ConfigError with one line."""
+    cfg = load_config(args.config, environment_suffix=args.environment_suffix)
+    backend = backend_from(
+        endpoint_url=args.endpoint_url, use_aws=args.aws, profile=args.profile, cfg=cfg,
+        source_block=args.source_credentials_block, target_block=args.target_credentials_block,
+    )
+    return cfg, backend
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    """Print one line to stderr and return the exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    return (ConfigError, UserError)
+
+
+def jsonable(obj: Any) -> Any:
+    """Make dataclasses/sets/Decimals JSON-friendly for reports."""
+    from dataclasses import asdict, is_dataclass
+    from decimal import Decimal
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, Decimal):
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    if isinstance(obj, bytes):
+        return f"<{len(obj)} bytes>"
+    return obj

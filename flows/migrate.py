@@ -1,0 +1,321 @@
+"""The migration flow: preflight -> provision -> move (S3 and DynamoDB at once) -> catch-up -> report.
+
+Run it as `python -m flows.migrate` (embedded emulator by default), from the Prefect UI through the
+`migrate` deployment, or import `migrate` and call it. The flow is a thin composition: every step is a
+task in tasks/steps.py, partitioned by key range (S3) or scan segment (DynamoDB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flows.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_common_args,
+    backend_from,
+    fail,
+    jsonable,
+    load,
+    quiet_prefect_defaults,
+    user_errors,
+)
+
+quiet_prefect_defaults()
+
+from prefect import flow, get_run_logger, unmapped  # noqa: E402
+from prefect.artifacts import create_progress_artifact, update_progress_artifact  # noqa: E402
+from prefect.futures import PrefectFuture, as_completed  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from tasks import alerts, steps  # noqa: E402
+from tasks.aws import Backend  # noqa: E402
+from tasks.errors import PreflightError  # noqa: E402
+from tasks.names import resource_names  # noqa: E402
+from tasks.report.build import (  # noqa: E402
+    bucket_status,
+    configuration_differences,
+    next_steps,
+    overall,
+    summarize_copies,
+    summarize_segments,
+    table_status,
+)
+from tasks.report.publish import default_report_path, publish_artifacts, write_report  # noqa: E402
+
+# Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
+TASK_WORKERS = 6
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _result(fut: PrefectFuture[Any]) -> Any:
+    """A task's result, or {'error': ...} when it failed for good (the alert was sent by its hook)."""
+    value = fut.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        return {"error": f"{type(value).__name__}: {value}"}
+    return value
+
+
+def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
+    """KMS first (everything is encrypted with it), then the rest side by side."""
+    key = steps.kms_task(backend, cfg, account_id)
+    arn = key["arn"]
+    topic_f = steps.topic_task.submit(backend, cfg, arn)
+    ckpt_f = steps.checkpoint_table_task.submit(backend, cfg, arn)
+    repl_role_f = steps.replication_role_task.submit(backend, cfg, account_id, arn)
+    bucket_fs = [steps.bucket_task.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
+    table_fs = [steps.table_task.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
+    topic = topic_f.result()
+    lambda_role = steps.lambda_role_task(backend, cfg, account_id, arn, topic["arn"])
+    lam_f = steps.lambda_task.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
+    alarms_f = steps.alarms_task.submit(backend, cfg, topic["arn"])
+    watch = alarms_f.result()
+    return {
+        "kms": key,
+        "sns": topic,
+        "checkpoints": ckpt_f.result(),
+        "iam": {"replicationRole": repl_role_f.result(), "validatorRole": lambda_role},
+        "s3Buckets": [f.result() for f in bucket_fs],
+        "dynamodbTables": [f.result() for f in table_fs],
+        "lambda": lam_f.result(),
+        "alarms": watch["alarms"],
+        "dashboard": watch["dashboard"],
+    }
+
+
+class _Progress:
+    """One Prefect progress artifact per bucket/table, updated as its partitions finish."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, Any] = {}
+        self.done: dict[str, int] = {}
+        self.total: dict[str, int] = {}
+
+    def start(self, name: str, total: int, what: str) -> None:
+        self.total[name] = max(total, 1)
+        self.done[name] = 0
+        self.ids[name] = create_progress_artifact(progress=0.0, description=f"{what} {name}")
+
+    def step(self, name: str) -> float:
+        self.done[name] += 1
+        pct = round(100.0 * self.done[name] / self.total[name], 1)
+        if self.ids.get(name):
+            update_progress_artifact(artifact_id=self.ids[name], progress=pct)
+        return pct
+
+
+def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up."""
+    logger = get_run_logger()
+    names = resource_names(cfg)
+    kms_arn, ckpt = res["kms"]["arn"], names.checkpoint_table
+    role_arn = res["iam"]["replicationRole"]["arn"]
+    b, c = unmapped(backend), unmapped(cfg)
+    out: dict[str, dict[str, Any]] = {}
+
+    # Streams must be on before the scans start, so writes during the backfill are captured.
+    repl = {s: steps.replication_task.submit(backend, cfg, s, t, role_arn, kms_arn) for s, t in names.buckets.items()}
+    streams = {s: steps.stream_task.submit(backend, cfg, s, ckpt) for s in names.tables}
+    parts = {s: steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s, wait_for=[repl[s]])
+             for s in names.buckets}
+    segs = {s: steps.segments_task.submit(backend, cfg, s, ckpt, wait_for=[streams[s]]) for s in names.tables}
+
+    progress = _Progress()
+    running: dict[Any, str] = {}
+    copies: dict[str, list[Any]] = {}
+    fills: dict[str, list[Any]] = {}
+    for s, t in names.buckets.items():
+        out[s] = {"replication": _result(repl[s])}
+        ranges = _result(parts[s])
+        if isinstance(ranges, dict):  # listing failed
+            out[s]["error"] = ranges["error"]
+            continue
+        progress.start(s, len(ranges), "S3 backfill")
+        copies[s] = list(steps.s3_copy_task.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill"))
+        running.update({f: s for f in copies[s]})
+    for s, t in names.tables.items():
+        out[s] = {"stream": _result(streams[s])}
+        total = _result(segs[s])
+        if isinstance(total, dict):
+            out[s]["error"] = total["error"]
+            continue
+        progress.start(s, total, "DynamoDB backfill")
+        fills[s] = list(steps.backfill_task.map(b, c, s, t, list(range(total)), total, ckpt))
+        running.update({f: s for f in fills[s]})
+
+    for fut in as_completed(list(running)):
+        name = running[fut]
+        pct = progress.step(name)
+        logger.info("%s: %s%% of partitions done", name, pct)
+
+    # Catch-up: what replication has not delivered (objects written after the listing, FAILED or
+    # long-PENDING statuses), and every stream record since the stream was enabled.
+    catch: dict[str, list[Any]] = {}
+    for s, t in names.buckets.items():
+        if s not in copies:
+            continue
+        out[s]["backfill"] = summarize_copies([_result(f) for f in copies[s]])
+        ranges = _result(steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s))
+        if isinstance(ranges, dict):
+            out[s]["error"] = ranges["error"]
+            continue
+        catch[s] = list(steps.s3_copy_task.map(b, c, s, t, ranges, kms_arn, ckpt, "catchup"))
+    ddb_catch = {}
+    for s, t in names.tables.items():
+        if s not in fills:
+            continue
+        out[s]["backfill"] = summarize_segments([_result(f) for f in fills[s]])
+        if out[s]["backfill"]["failedSegments"]:
+            continue  # replaying onto a partial copy would hide the gap; the re-run resumes the scan
+        ddb_catch[s] = steps.catch_up_task.submit(backend, cfg, s, t, ckpt)
+    for s, futs in catch.items():
+        out[s]["catchUp"] = summarize_copies([_result(f) for f in futs])
+    for s, fut in ddb_catch.items():
+        out[s]["catchUp"] = _result(fut)
+    return out
+
+
+def assemble(
+    cfg: MigrationConfig, backend: Backend, account: str, res: dict[str, Any], moved: dict[str, dict[str, Any]],
+    started: str, t0: float,
+) -> dict[str, Any]:
+    """Merge provisioning read-backs and movement stats into the report, with measured statuses."""
+    buckets = []
+    for entry in res["s3Buckets"]:
+        m = moved.get(entry["source"], {})
+        row = {**entry, **m}
+        row["status"] = bucket_status(row)
+        buckets.append(row)
+    tables = []
+    for entry in res["dynamodbTables"]:
+        m = moved.get(entry["source"], {})
+        row = {**entry, **m}
+        row["status"] = table_status(row)
+        tables.append(row)
+    source_changes: list[str] = []
+    for row in buckets:
+        source_changes += (row.get("replication") or {}).get("sourceChanged", []) or []
+    for row in tables:
+        source_changes += (row.get("stream") or {}).get("sourceChanged", []) or []
+    report: dict[str, Any] = {
+        "migrationBatch": cfg.migrationBatch,
+        "sourceRegion": cfg.sourceRegion,
+        "targetRegion": cfg.targetRegion,
+        "environmentSuffix": cfg.environmentSuffix,
+        "backend": backend.describe(),
+        "account": account,
+        "startedAt": started,
+        "finishedAt": _now(),
+        "durationSeconds": round(time.monotonic() - t0, 1),
+        "resources": {**{k: v for k, v in res.items() if k not in ("s3Buckets", "dynamodbTables")},
+                      "s3Buckets": buckets, "dynamodbTables": tables},
+        "sourceChanges": source_changes,
+    }
+    report["configurationDifferences"] = configuration_differences(cfg, report)
+    report["status"] = overall(report)
+    report["nextSteps"] = next_steps(report)
+    return jsonable(report)  # type: ignore[no-any-return]
+
+
+@flow(
+    name="migrate",
+    task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS),  # type: ignore[arg-type]
+    on_failure=[alerts.on_flow_failure],
+    on_crashed=[alerts.on_flow_failure],
+)
+def migrate(
+    config_path: str = str(EXAMPLE_CONFIG),
+    endpoint_url: str | None = None,
+    use_aws: bool = False,
+    profile: str | None = None,
+    environment_suffix: str | None = None,
+    source_credentials_block: str | None = None,
+    target_credentials_block: str | None = None,
+    report_path: str | None = None,
+) -> dict[str, Any]:
+    """Migrate the config's buckets and tables; returns the report (also written as JSON + artifacts)."""
+    logger = get_run_logger()
+    t0, started = time.monotonic(), _now()
+    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    backend = backend_from(endpoint_url=endpoint_url, use_aws=use_aws, profile=profile, cfg=cfg,
+                           source_block=source_credentials_block, target_block=target_credentials_block)
+    if backend.kind == "emulator":
+        from tasks.emulator import seed_demo  # setting up the demo's sources, not part of the data path
+
+        seed_demo(backend, cfg)
+    logger.info("backend: %s; %s -> %s", backend.describe(), cfg.sourceRegion, cfg.targetRegion)
+    pf = steps.preflight_task(backend, cfg)
+    if pf.errors:
+        raise PreflightError("; ".join(pf.errors))
+    alerts.configure(backend, cfg, pf.account_id)
+    res = provision(backend, cfg, pf.account_id)
+    moved = move(backend, cfg, res)
+    report = assemble(cfg, backend, pf.account_id, res, moved, started, t0)
+    path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
+    report["reportPath"] = str(write_report(report, path))
+    publish_artifacts(report)
+    logger.info("report: %s (%s)", path, "ok" if report["status"]["ok"] else "problems found")
+    if not report["status"]["ok"]:
+        alerts.publish(f"region-migration {cfg.migrationBatch}: problems found",
+                       "\n".join(report["status"]["problems"]))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.migrate", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
+    parser.add_argument("--report", help="where to write the JSON report (default: reports/)")
+    args = parser.parse_args(argv)
+    from tasks import preflight
+
+    try:
+        cfg, backend = load(args)
+        if backend.kind == "emulator":
+            from tasks.emulator import seed_demo
+
+            seed_demo(backend, cfg)
+        print(f"backend: {backend.describe()}", flush=True)
+        pf = preflight.check(backend, cfg)
+    except user_errors() as err:
+        return fail(str(err))
+    if pf.errors:
+        for line in pf.errors:
+            print(f"error: {line}", file=sys.stderr)
+        print("nothing was created", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.plan:
+        print(preflight.format_plan(preflight.plan(backend, cfg, pf)))
+        return EXIT_OK
+    state = migrate(
+        config_path=args.config,
+        endpoint_url=backend.endpoint_url if backend.kind == "endpoint" else None,
+        use_aws=args.aws,
+        profile=args.profile,
+        environment_suffix=args.environment_suffix,
+        source_credentials_block=args.source_credentials_block,
+        target_credentials_block=args.target_credentials_block,
+        report_path=args.report,
+        return_state=True,
+    )
+    if not state.is_completed():
+        return fail(f"migration run {state.name.lower()}: {state.message}", EXIT_FAILED)
+    report = state.result()
+    ok = report["status"]["ok"]
+    print(f"\nreport: {report['reportPath']}")
+    print("status: " + ("all buckets and tables in sync" if ok else "; ".join(report["status"]["problems"])))
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

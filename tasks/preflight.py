@@ -1,0 +1,305 @@
+"""Preflight and plan: everything checked before anything is created, and what a run would do.
+
+`check` is cheap (a handful of describe calls) so the CLI can run it before starting Prefect and
+refuse bad input in a second; `plan` also lists the sources to count what there is to move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from config.model import MigrationConfig
+from tasks.aws import Backend, error_code, is_not_found, tag_dict
+from tasks.names import resource_names
+
+
+@dataclass
+class Preflight:
+    """What preflight measured; `errors` non-empty means: stop, nothing was created."""
+
+    account_id: str = ""
+    backend: str = ""
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    buckets: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _credentials_error(err: Exception, backend: Backend) -> str:
+    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+        return ("no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+                "or pass --profile")
+    if isinstance(err, ProfileNotFound):
+        return f"AWS profile {backend.profile!r} not found; check --profile against ~/.aws/config"
+    if isinstance(err, EndpointConnectionError):
+        return f"cannot reach {backend.endpoint_url or 'AWS'}; check --endpoint-url and that the service is running"
+    code = error_code(err)
+    if code:
+        return f"AWS rejected the credentials ({code}); refresh them or pick another --profile"
+    return f"cannot check credentials: {err}"
+
+
+def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
+    """Credentials, sources exist in the source region, target names free or ours. Creates nothing."""
+    pf = Preflight(backend=backend.describe())
+    try:
+        ident = backend.client("sts", cfg.sourceRegion, max_attempts=2).get_caller_identity()
+        pf.account_id = str(ident["Account"])
+    except (BotoCoreError, ClientError) as err:
+        pf.errors.append(_credentials_error(err, backend))
+        return pf
+    _check_buckets(backend, cfg, pf)
+    _check_tables(backend, cfg, pf)
+    _check_other_targets(backend, cfg, pf)
+    return pf
+
+
+def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
+    s3 = backend.client("s3", cfg.sourceRegion)
+    for i, spec in enumerate(cfg.s3Buckets):
+        where = f"s3Buckets[{i}] ({spec.name})"
+        try:
+            loc = s3.get_bucket_location(Bucket=spec.name).get("LocationConstraint") or "us-east-1"
+        except ClientError as err:
+            if is_not_found(err):
+                pf.errors.append(f"{where}: source bucket does not exist; check the name or sourceRegion")
+            else:
+                pf.errors.append(f"{where}: cannot read the source bucket ({error_code(err)}); check permissions")
+            continue
+        if loc != cfg.sourceRegion:
+            pf.errors.append(f"{where}: source bucket is in {loc}, not sourceRegion {cfg.sourceRegion}; fix sourceRegion")
+            continue
+        versioning = s3.get_bucket_versioning(Bucket=spec.name).get("Status", "Disabled")
+        pf.buckets.append({"name": spec.name, "region": loc, "versioning": versioning})
+        _check_target_bucket(backend, cfg, pf, where, cfg.target_name(spec.name))
+
+
+def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, where: str, target: str) -> None:
+    s3 = backend.client("s3", cfg.targetRegion)
+    try:
+        s3.head_bucket(Bucket=target)
+    except ClientError as err:
+        if is_not_found(err):
+            pf.targets.append({"type": "s3 bucket", "name": target, "state": "absent"})
+            return
+        if error_code(err) in ("403", "AccessDenied"):
+            pf.errors.append(f"{where}: target bucket name {target!r} is taken by another account; "
+                             "change timestamp or environmentSuffix")
+            return
+        raise
+    try:
+        tags = tag_dict(s3.get_bucket_tagging(Bucket=target).get("TagSet"))
+    except ClientError as err:
+        if not is_not_found(err):
+            raise
+        tags = {}
+    if cfg.owns(tags):
+        pf.targets.append({"type": "s3 bucket", "name": target, "state": "ours"})
+    else:
+        pf.errors.append(f"{where}: target bucket {target!r} already exists and was not created by this migration; "
+                         "change timestamp or environmentSuffix, or remove it")
+
+
+def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
+    from tasks.provision.dynamodb import check_spec_against_source
+
+    src = backend.client("dynamodb", cfg.sourceRegion)
+    dst = backend.client("dynamodb", cfg.targetRegion)
+    for i, spec in enumerate(cfg.dynamodbTables):
+        where = f"dynamodbTables[{i}] ({spec.name})"
+        try:
+            desc = src.describe_table(TableName=spec.name)["Table"]
+        except ClientError as err:
+            if is_not_found(err):
+                pf.errors.append(f"{where}: source table does not exist in {cfg.sourceRegion}; check the name or sourceRegion")
+            else:
+                pf.errors.append(f"{where}: cannot describe the source table ({error_code(err)}); check permissions")
+            continue
+        problem = check_spec_against_source(spec, desc, i)
+        if problem:
+            pf.errors.append(problem)
+            continue
+        stream = desc.get("StreamSpecification") or {}
+        if stream.get("StreamEnabled") and stream.get("StreamViewType") not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
+            pf.errors.append(f"{where}: the source stream is {stream.get('StreamViewType')}, which lacks item images; "
+                             "switch it to NEW_AND_OLD_IMAGES")
+        pf.tables.append({
+            "name": spec.name,
+            "items": int(desc.get("ItemCount", 0)),
+            "bytes": int(desc.get("TableSizeBytes", 0)),
+            "billingMode": desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
+            "streamEnabled": bool(stream.get("StreamEnabled")),
+        })
+        target = cfg.target_name(spec.name)
+        try:
+            tdesc = dst.describe_table(TableName=target)["Table"]
+        except ClientError as err:
+            if not is_not_found(err):
+                raise
+            pf.targets.append({"type": "dynamodb table", "name": target, "state": "absent"})
+            continue
+        tags = tag_dict(dst.list_tags_of_resource(ResourceArn=tdesc["TableArn"]).get("Tags"))
+        if cfg.owns(tags):
+            pf.targets.append({"type": "dynamodb table", "name": target, "state": "ours"})
+        else:
+            pf.errors.append(f"{where}: target table {target!r} already exists in {cfg.targetRegion} and was not "
+                             "created by this migration; change timestamp or environmentSuffix, or remove it")
+
+
+def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
+    """KMS alias, SNS topic, Lambda function and IAM roles: free, or already ours."""
+    names = resource_names(cfg)
+    region = cfg.targetRegion
+    kms = backend.client("kms", region)
+    key_id = None
+    for page in kms.get_paginator("list_aliases").paginate():
+        for alias in page.get("Aliases", []):
+            if alias["AliasName"] == names.kms_alias:
+                key_id = alias.get("TargetKeyId")
+    if key_id:
+        tags = tag_dict(kms.list_resource_tags(KeyId=key_id).get("Tags"))
+        _own(pf, cfg, "kms alias", names.kms_alias, tags)
+    else:
+        pf.targets.append({"type": "kms key", "name": names.kms_alias, "state": "absent"})
+
+    topic_arn = f"arn:aws:sns:{region}:{pf.account_id}:{names.topic}"
+    try:
+        tags = tag_dict(backend.client("sns", region).list_tags_for_resource(ResourceArn=topic_arn).get("Tags"))
+        _own(pf, cfg, "sns topic", names.topic, tags)
+    except ClientError as err:
+        if not is_not_found(err):
+            raise
+        pf.targets.append({"type": "sns topic", "name": names.topic, "state": "absent"})
+
+    try:
+        fn = backend.client("lambda", region).get_function(FunctionName=names.lambda_function)
+        _own(pf, cfg, "lambda function", names.lambda_function, fn.get("Tags") or {})
+    except ClientError as err:
+        if not is_not_found(err):
+            raise
+        pf.targets.append({"type": "lambda function", "name": names.lambda_function, "state": "absent"})
+
+    iam = backend.client("iam", region)
+    for role in (names.replication_role, names.lambda_role):
+        try:
+            tags = tag_dict(iam.list_role_tags(RoleName=role).get("Tags"))
+            _own(pf, cfg, "iam role", role, tags)
+        except ClientError as err:
+            if not is_not_found(err):
+                raise
+            pf.targets.append({"type": "iam role", "name": role, "state": "absent"})
+
+
+def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, tags: dict[str, str]) -> None:
+    if cfg.owns(tags):
+        pf.targets.append({"type": kind, "name": name, "state": "ours"})
+    else:
+        pf.errors.append(f"{kind} {name!r} already exists in {cfg.targetRegion} and was not created by this "
+                         "migration; change timestamp or environmentSuffix, or remove it")
+
+
+def count_bucket(backend: Backend, region: str, bucket: str) -> dict[str, int]:
+    """Objects and bytes in a bucket (current versions), by listing: what a backfill has to look at."""
+    s3 = backend.client("s3", region)
+    objects = size = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            objects += 1
+            size += int(obj.get("Size", 0))
+    return {"objects": objects, "bytes": size}
+
+
+def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) -> dict[str, Any]:
+    """What a run would create or change, resource by resource, and how much data there is to move."""
+    pf = pf or check(backend, cfg)
+    names = resource_names(cfg)
+    state = {(t["type"], t["name"]): t["state"] for t in pf.targets}
+
+    def action(kind: str, name: str) -> str:
+        return "exists (ours, will be checked for drift)" if state.get((kind, name)) == "ours" else "create"
+
+    steps: list[dict[str, str]] = [
+        {"resource": "kms key", "name": names.kms_alias, "action": action("kms alias", names.kms_alias)},
+        {"resource": "sns topic", "name": names.topic, "action": action("sns topic", names.topic)},
+        {"resource": "dynamodb table (checkpoints)", "name": names.checkpoint_table, "action": "create if missing"},
+        {"resource": "iam role", "name": names.replication_role, "action": action("iam role", names.replication_role)},
+        {"resource": "iam role", "name": names.lambda_role, "action": action("iam role", names.lambda_role)},
+        {"resource": "lambda function", "name": names.lambda_function,
+         "action": action("lambda function", names.lambda_function)},
+        {"resource": "cloudwatch alarms + dashboard", "name": names.dashboard, "action": "create or update"},
+    ]
+    buckets = []
+    for b in pf.buckets:
+        target = names.buckets[b["name"]]
+        steps.append({"resource": "s3 bucket", "name": target, "action": action("s3 bucket", target)})
+        if b["versioning"] != "Enabled":
+            steps.append({"resource": "source s3 bucket", "name": b["name"], "action": "enable versioning"})
+        steps.append({"resource": "source s3 bucket", "name": b["name"],
+                      "action": f"put replication rule to {target}"})
+        buckets.append({**b, "target": target, **count_bucket(backend, cfg.sourceRegion, b["name"])})
+    tables = []
+    for t in pf.tables:
+        target = names.tables[t["name"]]
+        steps.append({"resource": "dynamodb table", "name": target, "action": action("dynamodb table", target)})
+        if not t["streamEnabled"]:
+            steps.append({"resource": "source dynamodb table", "name": t["name"],
+                          "action": "enable stream NEW_AND_OLD_IMAGES"})
+        tables.append({**t, "target": target})
+    return {
+        "backend": pf.backend,
+        "account": pf.account_id,
+        "sourceRegion": cfg.sourceRegion,
+        "targetRegion": cfg.targetRegion,
+        "errors": pf.errors,
+        "steps": steps,
+        "buckets": buckets,
+        "tables": tables,
+        "totals": {
+            "objects": sum(b["objects"] for b in buckets),
+            "bytes": sum(b["bytes"] for b in buckets),
+            "items": sum(t["items"] for t in tables),
+            "itemBytes": sum(t["bytes"] for t in tables),
+        },
+    }
+
+
+def format_plan(p: dict[str, Any]) -> str:
+    """The plan as text for a terminal."""
+    lines = [f"Plan: {p['sourceRegion']} -> {p['targetRegion']} on {p['backend']} (account {p['account']})", ""]
+    width = max((len(s["resource"]) for s in p["steps"]), default=10)
+    for s in p["steps"]:
+        lines.append(f"  {s['resource']:<{width}}  {s['name']}: {s['action']}")
+    lines.append("")
+    for b in p["buckets"]:
+        lines.append(f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])}")
+    for t in p["tables"]:
+        lines.append(f"  dynamodb {t['name']} -> {t['target']}: ~{t['items']} items, ~{_size(t['bytes'])} "
+                     "(DynamoDB's approximate counts)")
+    tot = p["totals"]
+    lines.append("")
+    lines.append(f"  to move: {tot['objects']} objects ({_size(tot['bytes'])}), ~{tot['items']} items "
+                 f"(~{_size(tot['itemBytes'])}). Nothing has been changed.")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

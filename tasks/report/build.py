@@ -1,0 +1,207 @@
+"""The migration report: built from measured results only (pure, no AWS calls), rendered as markdown.
+
+Every status here is derived from what a task read back or counted. Where a backend could not measure
+something (the emulator never replicates, never returns a Lambda's dead-letter target) the report says
+so instead of printing the intended value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.model import MigrationConfig
+
+
+def _sum(stats: list[dict[str, Any]], key: str) -> int:
+    return sum(int(s.get(key, 0) or 0) for s in stats if isinstance(s, dict))
+
+
+def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up per-partition S3 copy stats; failures keep their first few examples."""
+    failed_examples: list[dict[str, Any]] = []
+    for p in parts:
+        failed_examples.extend(p.get("failures", []) or [])
+    duration = max((float(p.get("duration_s", 0) or 0) for p in parts), default=0.0)
+    out = {k: _sum(parts, k) for k in ("seen", "copied", "skipped", "failed", "vanished", "bytes_seen",
+                                       "bytes_copied", "pending_replication")}
+    out["partitions"] = len(parts)
+    out["failedPartitions"] = sum(1 for p in parts if p.get("error"))
+    out["durationSeconds"] = round(duration, 2)
+    out["failures"] = failed_examples[:20]
+    return out
+
+
+def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up per-segment DynamoDB backfill stats."""
+    out = {k: _sum(segs, k) for k in ("scanned", "written", "pages", "retries", "bytes")}
+    out["segments"] = len(segs)
+    out["failedSegments"] = sum(1 for s in segs if s.get("error"))
+    out["durationSeconds"] = round(max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0), 2)
+    return out
+
+
+def bucket_status(entry: dict[str, Any]) -> str:
+    """'in sync' only when both passes ended with nothing failed, vanished unexplained or pending."""
+    backfill, catch = entry.get("backfill") or {}, entry.get("catchUp") or {}
+    if entry.get("error") or backfill.get("failedPartitions") or catch.get("failedPartitions"):
+        return "failed"
+    if backfill.get("failed") or catch.get("failed"):
+        return "incomplete"
+    if catch.get("pending_replication"):
+        return "replication pending"
+    return "in sync"
+
+
+def table_status(entry: dict[str, Any]) -> str:
+    backfill, catch = entry.get("backfill") or {}, entry.get("catchUp") or {}
+    if entry.get("error") or backfill.get("failedSegments") or catch.get("error"):
+        return "failed"
+    if float(catch.get("lag_seconds", 0) or 0) > 0:
+        return "lagging"
+    return "in sync"
+
+
+def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> list[dict[str, str]]:
+    """What differs between the regions, as measured on both sides."""
+    diffs: list[dict[str, str]] = [
+        {"setting": "region", "source": cfg.sourceRegion, "target": cfg.targetRegion},
+    ]
+    kms = report["resources"].get("kms") or {}
+    if kms.get("arn"):
+        diffs.append({"setting": "encryption key", "source": "source's own keys",
+                      "target": f"customer-managed key {kms.get('alias', '')} ({kms['arn']})"})
+    for t in report["resources"].get("dynamodbTables", []):
+        src_cap = t.get("capacityFrom") or {}
+        if src_cap:
+            diffs.append({
+                "setting": f"capacity {t.get('source')}",
+                "source": f"read {src_cap.get('read')}, write {src_cap.get('write')}",
+                "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')}",
+            })
+        ttl = t.get("ttl") or {}
+        if ttl:
+            diffs.append({"setting": f"ttl {t.get('source')}", "source": str(t.get("sourceTtl", "as source")),
+                          "target": f"{ttl.get('status')} on {ttl.get('attribute')}"})
+    for b in report["resources"].get("s3Buckets", []):
+        lc = b.get("lifecycle")
+        if lc:
+            diffs.append({"setting": f"lifecycle {b.get('source')}", "source": "unchanged",
+                          "target": str(lc)})
+    return diffs
+
+
+def next_steps(report: dict[str, Any]) -> list[str]:
+    """Next steps that follow from the measured state, not a fixed list."""
+    steps: list[str] = []
+    for b in report["resources"].get("s3Buckets", []):
+        status = b.get("status")
+        if status == "failed" or status == "incomplete":
+            steps.append(f"Re-run the migration: bucket {b.get('source')} is {status}; the re-run copies only what is missing.")
+        elif status == "replication pending":
+            steps.append(f"Wait for replication of {b.get('source')} and run the sync (catch-up) again.")
+        repl = b.get("replication") or {}
+        if repl and repl.get("ruleStatus") != "Enabled":
+            steps.append(f"Replication rule on {b.get('source')} is {repl.get('ruleStatus')}: check the replication role.")
+    for t in report["resources"].get("dynamodbTables", []):
+        status = t.get("status")
+        if status == "failed":
+            steps.append(f"Re-run the migration: table {t.get('source')} failed; it resumes from its checkpoints.")
+        elif status == "lagging":
+            steps.append(f"Run the sync again: table {t.get('source')} lags by {t.get('catchUp', {}).get('lag_seconds')} s.")
+        if (t.get("catchUp") or {}).get("retention_warning"):
+            steps.append(f"Urgent: {t.get('source')}'s oldest unapplied stream record nears the 24 h retention.")
+    lam = report["resources"].get("lambda") or {}
+    if lam and lam.get("deadLetterTarget") is None:
+        steps.append("Confirm the validator Lambda's dead-letter target on AWS: this backend did not report it.")
+    if not steps:
+        steps.append("Keep the regions in sync (run the sync deployment) until cutover.")
+        steps.append("Review this report and the validation results, then cut over writers to the target region.")
+    steps.append("Subscribe the on-call endpoints to the alert topic "
+                 f"{(report['resources'].get('sns') or {}).get('arn', '')}.")
+    return steps
+
+
+def overall(report: dict[str, Any]) -> dict[str, Any]:
+    """ok is True only when every bucket and table is measured in sync and no step failed."""
+    problems: list[str] = list(report.get("errors", []))
+    for b in report["resources"].get("s3Buckets", []):
+        if b.get("status") != "in sync":
+            problems.append(f"bucket {b.get('source')}: {b.get('status')}")
+    for t in report["resources"].get("dynamodbTables", []):
+        if t.get("status") != "in sync":
+            problems.append(f"table {t.get('source')}: {t.get('status')}")
+    return {"ok": not problems, "problems": problems}
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The markdown artifact a reviewer reads before cutover."""
+    status = report["status"]
+    verdict = "ALL MOVED" if status["ok"] else "PROBLEMS FOUND"
+    lines = [
+        f"# Region migration {report['migrationBatch']} ({report['environmentSuffix']}): {verdict}",
+        "",
+        f"{report['sourceRegion']} -> {report['targetRegion']} on **{report['backend']}**, "
+        f"{report['startedAt']} to {report['finishedAt']} ({report['durationSeconds']} s).",
+        "",
+    ]
+    if status["problems"]:
+        lines += ["## Problems", ""] + [f"- {p}" for p in status["problems"]] + [""]
+    lines += ["## S3 buckets", "", "| source | target | status | seen | copied | skipped | failed | bytes copied | replication rule |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for b in report["resources"]["s3Buckets"]:
+        bf, cu = b.get("backfill") or {}, b.get("catchUp") or {}
+        lines.append(
+            f"| {b.get('source')} | {b.get('name')} | {b.get('status')} | {bf.get('seen', 0)} | "
+            f"{bf.get('copied', 0) + cu.get('copied', 0)} | {bf.get('skipped', 0)} | "
+            f"{bf.get('failed', 0) + cu.get('failed', 0)} | {bf.get('bytes_copied', 0) + cu.get('bytes_copied', 0)} | "
+            f"{(b.get('replication') or {}).get('ruleStatus', 'n/a')} |"
+        )
+    lines += ["", "## DynamoDB tables", "",
+              "| source | target | status | scanned | written | stream records applied | lag (s) |",
+              "|---|---|---|---|---|---|---|"]
+    for t in report["resources"]["dynamodbTables"]:
+        bf, cu = t.get("backfill") or {}, t.get("catchUp") or {}
+        lines.append(
+            f"| {t.get('source')} | {t.get('name')} | {t.get('status')} | {bf.get('scanned', 0)} | "
+            f"{bf.get('written', 0)} | {cu.get('records', 0)} | {cu.get('lag_seconds', 'n/a')} |"
+        )
+    res = report["resources"]
+    lines += ["", "## Provisioned resources", "", "| resource | name | arn |", "|---|---|---|"]
+    for kind, item in (("KMS key", res.get("kms")), ("SNS topic", res.get("sns")), ("Lambda", res.get("lambda")),
+                       ("Checkpoint table", res.get("checkpoints")), ("Dashboard", res.get("dashboard"))):
+        if item:
+            lines.append(f"| {kind} | {item.get('alias') or item.get('name', '')} | {item.get('arn', '')} |")
+    for role in (res.get("iam") or {}).values():
+        lines.append(f"| IAM role | {role.get('name', '')} | {role.get('arn', '')} |")
+    lines.append(f"| CloudWatch alarms | {len(res.get('alarms') or [])} alarms | |")
+    if report.get("sourceChanges"):
+        lines += ["", "## Changes made to the source (undone by teardown)", ""]
+        lines += [f"- {c}" for c in report["sourceChanges"]]
+    lines += ["", "## Configuration differences", "", "| setting | source | target |", "|---|---|---|"]
+    lines += [f"| {d['setting']} | {d['source']} | {d['target']} |" for d in report["configurationDifferences"]]
+    lines += ["", "## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(report["nextSteps"], 1)]
+    return "\n".join(lines) + "\n"
+
+
+def resource_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per provisioned resource for the table artifact (strings only: NaN renders empty)."""
+    rows: list[dict[str, str]] = []
+    res = report["resources"]
+    for b in res["s3Buckets"]:
+        rows.append({"type": "s3 bucket", "name": str(b.get("name", "")), "arn": str(b.get("arn", "")),
+                     "status": str(b.get("status", ""))})
+    for t in res["dynamodbTables"]:
+        rows.append({"type": "dynamodb table", "name": str(t.get("name", "")), "arn": str(t.get("arn", "")),
+                     "status": str(t.get("status", ""))})
+    for kind in ("kms", "sns", "lambda", "checkpoints", "dashboard"):
+        item = res.get(kind) or {}
+        if item:
+            rows.append({"type": kind, "name": str(item.get("alias") or item.get("name", "")),
+                         "arn": str(item.get("arn", "")), "status": "provisioned"})
+    for role in (res.get("iam") or {}).values():
+        rows.append({"type": "iam role", "name": str(role.get("name", "")), "arn": str(role.get("arn", "")),
+                     "status": "provisioned"})
+    for alarm in res.get("alarms") or []:
+        rows.append({"type": "alarm", "name": str(alarm.get("name", "")), "arn": str(alarm.get("arn", "")),
+                     "status": "provisioned"})
+    return rows

@@ -1,0 +1,121 @@
+"""Preflight refuses bad input with one line per problem and creates nothing; plan counts the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.model import MigrationConfig
+from tasks.aws import Backend
+from tasks.preflight import check, format_plan, plan
+
+
+def make_sources(backend: Backend, cfg: MigrationConfig, objects: int = 3) -> None:
+    s3 = backend.client("s3", cfg.sourceRegion)
+    for b in cfg.s3Buckets:
+        s3.create_bucket(Bucket=b.name)
+        for i in range(objects):
+            s3.put_object(Bucket=b.name, Key=f"k{i}", Body=b"x" * 10)
+    ddb = backend.client("dynamodb", cfg.sourceRegion)
+    for t in cfg.dynamodbTables:
+        attrs = [{"AttributeName": t.hashKey, "AttributeType": t.hashKeyType}]
+        keys = [{"AttributeName": t.hashKey, "KeyType": "HASH"}]
+        if t.rangeKey:
+            attrs.append({"AttributeName": t.rangeKey, "AttributeType": t.rangeKeyType})
+            keys.append({"AttributeName": t.rangeKey, "KeyType": "RANGE"})
+        ddb.create_table(TableName=t.name, AttributeDefinitions=attrs, KeySchema=keys,
+                         ProvisionedThroughput={"ReadCapacityUnits": t.readCapacity,
+                                                "WriteCapacityUnits": t.writeCapacity})
+
+
+def everything(backend: Backend) -> dict[str, Any]:
+    return {
+        "buckets": sorted(b["Name"] for b in backend.client("s3", "us-east-1").list_buckets()["Buckets"]),
+        "tables": backend.client("dynamodb", "eu-west-1").list_tables()["TableNames"],
+        "keys": len(backend.client("kms", "eu-west-1").list_keys()["Keys"]),
+        "topics": backend.client("sns", "eu-west-1").list_topics()["Topics"],
+        "roles": backend.client("iam", "us-east-1").list_roles()["Roles"],
+    }
+
+
+def test_clean_sources_pass_and_plan_counts_without_creating(backend: Backend, cfg: MigrationConfig) -> None:
+    make_sources(backend, cfg)
+    before = everything(backend)
+    pf = check(backend, cfg)
+    assert pf.errors == []
+    assert pf.account_id == "123456789012"
+    assert {t["state"] for t in pf.targets} == {"absent"}
+    p = plan(backend, cfg, pf)
+    assert p["totals"]["objects"] == 6 and p["totals"]["bytes"] == 60
+    assert {"resource": "s3 bucket", "name": "analytics-raw-data-eu-20261128-dev", "action": "create"} in p["steps"]
+    assert {"resource": "source s3 bucket", "name": "analytics-raw-data", "action": "enable versioning"} in p["steps"]
+    text = format_plan(p)
+    assert "Nothing has been changed." in text
+    assert everything(backend) == before
+
+
+def test_missing_sources_each_get_a_line(backend: Backend, cfg: MigrationConfig) -> None:
+    pf = check(backend, cfg)
+    assert pf.errors == [
+        "s3Buckets[0] (analytics-raw-data): source bucket does not exist; check the name or sourceRegion",
+        "s3Buckets[1] (analytics-processed): source bucket does not exist; check the name or sourceRegion",
+        "dynamodbTables[0] (analytics-events): source table does not exist in us-east-1; check the name or sourceRegion",
+        "dynamodbTables[1] (analytics-users): source table does not exist in us-east-1; check the name or sourceRegion",
+    ]
+
+
+def test_bucket_in_another_region(backend: Backend, cfg: MigrationConfig) -> None:
+    make_sources(backend, cfg)
+    s3 = backend.client("s3", "us-west-2")
+    backend.client("s3", "us-east-1").delete_objects(
+        Bucket="analytics-processed", Delete={"Objects": [{"Key": f"k{i}"} for i in range(3)]})
+    backend.client("s3", "us-east-1").delete_bucket(Bucket="analytics-processed")
+    s3.create_bucket(Bucket="analytics-processed", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    pf = check(backend, cfg)
+    assert pf.errors == ["s3Buckets[1] (analytics-processed): source bucket is in us-west-2, not sourceRegion "
+                         "us-east-1; fix sourceRegion"]
+
+
+def test_target_name_collision_with_foreign_resource(backend: Backend, cfg: MigrationConfig) -> None:
+    make_sources(backend, cfg)
+    backend.client("s3", "eu-west-1").create_bucket(
+        Bucket=cfg.target_name("analytics-raw-data"), CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    pf = check(backend, cfg)
+    assert len(pf.errors) == 1
+    assert "target bucket 'analytics-raw-data-eu-20261128-dev' already exists and was not created by this migration" \
+        in pf.errors[0]
+    # Once it carries our tags it is ours: a re-run may use it.
+    backend.client("s3", "eu-west-1").put_bucket_tagging(
+        Bucket=cfg.target_name("analytics-raw-data"),
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in cfg.tags().items()]})
+    pf = check(backend, cfg)
+    assert pf.errors == []
+    assert {"type": "s3 bucket", "name": "analytics-raw-data-eu-20261128-dev", "state": "ours"} in pf.targets
+
+
+def test_config_contradicting_the_source_table(backend: Backend, cfg: MigrationConfig) -> None:
+    make_sources(backend, cfg)
+    wrong = cfg.model_copy(deep=True)
+    wrong.dynamodbTables[0].hashKey = "id"
+    pf = check(backend, wrong)
+    assert len(pf.errors) == 1
+    assert pf.errors[0].startswith("dynamodbTables[0] (analytics-events): hashKey 'id'")
+
+
+def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cfg: MigrationConfig) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    pf = check(Backend(kind="endpoint", endpoint_url="http://127.0.0.1:9"), cfg)
+    assert pf.errors == ["no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+                         "or pass --profile"]
+
+
+def test_unreachable_endpoint_is_one_line(cfg: MigrationConfig) -> None:
+    pf = check(Backend(kind="emulator", endpoint_url="http://127.0.0.1:9"), cfg)
+    assert len(pf.errors) == 1
+    assert pf.errors[0].startswith("cannot reach http://127.0.0.1:9")

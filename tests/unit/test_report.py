@@ -1,0 +1,90 @@
+"""Report building is pure: statuses follow from measured stats, next steps from the state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.model import MigrationConfig
+from tasks.report.build import (
+    bucket_status,
+    next_steps,
+    overall,
+    render_markdown,
+    resource_rows,
+    summarize_copies,
+    summarize_segments,
+    table_status,
+)
+
+
+def part(**kw: Any) -> dict[str, Any]:
+    base = {"seen": 10, "copied": 10, "skipped": 0, "failed": 0, "vanished": 0, "bytes_seen": 100,
+            "bytes_copied": 100, "pending_replication": 0, "duration_s": 1.5, "failures": []}
+    return {**base, **kw}
+
+
+def test_summaries_add_up_partitions_and_keep_failures() -> None:
+    s = summarize_copies([part(), part(copied=7, skipped=2, failed=1, failures=[{"key": "k", "error": "boom"}]),
+                          {"error": "RuntimeError: x"}])
+    assert s["seen"] == 20 and s["copied"] == 17 and s["skipped"] == 2 and s["failed"] == 1
+    assert s["partitions"] == 3 and s["failedPartitions"] == 1
+    assert s["failures"] == [{"key": "k", "error": "boom"}]
+    d = summarize_segments([{"scanned": 5, "written": 5, "duration_s": 2}, {"error": "x"}])
+    assert d == {"scanned": 5, "written": 5, "pages": 0, "retries": 0, "bytes": 0, "segments": 2,
+                 "failedSegments": 1, "durationSeconds": 2.0}
+
+
+def test_statuses_are_derived_from_measurements() -> None:
+    ok = {"backfill": summarize_copies([part()]), "catchUp": summarize_copies([part(copied=0)])}
+    assert bucket_status(ok) == "in sync"
+    assert bucket_status({**ok, "catchUp": summarize_copies([part(failed=1)])}) == "incomplete"
+    assert bucket_status({**ok, "catchUp": summarize_copies([part(pending_replication=3)])}) == "replication pending"
+    assert bucket_status({**ok, "backfill": summarize_copies([{"error": "x"}])}) == "failed"
+    assert table_status({"backfill": {"failedSegments": 0}, "catchUp": {"lag_seconds": 0}}) == "in sync"
+    assert table_status({"backfill": {"failedSegments": 0}, "catchUp": {"lag_seconds": 12.5}}) == "lagging"
+    assert table_status({"backfill": {"failedSegments": 1}, "catchUp": {}}) == "failed"
+
+
+def report_with(bucket_state: str, table_state: str, cfg: MigrationConfig) -> dict[str, Any]:
+    return {
+        "migrationBatch": cfg.migrationBatch, "environmentSuffix": cfg.environmentSuffix,
+        "sourceRegion": cfg.sourceRegion, "targetRegion": cfg.targetRegion, "backend": "emulator (x)",
+        "startedAt": "a", "finishedAt": "b", "durationSeconds": 1.0, "errors": [],
+        "resources": {
+            "s3Buckets": [{"source": "b1", "name": "b1-eu", "arn": "arn:aws:s3:::b1-eu", "status": bucket_state,
+                           "replication": {"ruleStatus": "Enabled"}}],
+            "dynamodbTables": [{"source": "t1", "name": "t1-eu", "arn": "arn:t", "status": table_state,
+                                "catchUp": {"lag_seconds": 30}}],
+            "sns": {"arn": "arn:aws:sns:eu-west-1:1:topic", "name": "topic"},
+            "lambda": {"arn": "arn:l", "name": "fn", "deadLetterTarget": None},
+            "alarms": [{"name": "a1", "arn": "arn:a1"}],
+        },
+        "configurationDifferences": [], "sourceChanges": ["enabled versioning on b1"],
+    }
+
+
+def test_next_steps_follow_the_state(cfg: MigrationConfig) -> None:
+    bad = report_with("incomplete", "lagging", cfg)
+    steps = next_steps(bad)
+    assert any("bucket b1 is incomplete" in s for s in steps)
+    assert any("t1 lags by 30" in s for s in steps)
+    assert any("dead-letter target" in s for s in steps)
+    good = report_with("in sync", "in sync", cfg)
+    good["resources"]["lambda"]["deadLetterTarget"] = "arn:aws:sns:eu-west-1:1:topic"
+    steps = next_steps(good)
+    assert not any("Re-run" in s for s in steps)
+    assert any("cut over" in s for s in steps)
+
+
+def test_overall_and_markdown(cfg: MigrationConfig) -> None:
+    rep = report_with("in sync", "lagging", cfg)
+    rep["status"] = overall(rep)
+    rep["nextSteps"] = next_steps(rep)
+    assert rep["status"] == {"ok": False, "problems": ["table t1: lagging"]}
+    md = render_markdown(rep)
+    assert md.startswith("# Region migration batch-001 (dev): PROBLEMS FOUND")
+    assert "| b1 | b1-eu | in sync |" in md
+    assert "enabled versioning on b1" in md
+    rows = resource_rows(rep)
+    assert {"type": "s3 bucket", "name": "b1-eu", "arn": "arn:aws:s3:::b1-eu", "status": "in sync"} in rows
+    assert all(isinstance(v, str) for row in rows for v in row.values())
