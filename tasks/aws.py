@@ -54,7 +54,8 @@ class Backend:
         with _LOCK:
             cached = _CLIENTS.get(key)
             if cached is None:
-                cached = self._session(region).client(
+                session: Any = self._session(region)
+                cached = session.client(
                     service, region_name=region, endpoint_url=self.endpoint_url, config=self._config(max_attempts)
                 )
                 _CLIENTS[key] = cached
@@ -81,8 +82,9 @@ class Backend:
         if region in blocks:
             from prefect_aws import AwsCredentials
 
-            creds = AwsCredentials.load(blocks[region])
-            return creds.get_boto3_session()  # type: ignore[no-any-return]
+            creds: Any = AwsCredentials.load(blocks[region])
+            session: boto3.session.Session = creds.get_boto3_session()
+            return session
         return boto3.session.Session(profile_name=self.profile, region_name=region)
 
 

@@ -22,7 +22,7 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for p in parts:
         failed_examples.extend(p.get("failures", []) or [])
     duration = max((float(p.get("duration_s", 0) or 0) for p in parts), default=0.0)
-    out = {k: _sum(parts, k) for k in ("seen", "copied", "skipped", "failed", "vanished", "bytes_seen",
+    out: dict[str, Any] = {k: _sum(parts, k) for k in ("seen", "copied", "skipped", "failed", "vanished", "bytes_seen",
                                        "bytes_copied", "pending_replication")}
     out["partitions"] = len(parts)
     out["failedPartitions"] = sum(1 for p in parts if p.get("error"))
@@ -33,7 +33,7 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up per-segment DynamoDB backfill stats."""
-    out = {k: _sum(segs, k) for k in ("scanned", "written", "pages", "retries", "bytes")}
+    out: dict[str, Any] = {k: _sum(segs, k) for k in ("scanned", "written", "pages", "retries", "bytes")}
     out["segments"] = len(segs)
     out["failedSegments"] = sum(1 for s in segs if s.get("error"))
     out["durationSeconds"] = round(max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0), 2)
