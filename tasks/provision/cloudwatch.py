@@ -4,9 +4,9 @@ Alarm specs are pure put_metric_alarm kwargs. Where an alarm lives is decided by
 published: DynamoDB, Lambda and our lag metric in the target region, but S3 replication metrics
 (ReplicationLatency, OperationsFailedReplication) are published in the *source* bucket's region, so those
 alarms are created there (an alarm can only watch metrics of its own region). AWS also requires an alarm's
-SNS action to be in the alarm's region: pass `source_topic_arn` for the source-region alarms, otherwise
-the target topic is used and a backend that enforces the rule rejects the alarm, which is reported per
-alarm as measured ("error"), never hidden.
+SNS action to be in the alarm's region: pass `source_topic_arn` for the source-region alarms; without one
+those alarms are created with no actions (the target-region topic would be rejected), they still show on
+the dashboard and in the report, and the S3 catch-up pass repairs any replication failure they would flag.
 All alarm names start with `alarm_prefix(cfg)` so teardown finds exactly ours.
 """
 
@@ -102,8 +102,8 @@ def alarm_specs(
     own topic, see module doc). Without a topic the specs carry no actions (for review and tests)."""
     prefix = alarm_prefix(cfg)
     target_actions = [topic_arn] if topic_arn else []
-    source_topic = source_topic_arn or topic_arn
-    source_actions = [source_topic] if source_topic else []
+    # Cross-region SNS actions are refused by CloudWatch: no source topic, no action.
+    source_actions = [source_topic_arn] if source_topic_arn else []
     specs: list[dict[str, Any]] = []
     for table in sorted(names.tables.values()):
         for metric, short in (("ReadThrottleEvents", "read"), ("WriteThrottleEvents", "write")):

@@ -30,7 +30,9 @@ def test_alarm_specs_pure(cfg: MigrationConfig) -> None:
     prefix = cwm.alarm_prefix(cfg)
     for s in specs:
         assert s["AlarmName"].startswith(prefix) and len(s["AlarmName"]) <= 255
-        assert s["AlarmActions"] == [topic] and s["OKActions"] == [topic]
+        # Source-region (S3 replication) alarms cannot use the target-region topic.
+        expected = [] if s["Namespace"] == "AWS/S3" else [topic]
+        assert s.get("AlarmActions", []) == expected and s.get("OKActions", []) == expected
         assert s["ComparisonOperator"] == "GreaterThanThreshold"
     by_metric: dict[str, list[dict]] = {}
     for s in specs:
@@ -57,6 +59,10 @@ def test_alarm_specs_pure(cfg: MigrationConfig) -> None:
     assert "AlarmActions" not in cwm.alarm_specs(cfg, names, [], RULE)[0]
     other = cwm.alarm_specs(cfg, names, [source], RULE, topic_arn=topic, source_topic_arn="arn:src")
     assert {tuple(s["AlarmActions"]) for s in other if s["Namespace"] == "AWS/S3"} == {("arn:src",)}
+    # The target topic is never put on a source-region alarm (CloudWatch refuses cross-region actions).
+    same = cwm.alarm_specs(cfg, names, [source], RULE, topic_arn=topic)
+    assert all("AlarmActions" not in s or not s["AlarmActions"] for s in same if s["Namespace"] == "AWS/S3")
+    assert all(s["AlarmActions"] == [topic] for s in same if s["Namespace"] != "AWS/S3")
 
 
 def test_dashboard_body_pure(cfg: MigrationConfig) -> None:
@@ -79,7 +85,9 @@ def test_ensure_alarms_idempotent_and_tagged(backend: Backend, cfg: MigrationCon
     first = cwm.ensure_alarms(backend, cfg, topic, RULE)
     assert all(a["created"] for a in first) and all(a["repaired"] == [] for a in first)
     assert not [a for a in first if "error" in a]
-    assert all(a["actions"] == [topic] and a["okActions"] == [topic] for a in first)
+    target_alarms = [a for a in first if a["namespace"] != "AWS/S3"]
+    assert target_alarms and all(a["actions"] == [topic] and a["okActions"] == [topic] for a in target_alarms)
+    assert all(a["actions"] == [] for a in first if a["namespace"] == "AWS/S3")
     second = cwm.ensure_alarms(backend, cfg, topic, RULE)
     assert [a["arn"] for a in second] == [a["arn"] for a in first]
     assert not any(a["created"] for a in second) and all(a["repaired"] == [] for a in second)

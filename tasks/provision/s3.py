@@ -1,0 +1,365 @@
+"""Target S3 buckets: versioned, encrypted with the migration CMK, private, TLS-only, with lifecycle.
+
+Every setting is read back after it is applied, so the report shows what the backend holds, and a re-run
+repairs whatever drifted (someone suspended versioning, removed the public access block, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from config.model import BucketSpec, MigrationConfig
+from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
+from tasks.errors import CollisionError
+from tasks.provision.kms import partition
+
+TLS_SID = "DenyInsecureTransport"
+LIFECYCLE_ID = "region-migration-expiry"
+ABORT_MULTIPART_DAYS = 7
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+NOT_SUPPORTED = "notSupportedByBackend"
+# Never written: a HEAD of it tells whether a bucket policy denies this client (403) or not (404).
+PROBE_KEY = ".region-migration/policy-probe"
+_UNSUPPORTED_CODES = {"NotImplemented", "501", "InvalidAction", "UnsupportedOperation"}
+
+
+def bucket_arn(bucket: str, region: str = "us-east-1") -> str:
+    """The bucket's ARN (no region or account in S3 ARNs; only the partition varies)."""
+    return f"arn:{partition(region)}:s3:::{bucket}"
+
+
+def tls_only_policy(bucket: str, region: str = "us-east-1") -> dict[str, Any]:
+    """A bucket policy refusing every request not made over TLS (the seed's encryption-in-transit rule)."""
+    arn = bucket_arn(bucket, region)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": TLS_SID,
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def lifecycle_rules(spec: BucketSpec) -> list[dict[str, Any]]:
+    """Expire objects (and their old versions) after lifecycleDays; abort stale multipart uploads."""
+    return [
+        {
+            "ID": LIFECYCLE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "Expiration": {"Days": spec.lifecycleDays},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": spec.lifecycleDays},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS},
+        }
+    ]
+
+
+def summarize_lifecycle(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parts of lifecycle rules that matter to us, in a shape that compares equal across backends."""
+    out = []
+    for r in rules:
+        out.append(
+            {
+                "id": r.get("ID"),
+                "status": r.get("Status"),
+                "expirationDays": (r.get("Expiration") or {}).get("Days"),
+                "noncurrentExpirationDays": (r.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
+                "abortMultipartDays": (r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
+            }
+        )
+    return sorted(out, key=lambda r: str(r["id"]))
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def is_tls_only(policy: dict[str, Any] | None, bucket: str) -> bool:
+    """True when the policy has a Deny of all S3 actions, for everyone, on the bucket and its objects,
+    whenever aws:SecureTransport is false. Measured from the policy text, not assumed from what we put."""
+    if not policy:
+        return False
+    for st in _as_list(policy.get("Statement", [])):
+        if not isinstance(st, dict) or st.get("Effect") != "Deny":
+            continue
+        principal = st.get("Principal")
+        if principal != "*" and not (isinstance(principal, dict) and _as_list(principal.get("AWS")) == ["*"]):
+            continue
+        if not {"s3:*", "*"} & set(_as_list(st.get("Action", []))):
+            continue
+        resources = {str(r).split(":::", 1)[-1] for r in _as_list(st.get("Resource", []))}
+        if not {bucket, f"{bucket}/*"} <= resources:
+            continue
+        cond = st.get("Condition", {})
+        value = (cond.get("Bool") or {}).get("aws:SecureTransport")
+        if str(_as_list(value)[0] if value is not None else "").lower() == "false":
+            return True
+    return False
+
+
+def _read(call: Any, **kwargs: Any) -> Any:
+    """Call a Get* API; None when the configuration is absent, NOT_SUPPORTED when the backend lacks it."""
+    try:
+        return call(**kwargs)
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        if error_code(err) in _UNSUPPORTED_CODES:
+            return NOT_SUPPORTED
+        raise
+
+
+def normalize_region(location: str | None) -> str:
+    """get_bucket_location's answer as a region code (None means us-east-1, 'EU' means eu-west-1)."""
+    if not location:
+        return "us-east-1"
+    return "eu-west-1" if location == "EU" else location
+
+
+def describe_bucket(backend: Backend, region: str, bucket: str) -> dict[str, Any]:
+    """Every setting we care about, read from the backend (read-only; provision, report, validation)."""
+    s3 = backend.client("s3", region)
+    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    actual_region = normalize_region(location)
+
+    versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status") or "Disabled"
+
+    enc_resp = _read(s3.get_bucket_encryption, Bucket=bucket)
+    encryption: dict[str, Any] | str | None
+    if enc_resp is None or enc_resp == NOT_SUPPORTED:
+        encryption = enc_resp
+    else:
+        rules = enc_resp.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+        rule = rules[0] if rules else {}
+        default = rule.get("ApplyServerSideEncryptionByDefault", {})
+        encryption = {
+            "algorithm": default.get("SSEAlgorithm"),
+            "kmsKeyArn": default.get("KMSMasterKeyID"),
+            "bucketKeyEnabled": bool(rule.get("BucketKeyEnabled", False)),
+        }
+
+    pab_resp = _read(s3.get_public_access_block, Bucket=bucket)
+    pab: dict[str, bool] | str | None
+    if pab_resp is None or pab_resp == NOT_SUPPORTED:
+        pab = pab_resp
+    else:
+        conf = pab_resp.get("PublicAccessBlockConfiguration", {})
+        pab = {k: bool(conf.get(k, False)) for k in PUBLIC_ACCESS_BLOCK}
+
+    lc_resp = _read(s3.get_bucket_lifecycle_configuration, Bucket=bucket)
+    lifecycle: list[dict[str, Any]] | str = (
+        NOT_SUPPORTED if lc_resp == NOT_SUPPORTED else summarize_lifecycle((lc_resp or {}).get("Rules", []))
+    )
+
+    pol_resp = _read(s3.get_bucket_policy, Bucket=bucket)
+    policy: dict[str, Any] | None = None
+    if isinstance(pol_resp, dict) and pol_resp.get("Policy"):
+        policy = json.loads(pol_resp["Policy"])
+
+    tag_resp = _read(s3.get_bucket_tagging, Bucket=bucket)
+    tags = tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
+
+    return {
+        "name": bucket,
+        "arn": bucket_arn(bucket, actual_region),
+        "region": actual_region,
+        "versioning": versioning,
+        "encryption": encryption,
+        "publicAccessBlock": pab,
+        "lifecycle": lifecycle,
+        "tlsOnlyPolicy": NOT_SUPPORTED if pol_resp == NOT_SUPPORTED else is_tls_only(policy, bucket),
+        "policyStatements": [s.get("Sid") for s in _as_list(policy.get("Statement", []))] if policy else [],
+        "tags": tags,
+    }
+
+
+def _exists(s3: Any, bucket: str) -> bool:
+    """True when the bucket exists in our account; a bucket owned by another account is a collision."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except Exception as err:
+        code = error_code(err)
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            raise CollisionError(
+                f"S3 bucket {bucket} already exists and belongs to another AWS account; "
+                "change timestamp or environmentSuffix so the target name is free"
+            ) from None
+        if is_not_found(err):
+            return False
+        raise
+
+
+def _check_owner(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> None:
+    tag_resp = _read(s3.get_bucket_tagging, Bucket=bucket)
+    tags = tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
+    if not cfg.owns(tags):
+        raise CollisionError(
+            f"S3 bucket {bucket} already exists but this migration did not create it (tags lack "
+            "ManagedBy/MigrationBatch/Environment); delete it or change timestamp/environmentSuffix"
+        )
+    actual = normalize_region(s3.get_bucket_location(Bucket=bucket).get("LocationConstraint"))
+    if actual != region:
+        raise CollisionError(
+            f"S3 bucket {bucket} exists in {actual}, not in the target region {region}; "
+            "delete it or change timestamp/environmentSuffix"
+        )
+
+
+def ensure_bucket(backend: Backend, cfg: MigrationConfig, spec: BucketSpec, kms_key_arn: str) -> dict[str, Any]:
+    """Create or converge one target bucket; return its settings read back plus created/repaired."""
+    region = cfg.targetRegion
+    bucket = cfg.target_name(spec.name)
+    s3 = backend.client("s3", region)
+    created = False
+    if _exists(s3, bucket):
+        _check_owner(s3, cfg, bucket, region)
+    else:
+        # Tags at creation (where supported) close the window in which a crash leaves an untagged bucket
+        # that the next run would call a collision; they are put again below for backends that drop them.
+        conf: dict[str, Any] = {"Tags": tag_list(cfg.tags())}
+        if region != "us-east-1":
+            conf["LocationConstraint"] = region
+        try:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration=conf)
+            created = True
+        except Exception as err:
+            code = error_code(err)
+            if code == "BucketAlreadyExists":
+                raise CollisionError(
+                    f"S3 bucket name {bucket} is taken by another AWS account; "
+                    "change timestamp or environmentSuffix so the target name is free"
+                ) from None
+            if code != "BucketAlreadyOwnedByYou":  # a parallel run won the race: converge it below
+                raise
+            _check_owner(s3, cfg, bucket, region)
+        s3.get_waiter("bucket_exists").wait(Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+    unsupported: dict[str, str] = {}
+    fixed = _converge(s3, cfg, spec, bucket, region, kms_key_arn, unsupported)
+    out = {"source": spec.name, **describe_bucket(backend, region, bucket)}
+    if created and "tags" in fixed:  # measured: the backend dropped CreateBucketConfiguration.Tags (moto 5.2)
+        unsupported["tagsAtCreateBucket"] = "CreateBucket ignored its Tags; the bucket was tagged right after"
+    return out | {
+        "created": created,
+        "repaired": [] if created else fixed,
+        "notSupportedByBackend": unsupported,
+    }
+
+
+def _probe(s3: Any, bucket: str) -> str:
+    """'allowed' or 'denied': may this very client read the bucket? A HEAD of a key we never write answers
+    404 when allowed and 403 when a policy denies us, without touching the bucket's contents."""
+    try:
+        s3.head_object(Bucket=bucket, Key=PROBE_KEY)
+        return "allowed"
+    except Exception as err:
+        code = error_code(err)
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            return "denied"
+        if is_not_found(err):
+            return "allowed"
+        raise
+
+
+def _converge(
+    s3: Any,
+    cfg: MigrationConfig,
+    spec: BucketSpec,
+    bucket: str,
+    region: str,
+    kms_key_arn: str,
+    unsupported: dict[str, str],
+) -> list[str]:
+    """Apply every setting that differs from what we want; return the names of those applied.
+
+    A setting the backend cannot carry is rolled back and recorded in `unsupported` with the measurement.
+    """
+    fixed: list[str] = []
+
+    tag_resp = _read(s3.get_bucket_tagging, Bucket=bucket)
+    tags = tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
+    if any(tags.get(k) != v for k, v in cfg.tags().items()):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
+        fixed.append("tags")
+
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        fixed.append("versioning")
+
+    pab = _read(s3.get_public_access_block, Bucket=bucket)
+    conf = pab.get("PublicAccessBlockConfiguration", {}) if isinstance(pab, dict) else {}
+    if any(conf.get(k) is not True for k in PUBLIC_ACCESS_BLOCK):
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(PUBLIC_ACCESS_BLOCK))
+        fixed.append("publicAccessBlock")
+
+    enc = _read(s3.get_bucket_encryption, Bucket=bucket)
+    rules = enc.get("ServerSideEncryptionConfiguration", {}).get("Rules", []) if isinstance(enc, dict) else []
+    rule = rules[0] if rules else {}
+    default = rule.get("ApplyServerSideEncryptionByDefault", {})
+    if (
+        default.get("SSEAlgorithm") != "aws:kms"
+        or default.get("KMSMasterKeyID") != kms_key_arn
+        or not rule.get("BucketKeyEnabled")
+    ):
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": kms_key_arn,
+                        },
+                        "BucketKeyEnabled": True,
+                    }
+                ]
+            },
+        )
+        fixed.append("encryption")
+
+    want_rules = lifecycle_rules(spec)
+    lc = _read(s3.get_bucket_lifecycle_configuration, Bucket=bucket)
+    have_rules = lc.get("Rules", []) if isinstance(lc, dict) else []
+    if summarize_lifecycle(have_rules) != summarize_lifecycle(want_rules):
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": want_rules})
+        fixed.append("lifecycle")
+
+    pol = _read(s3.get_bucket_policy, Bucket=bucket)
+    policy = json.loads(pol["Policy"]) if isinstance(pol, dict) and pol.get("Policy") else None
+    if not is_tls_only(policy, bucket):
+        # Keep statements others added (e.g. a replication grant); replace only ours.
+        want = tls_only_policy(bucket, region)
+        others = [
+            s for s in _as_list((policy or {}).get("Statement", [])) if isinstance(s, dict) and s.get("Sid") != TLS_SID
+        ]
+        want["Statement"] = others + want["Statement"]
+        before = _probe(s3, bucket)
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want))
+        if before == "allowed" and _probe(s3, bucket) == "denied":
+            # Our own requests are refused only because of this policy: the backend does not evaluate
+            # aws:SecureTransport (moto 5.2 ignores the Bool operator and denies everything) or its
+            # endpoint is plain HTTP. Leaving it would block the migration, so put back what was there.
+            if policy:
+                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+            else:
+                s3.delete_bucket_policy(Bucket=bucket)
+            unsupported["tlsOnlyPolicy"] = (
+                "with the TLS-only policy applied the backend refused this client's own requests "
+                "(no aws:SecureTransport support or a plain-HTTP endpoint), so the policy was removed"
+            )
+        else:
+            fixed.append("tlsOnlyPolicy")
+    return fixed

@@ -1,0 +1,80 @@
+"""The KMS-encrypted SNS topic that receives alerts (failed tasks, alarms, Lambda dead letters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.model import MigrationConfig
+from tasks.aws import Backend, is_not_found, tag_dict, tag_list
+from tasks.errors import CollisionError
+from tasks.names import resource_names
+from tasks.provision.kms import partition
+
+
+def topic_arn(region: str, account_id: str, name: str) -> str:
+    """A standard topic's ARN, known before it exists (so we can look before we create)."""
+    return f"arn:{partition(region)}:sns:{region}:{account_id}:{name}"
+
+
+def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
+    try:
+        return dict(sns.get_topic_attributes(TopicArn=arn)["Attributes"])
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise
+
+
+def ensure_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
+    """Create or converge the alert topic (CMK encryption, tags); return it read back plus created/repaired.
+
+    CreateTopic is idempotent in AWS, so we look first: that tells us whether we created it and lets us
+    refuse a same-named topic someone else owns instead of silently adopting it.
+    """
+    region = cfg.targetRegion
+    name = resource_names(cfg).topic
+    sns = backend.client("sns", region)
+    account_id = backend.client("sts", region).get_caller_identity()["Account"]
+    arn = topic_arn(region, account_id, name)
+    created = False
+    repaired: list[str] = []
+
+    attrs = _attributes(sns, arn)
+    if attrs is None:
+        arn = sns.create_topic(Name=name, Attributes={"KmsMasterKeyId": kms_key_arn}, Tags=tag_list(cfg.tags()))[
+            "TopicArn"
+        ]
+        created = True
+    else:
+        tags = tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+        if not cfg.owns(tags):
+            raise CollisionError(
+                f"SNS topic {name} already exists in {region} but this migration did not create it "
+                "(tags lack ManagedBy/MigrationBatch/Environment); delete it or change "
+                "timestamp/environmentSuffix"
+            )
+        if attrs.get("KmsMasterKeyId") != kms_key_arn:
+            sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=kms_key_arn)
+            repaired.append("kmsMasterKeyId")
+
+    tags = tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+    missing = {k: v for k, v in cfg.tags().items() if tags.get(k) != v}
+    if missing:
+        sns.tag_resource(ResourceArn=arn, Tags=tag_list(missing))
+        if not created:
+            repaired.append("tags")
+
+    return describe_topic(backend, region, arn) | {"created": created, "repaired": repaired}
+
+
+def describe_topic(backend: Backend, region: str, arn: str) -> dict[str, Any]:
+    """The topic as the backend reports it (read-only; reused by the report)."""
+    sns = backend.client("sns", region)
+    attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+    return {
+        "arn": arn,
+        "name": arn.rsplit(":", 1)[-1],
+        "region": region,
+        "kmsMasterKeyId": attrs.get("KmsMasterKeyId"),
+        "tags": tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags")),
+    }
