@@ -1,0 +1,187 @@
+"""Pure helpers for the DynamoDB move: segment planning, key encoding, stream ordering and collapsing.
+
+No AWS calls here, so the rules that decide *what* gets written (and in which order) are unit-tested
+without an emulator. Items stay raw AttributeValue dicts throughout: converting to Python and back
+would lose 38-digit numbers, set types and the B/S distinction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+BATCH_SIZE = 25  # BatchWriteItem's hard limit
+ITEMS_PER_SEGMENT = 10_000
+BYTES_PER_SEGMENT = 100 * 1024 * 1024
+MAX_SEGMENTS = 32
+RETENTION_WARNING_S = 20 * 3600  # stream records live 24 h; warn with 4 h to spare
+THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+        "TooManyRequestsException",
+    }
+)
+IMAGE_VIEW_TYPES = frozenset({"NEW_AND_OLD_IMAGES", "NEW_IMAGE"})  # both carry NewImage, all we replay
+
+
+def plan_total_segments(item_count: int, size_bytes: int) -> int:
+    """About one segment per 10k items or 100 MB (whichever asks for more), between 1 and 32."""
+    by_items = math.ceil(max(0, item_count) / ITEMS_PER_SEGMENT)
+    by_bytes = math.ceil(max(0, size_bytes) / BYTES_PER_SEGMENT)
+    return max(1, min(MAX_SEGMENTS, max(by_items, by_bytes)))
+
+
+def table_pk(source_table: str) -> str:
+    """Checkpoint partition for everything about one source table."""
+    return f"ddb#{source_table}"
+
+
+def segment_sk(segment: int, total_segments: int) -> str:
+    """Checkpoint sort key of one scan segment; the total is part of it so plans never mix."""
+    return f"segment#{total_segments:02d}#{segment:02d}"
+
+
+def shard_sk(stream_arn: str, shard_id: str) -> str:
+    """Checkpoint sort key of one stream shard; keyed by the stream label too, because a re-enabled
+    stream restarts its sequence numbers (and moto reuses one shard id for every stream)."""
+    label = stream_arn.rsplit("/", 1)[-1]
+    return f"shard#{label}#{shard_id}"
+
+
+def chunks(items: Sequence[Any], size: int = BATCH_SIZE) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most `size`."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _av_map(av: Mapping[str, Any], enc: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t, v in av.items():
+        if t == "B":
+            out[t] = base64.b64encode(v).decode("ascii") if enc else base64.b64decode(v)
+        elif t == "BS":
+            out[t] = [base64.b64encode(x).decode("ascii") if enc else base64.b64decode(x) for x in v]
+        elif t == "M":
+            out[t] = {k: _av_map(x, enc) for k, x in v.items()}
+        elif t == "L":
+            out[t] = [_av_map(x, enc) for x in v]
+        else:
+            out[t] = v
+    return out
+
+
+def encode_item(item: Mapping[str, Any]) -> str:
+    """A raw item/key as canonical JSON (binary as base64): storable in a checkpoint and comparable."""
+    return json.dumps({k: _av_map(v, True) for k, v in item.items()}, sort_keys=True, separators=(",", ":"))
+
+
+def decode_item(text: str) -> dict[str, Any]:
+    """The inverse of encode_item: raw AttributeValues, binary back to bytes."""
+    return {k: _av_map(v, False) for k, v in json.loads(text).items()}
+
+
+def _value_size(av: Mapping[str, Any]) -> int:
+    for t, v in av.items():
+        if t == "S":
+            return len(v.encode("utf-8"))
+        if t == "N":
+            return len(v) // 2 + 1
+        if t == "B":
+            return len(v)
+        if t in ("SS", "NS", "BS"):
+            return sum(_value_size({t[0]: x}) for x in v)
+        if t == "M":
+            return 3 + sum(len(k.encode("utf-8")) + _value_size(x) + 1 for k, x in v.items())
+        if t == "L":
+            return 3 + sum(_value_size(x) + 1 for x in v)
+        return 1  # BOOL, NULL
+    return 0
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Approximate stored size of a raw item by DynamoDB's rules (names + values), for byte counts."""
+    return sum(len(k.encode("utf-8")) + _value_size(v) for k, v in item.items())
+
+
+def collapse_records(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Keep only the last stream record per key, as ("put", NewImage) or ("delete", Keys).
+
+    Applying just the last change per key gives the same final state as applying them all in order,
+    and makes every key unique in the batch (BatchWriteItem rejects duplicate keys).
+    """
+    last: dict[str, tuple[str, dict[str, Any]]] = {}
+    for rec in records:
+        body = rec["dynamodb"]
+        ident = encode_item(body["Keys"])
+        last.pop(ident, None)  # re-insert so dict order follows each key's last change
+        if rec["eventName"] == "REMOVE":
+            last[ident] = ("delete", dict(body["Keys"]))
+        else:
+            image = body.get("NewImage")
+            if image is None:
+                raise ValueError(f"stream record {body.get('SequenceNumber')} has no NewImage")
+            last[ident] = ("put", dict(image))
+    return list(last.values())
+
+
+def write_requests(ops: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """BatchWriteItem request entries for collapsed operations."""
+    return [{"PutRequest": {"Item": body}} if op == "put" else {"DeleteRequest": {"Key": body}} for op, body in ops]
+
+
+def order_shards(shards: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Shards with every parent before its children (a parent no longer listed counts as a root);
+    siblings keep describe_stream's order, which is by creation."""
+    by_id = {s["ShardId"]: dict(s) for s in shards}
+    children: dict[str | None, list[str]] = {}
+    for s in shards:
+        parent = s.get("ParentShardId")
+        children.setdefault(parent if parent in by_id else None, []).append(s["ShardId"])
+    out: list[dict[str, Any]] = []
+    stack = list(reversed(children.get(None, [])))
+    seen: set[str] = set()
+    while stack:
+        sid = stack.pop()
+        if sid in seen:
+            continue
+        seen.add(sid)
+        out.append(by_id[sid])
+        stack.extend(reversed(children.get(sid, [])))
+    # A parent cycle cannot happen on AWS; keep any leftovers rather than drop data.
+    out.extend(v for k, v in by_id.items() if k not in seen)
+    return out
+
+
+def backoff_delay(attempt: int, base: float = 0.05, cap: float = 5.0, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    r = rng or random
+    return r.uniform(0, min(cap, base * (2**attempt)))
+
+
+def age_seconds(when: datetime | float | int, now: datetime | None = None) -> float:
+    """Seconds from a stream record's ApproximateCreationDateTime to now (never negative)."""
+    now = now or datetime.now(UTC)
+    if isinstance(when, int | float):
+        when = datetime.fromtimestamp(when, UTC)
+    elif when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (now - when).total_seconds())
+
+
+def retention_warning(oldest_unapplied_age_s: float | None, table: str) -> str | None:
+    """A warning when unapplied records approach the 24 h stream retention (they would be lost)."""
+    if oldest_unapplied_age_s is None or oldest_unapplied_age_s <= RETENTION_WARNING_S:
+        return None
+    hours = oldest_unapplied_age_s / 3600
+    return (
+        f"stream of {table}: the oldest unapplied record is {hours:.1f} h old and records expire after 24 h; "
+        "run catch-up now or re-run the backfill"
+    )
