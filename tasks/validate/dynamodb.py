@@ -1,0 +1,292 @@
+"""DynamoDB validation: every item of the source table against the target, type-exact and TTL-aware.
+
+Both tables are read with a parallel, strongly consistent scan and reduced to (key_string, digest) rows.
+Memory stays bounded for any table size: rows are routed by a hash of the key into P partitions (spilled
+to parquet when P > 1), and partitions are compared one at a time, so a partition's source and target rows
+are always together. Items whose TTL has passed are left out on both sides, because DynamoDB deletes expired
+items only eventually (typically within days) and either side may still hold them. Which attributes differ
+is fetched (batch_get_item) only for the rows found different.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from config.model import MigrationConfig
+from tasks.aws import Backend, error_code
+from tasks.validate.compare import STRING, compare_frames, empty_mismatches, hash_strings
+from tasks.validate.digest import (
+    attribute_diff,
+    attribute_type,
+    digest_int,
+    item_digest,
+    key_string,
+    parse_key_string,
+)
+
+ROWS_PER_PARTITION = 500_000
+FLUSH_ROWS = 50_000  # rows a scan worker buffers before routing them to partitions
+DETAIL_LIMIT = 10_000  # "different" rows whose attribute-level detail is fetched
+_UNSUPPORTED = {"UnknownOperationException", "NotImplemented", "NotImplementedException", "InvalidAction"}
+_SCHEMA = pa.schema([("key", pa.large_string()), ("digest", pa.uint64())])
+
+
+def table_keys(backend: Backend, region: str, table: str) -> tuple[list[str], int]:
+    """(key attribute names, hash first; approximate item count) from describe_table."""
+    desc = backend.client("dynamodb", region).describe_table(TableName=table)["Table"]
+    schema = sorted(desc["KeySchema"], key=lambda k: 0 if k["KeyType"] == "HASH" else 1)
+    return [k["AttributeName"] for k in schema], int(desc.get("ItemCount") or 0)
+
+
+def ttl_attribute(backend: Backend, region: str, table: str) -> str | None:
+    """The table's TTL attribute when TTL is enabled (or being enabled), else None."""
+    try:
+        desc = backend.client("dynamodb", region).describe_time_to_live(TableName=table)
+    except Exception as err:
+        if error_code(err) not in _UNSUPPORTED:
+            raise
+        return None  # a backend without the TTL API: nothing is treated as expired
+    ttl = desc.get("TimeToLiveDescription", {})
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+        return str(ttl.get("AttributeName") or "") or None
+    return None
+
+
+def is_expired(item: dict[str, Any], ttl_attr: str | None, now: float) -> bool:
+    """True when the item's TTL attribute is a number of epoch seconds at or before `now` (as DynamoDB's
+    documented read-side filter does); a missing or non-number TTL never expires, as in DynamoDB."""
+    if not ttl_attr:
+        return False
+    value = item.get(ttl_attr)
+    if not value or "N" not in value:
+        return False
+    try:
+        return Decimal(value["N"]) <= Decimal(str(now))
+    except InvalidOperation:
+        return False
+
+
+class _Spool:
+    """(key, digest) rows by partition: in memory for one partition, parquet files under a directory
+    otherwise. Thread-safe: scan workers add concurrently."""
+
+    def __init__(self, partitions: int, directory: Path | None) -> None:
+        self.partitions = partitions
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._memory: dict[tuple[str, int], list[pa.Table]] = {}
+
+    def add(self, side: str, keys: list[str], digests: list[int]) -> None:
+        if not keys:
+            return
+        key_arr = pa.array(keys, type=pa.large_string())
+        table = pa.Table.from_arrays([key_arr, pa.array(digests, type=pa.uint64())], schema=_SCHEMA)
+        if self.partitions == 1:
+            parts: Iterator[tuple[int, pa.Table]] = iter([(0, table)])
+        else:
+            route = hash_strings(key_arr)[0] % np.uint64(self.partitions)
+            parts = ((p, table.take(pa.array(np.flatnonzero(route == p)))) for p in range(self.partitions))
+        for p, part in parts:
+            if not part.num_rows:
+                continue
+            if self.directory is None:
+                with self._lock:
+                    self._memory.setdefault((side, p), []).append(part)
+            else:
+                folder = self.directory / side / f"p{p:05d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(part, folder / f"{uuid.uuid4().hex}.parquet")
+
+    def frame(self, side: str, p: int) -> pd.DataFrame:
+        """One side of one partition as [key (string[pyarrow]), digest (uint64)]."""
+        if self.directory is None:
+            tables = self._memory.pop((side, p), [])
+        else:
+            folder = self.directory / side / f"p{p:05d}"
+            tables = [pq.read_table(f, schema=_SCHEMA) for f in sorted(folder.glob("*.parquet"))]
+        table = pa.concat_tables(tables) if tables else _SCHEMA.empty_table()
+        return pd.DataFrame(
+            {
+                "key": pd.array(table.column("key"), dtype=STRING),
+                "digest": table.column("digest").to_numpy(),
+            }
+        )
+
+
+def _scan(
+    backend: Backend,
+    region: str,
+    table: str,
+    key_names: list[str],
+    ttl_attr: str | None,
+    now: float,
+    segments: int,
+    spool: _Spool,
+    side: str,
+) -> tuple[int, int]:
+    """Parallel consistent scan into the spool; returns (items kept, expired items skipped)."""
+    ddb = backend.client("dynamodb", region)
+
+    def segment(seg: int) -> tuple[int, int]:
+        kept = expired = 0
+        keys: list[str] = []
+        digests: list[int] = []
+        pages = ddb.get_paginator("scan").paginate(
+            TableName=table, ConsistentRead=True, Segment=seg, TotalSegments=segments
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                if is_expired(item, ttl_attr, now):
+                    expired += 1
+                    continue
+                keys.append(key_string(item, key_names))
+                digests.append(digest_int(item_digest(item)))
+                kept += 1
+            if len(keys) >= FLUSH_ROWS:
+                spool.add(side, keys, digests)
+                keys, digests = [], []
+        spool.add(side, keys, digests)
+        return kept, expired
+
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        results = list(pool.map(segment, range(segments)))
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def _batch_get(backend: Backend, region: str, table: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Items by key_string for `keys` (consistent reads, 100 per request, unprocessed keys retried)."""
+    ddb = backend.client("dynamodb", region)
+    out: dict[str, dict[str, Any]] = {}
+    names: list[str] = []
+    for i in range(0, len(keys), 100):
+        chunk = [parse_key_string(k) for k in keys[i : i + 100]]
+        names = list(chunk[0]) if chunk else names
+        request: dict[str, Any] = {table: {"Keys": chunk, "ConsistentRead": True}}
+        delay = 0.05
+        while request:
+            resp = ddb.batch_get_item(RequestItems=request)
+            for item in resp.get("Responses", {}).get(table, []):
+                out[key_string(item, names)] = item
+            request = resp.get("UnprocessedKeys") or {}
+            if request:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    return out
+
+
+def describe_difference(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """A one-line account of how two versions of an item differ, naming attributes and type changes."""
+    if a is None or b is None:
+        return "item changed during validation (re-run to confirm)"
+    parts: list[str] = []
+    for path in attribute_diff(a, b):
+        top = path.split(".", 1)[0]
+        if path == top and top in a and top in b and attribute_type(a[top]) != attribute_type(b[top]):
+            parts.append(f"{path} (type {attribute_type(a[top])} -> {attribute_type(b[top])})")
+        elif path == top and top not in b:
+            parts.append(f"{path} (only in source)")
+        elif path == top and top not in a:
+            parts.append(f"{path} (only in target)")
+        else:
+            parts.append(path)
+    return "attributes: " + "; ".join(parts) if parts else "item changed during validation (re-run to confirm)"
+
+
+def validate_table(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_table: str,
+    target_table: str,
+    partitions: int | None = None,
+    spill_dir: Path | None = None,
+    *,
+    segments: int | None = None,
+    detail_limit: int = DETAIL_LIMIT,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Counts plus `mismatches` (a DataFrame [key, kind, detail]: every missing, extra or different item).
+
+    `partitions` defaults to one per ~500k items (from ItemCount); with more than one, rows are spilled to
+    parquet under `spill_dir` (a temporary directory when None) and removed afterwards. Expired items are
+    counted (expiredSkipped, expiredSkippedTarget) but not compared. Keys in the output are key_string()s,
+    which parse_key_string() turns back into a get_item Key.
+    """
+    now = time.time() if now is None else now
+    key_names, count_src = table_keys(backend, cfg.sourceRegion, source_table)
+    _, count_dst = table_keys(backend, cfg.targetRegion, target_table)
+    ttl_attr = ttl_attribute(backend, cfg.sourceRegion, source_table)
+    biggest = max(count_src, count_dst, 1)
+    parts = partitions or max(1, math.ceil(biggest / ROWS_PER_PARTITION))
+    workers = segments or max(1, min(16, math.ceil(biggest / 25_000)))
+
+    directory: Path | None = None  # ours to remove afterwards; None keeps the rows in memory
+    if spill_dir is not None:
+        directory = Path(spill_dir) / f"{source_table}-{uuid.uuid4().hex[:8]}"
+        directory.mkdir(parents=True)
+    elif parts > 1:
+        directory = Path(tempfile.mkdtemp(prefix=f"validate-{source_table}-"))
+    try:
+        spool = _Spool(parts, directory)
+        kept_src, expired_src = _scan(
+            backend, cfg.sourceRegion, source_table, key_names, ttl_attr, now, workers, spool, "source"
+        )
+        kept_dst, expired_dst = _scan(
+            backend, cfg.targetRegion, target_table, key_names, ttl_attr, now, workers, spool, "target"
+        )
+        frames = []
+        for p in range(parts):
+            result = compare_frames(spool.frame("source", p), spool.frame("target", p), "key", ["digest"])
+            if not result.empty:
+                frames.append(result)
+    finally:
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    mismatches = (
+        pd.concat(frames, ignore_index=True).sort_values(["key", "kind"], kind="stable", ignore_index=True)
+        if frames
+        else empty_mismatches("key")
+    )
+    different = mismatches.index[mismatches["kind"] == "different"]
+    if len(different):
+        detail = mismatches["detail"].astype(object)
+        wanted = mismatches.loc[different[:detail_limit], "key"].astype(str).tolist()
+        src_items = _batch_get(backend, cfg.sourceRegion, source_table, wanted)
+        dst_items = _batch_get(backend, cfg.targetRegion, target_table, wanted)
+        for idx, key in zip(different[:detail_limit], wanted, strict=True):
+            detail[idx] = describe_difference(src_items.get(key), dst_items.get(key))
+        for idx in different[detail_limit:]:
+            detail[idx] = f"content digest differs (detail limited to the first {detail_limit})"
+        mismatches["detail"] = pd.array(detail.to_numpy(), dtype=STRING)
+
+    kinds = mismatches["kind"].value_counts()
+    return {
+        "source": source_table,
+        "target": target_table,
+        "keyAttributes": key_names,
+        "ttlAttribute": ttl_attr,
+        "partitions": parts,
+        "sourceItems": kept_src,
+        "targetItems": kept_dst,
+        "expiredSkipped": expired_src,
+        "expiredSkippedTarget": expired_dst,
+        "missing": int(kinds.get("missing_in_target", 0)),
+        "extra": int(kinds.get("extra_in_target", 0)),
+        "different": int(kinds.get("different", 0)),
+        "mismatches": mismatches,
+    }
