@@ -1,0 +1,184 @@
+"""Teardown flow: remove exactly what one migration (batch + environment suffix) created, and undo its source
+changes (our replication rule, source versioning and streams we enabled). Source data is never touched.
+
+    python -m flows.teardown --plan                      # print what would be removed; change nothing
+    python -m flows.teardown                             # remove; target buckets/tables with data are kept
+    python -m flows.teardown --delete-target-data        # remove the migrated data too
+
+Same backend options as flows.migrate (embedded emulator by default, --endpoint-url, or --aws).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from flows.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_common_args,
+    backend_from,
+    fail,
+    jsonable,
+    load,
+    quiet_prefect_defaults,
+    user_errors,
+)
+
+quiet_prefect_defaults()
+
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+from prefect import flow, get_run_logger  # noqa: E402
+
+from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from tasks import alerts  # noqa: E402
+from tasks import teardown as td  # noqa: E402
+from tasks.aws import Backend  # noqa: E402
+from tasks.errors import UserError  # noqa: E402
+from tasks.report.publish import default_report_path  # noqa: E402
+from tasks.steps import step  # noqa: E402
+
+
+@step("teardown-discover", retries=2)
+def discover_task(backend: Backend, cfg: MigrationConfig, report_path: str | None) -> dict[str, Any]:
+    """Read-only: what of ours exists, what is foreign, and the source changes recorded as ours."""
+    return td.discover(backend, cfg, report_path=report_path)
+
+
+@step("teardown-phase", retries=2, run_name="teardown-{phase}")
+def phase_task(
+    backend: Backend,
+    cfg: MigrationConfig,
+    phase: str,
+    actions: list[dict[str, Any]],
+    delete_target_data: bool,
+    prior: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One phase's actions; every action is idempotent, so a retried phase re-does nothing already gone."""
+    return td.execute(backend, cfg, actions, delete_target_data, prior=prior)
+
+
+def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
+    """The migration report (second source of evidence for source versioning), if there is one."""
+    path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
+    return str(path) if path.exists() else None
+
+
+def _probe(backend: Backend, cfg: MigrationConfig) -> None:
+    """Fail fast, in one line, on missing or rejected credentials or an unreachable endpoint."""
+    from tasks.preflight import _credentials_error
+
+    try:
+        backend.client("sts", cfg.targetRegion, max_attempts=2).get_caller_identity()
+    except (BotoCoreError, ClientError) as err:
+        raise UserError(_credentials_error(err, backend)) from None
+
+
+def _markdown(cfg: MigrationConfig, results: list[dict[str, Any]]) -> str:
+    rows = [
+        f"| {r['resource']} | `{r['name']}` | {r['region']} | {r['action']} | {r['status']} |" for r in results
+    ]
+    return "\n".join(
+        [
+            f"# Teardown of {cfg.migrationBatch} ({cfg.environmentSuffix})",
+            "",
+            "| resource | name | region | action | result |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+@flow(name="teardown", on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure])
+def teardown(
+    config_path: str = str(EXAMPLE_CONFIG),
+    endpoint_url: str | None = None,
+    use_aws: bool = False,
+    profile: str | None = None,
+    environment_suffix: str | None = None,
+    delete_target_data: bool = False,
+    plan_only: bool = False,
+    source_credentials_block: str | None = None,
+    target_credentials_block: str | None = None,
+    report_path: str | None = None,
+) -> dict[str, Any]:
+    """Discover, plan, then undo source changes, remove target resources, and finally the checkpoint table
+    and the KMS key. Returns {plan, results, ok}; results are measured after each deletion."""
+    logger = get_run_logger()
+    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    backend = backend_from(endpoint_url=endpoint_url, use_aws=use_aws, profile=profile, cfg=cfg,
+                           source_block=source_credentials_block, target_block=target_credentials_block)
+    logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
+    found = discover_task(backend, cfg, _report_path(cfg, report_path))
+    plan = td.teardown_plan(cfg, found)
+    logger.info("plan:\n%s", td.format_plan(plan, found))
+    if plan_only:
+        return {"plan": plan, "found": jsonable(found), "results": [], "ok": True}
+    results: list[dict[str, Any]] = []
+    for phase in td.PHASES:
+        actions = [a for a in plan if a["phase"] == phase]
+        if actions:
+            results += phase_task(backend, cfg, phase, actions, delete_target_data, list(results))
+    ok = td.succeeded(results)
+    logger.info("results:\n%s", td.format_results(results))
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(
+            markdown=_markdown(cfg, results),
+            key=f"teardown-{cfg.migrationBatch}-{cfg.environmentSuffix}".lower(),
+            description="what teardown removed, kept and skipped",
+        )
+    except Exception as err:  # the artifact is a convenience; the results are returned either way
+        logger.warning("could not publish the teardown artifact: %s", err)
+    return {"plan": plan, "results": jsonable(results), "ok": ok}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.teardown", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser)
+    parser.add_argument("--plan", action="store_true", help="print what would be removed or undone; change nothing")
+    parser.add_argument("--delete-target-data", action="store_true",
+                        help="also delete target buckets and tables that hold data (and then the KMS key)")
+    parser.add_argument("--report", help="the migration's JSON report (default: reports/), read for evidence of "
+                        "source versioning this migration enabled")
+    args = parser.parse_args(argv)
+    try:
+        cfg, backend = load(args)
+        print(f"backend: {backend.describe()}", flush=True)
+        _probe(backend, cfg)
+        if args.plan:
+            found = td.discover(backend, cfg, report_path=_report_path(cfg, args.report))
+            print(td.format_plan(td.teardown_plan(cfg, found), found))
+            return EXIT_OK
+    except user_errors() as err:
+        return fail(str(err))
+    state = teardown(
+        config_path=args.config,
+        endpoint_url=backend.endpoint_url if backend.kind == "endpoint" else None,
+        use_aws=args.aws,
+        profile=args.profile,
+        environment_suffix=args.environment_suffix,
+        delete_target_data=args.delete_target_data,
+        source_credentials_block=args.source_credentials_block,
+        target_credentials_block=args.target_credentials_block,
+        report_path=args.report,
+        return_state=True,
+    )
+    if not state.is_completed():
+        return fail(f"teardown run {(state.name or 'unknown').lower()}: {state.message}", EXIT_FAILED)
+    out = state.result()
+    print(td.format_results(out["results"]))
+    kept = [r for r in out["results"] if str(r["status"]).startswith("kept (pass")]
+    if kept:
+        print(f"{len(kept)} target bucket(s)/table(s) hold data and were kept (and the KMS key with them); "
+              "pass --delete-target-data to remove them")
+    print("status: " + ("done" if out["ok"] else "some actions failed; re-run teardown (it is idempotent)"))
+    return EXIT_OK if out["ok"] else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
