@@ -101,9 +101,7 @@ class TableSpec(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _TABLE_RE.match(v):
-            raise ValueError(
-                f"table name {v!r} must be 3 to 255 characters of letters, digits, '_', '-' and '.'"
-            )
+            raise ValueError(f"table name {v!r} must be 3 to 255 characters of letters, digits, '_', '-' and '.'")
         return v
 
     @field_validator("hashKeyType", "rangeKeyType", mode="before")

@@ -29,13 +29,18 @@ def quiet_prefect_defaults() -> None:
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--config, the backend choice and the environment suffix, shared by every flow's CLI."""
-    parser.add_argument("--config", default=str(EXAMPLE_CONFIG),
-                        help="migration config JSON (default: the shipped example)")
+    parser.add_argument(
+        "--config", default=str(EXAMPLE_CONFIG), help="migration config JSON (default: the shipped example)"
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--endpoint-url", help="any AWS-compatible endpoint (a moto server, LocalStack) "
-                       "for every service and region; credentials from the usual AWS variables")
-    where.add_argument("--aws", action="store_true",
-                       help="use real AWS through the standard credential chain (never the default)")
+    where.add_argument(
+        "--endpoint-url",
+        help="any AWS-compatible endpoint (a moto server, LocalStack) "
+        "for every service and region; credentials from the usual AWS variables",
+    )
+    where.add_argument(
+        "--aws", action="store_true", help="use real AWS through the standard credential chain (never the default)"
+    )
     parser.add_argument("--profile", help="AWS profile for --aws")
     parser.add_argument("--source-credentials-block", help="prefect-aws AwsCredentials block for the source region")
     parser.add_argument("--target-credentials-block", help="prefect-aws AwsCredentials block for the target region")
@@ -73,8 +78,12 @@ def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
     """Config then backend, each failing as a UserError/ConfigError with one line."""
     cfg = load_config(args.config, environment_suffix=args.environment_suffix)
     backend = backend_from(
-        endpoint_url=args.endpoint_url, use_aws=args.aws, profile=args.profile, cfg=cfg,
-        source_block=args.source_credentials_block, target_block=args.target_credentials_block,
+        endpoint_url=args.endpoint_url,
+        use_aws=args.aws,
+        profile=args.profile,
+        cfg=cfg,
+        source_block=args.source_credentials_block,
+        target_block=args.target_credentials_block,
     )
     return cfg, backend
 

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from flows.common import (
     EXIT_BAD_INPUT,
@@ -35,6 +35,7 @@ from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from flows.validate import mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
 from tasks.errors import PreflightError  # noqa: E402
@@ -47,6 +48,7 @@ from tasks.report.build import (  # noqa: E402
     summarize_copies,
     summarize_segments,
     table_status,
+    verdict,
 )
 from tasks.report.publish import default_report_path, publish_artifacts, write_report  # noqa: E402
 
@@ -72,11 +74,11 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     arn = key["arn"]
     topic_f = steps.topic_task.submit(backend, cfg, arn)
     ckpt_f = steps.checkpoint_table_task.submit(backend, cfg, arn)
-    repl_role_f = steps.replication_role_task.submit(backend, cfg, account_id, arn)
+    repl_role_f = steps.replication_role_task.submit(backend, cfg, arn)
     bucket_fs = [steps.bucket_task.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
     table_fs = [steps.table_task.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
     topic = topic_f.result()
-    lambda_role = steps.lambda_role_task(backend, cfg, account_id, arn, topic["arn"])
+    lambda_role = steps.lambda_role_task(backend, cfg, arn, topic["arn"])
     lam_f = steps.lambda_task.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
     alarms_f = steps.alarms_task.submit(backend, cfg, topic["arn"])
     watch = alarms_f.result()
@@ -126,9 +128,15 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
     # Streams must be on before the scans start, so writes during the backfill are captured.
     repl = {s: steps.replication_task.submit(backend, cfg, s, t, role_arn, kms_arn) for s, t in names.buckets.items()}
     streams = {s: steps.stream_task.submit(backend, cfg, s, ckpt) for s in names.tables}
-    parts = {s: steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s, wait_for=[repl[s]])
-             for s in names.buckets}
-    segs = {s: steps.segments_task.submit(backend, cfg, s, ckpt, wait_for=[streams[s]]) for s in names.tables}
+    # (wait_for is a keyword Prefect adds to submit; its ParamSpec typing does not know it)
+    parts = {
+        s: steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s, wait_for=[repl[s]])  # type: ignore[call-overload]
+        for s in names.buckets
+    }
+    segs = {
+        s: steps.segments_task.submit(backend, cfg, s, ckpt, wait_for=[streams[s]])  # type: ignore[call-overload]
+        for s in names.tables
+    }
 
     progress = _Progress()
     running: dict[Any, str] = {}
@@ -186,20 +194,25 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
 
 
 def assemble(
-    cfg: MigrationConfig, backend: Backend, account: str, res: dict[str, Any], moved: dict[str, dict[str, Any]],
-    started: str, t0: float,
+    cfg: MigrationConfig,
+    backend: Backend,
+    account: str,
+    res: dict[str, Any],
+    moved: dict[str, dict[str, Any]],
+    validation: dict[str, Any],
+    started: str,
+    t0: float,
 ) -> dict[str, Any]:
-    """Merge provisioning read-backs and movement stats into the report, with measured statuses."""
+    """Merge provisioning read-backs, movement stats and validation into the report, with measured statuses."""
+    checked = {r["source"]: r for r in validation.get("buckets", []) + validation.get("tables", [])}
     buckets = []
     for entry in res["s3Buckets"]:
-        m = moved.get(entry["source"], {})
-        row = {**entry, **m}
+        row = {**entry, **moved.get(entry["source"], {}), "validation": checked.get(entry["source"])}
         row["status"] = bucket_status(row)
         buckets.append(row)
     tables = []
     for entry in res["dynamodbTables"]:
-        m = moved.get(entry["source"], {})
-        row = {**entry, **m}
+        row = {**entry, **moved.get(entry["source"], {}), "validation": checked.get(entry["source"])}
         row["status"] = table_status(row)
         tables.append(row)
     source_changes: list[str] = []
@@ -217,14 +230,20 @@ def assemble(
         "startedAt": started,
         "finishedAt": _now(),
         "durationSeconds": round(time.monotonic() - t0, 1),
-        "resources": {**{k: v for k, v in res.items() if k not in ("s3Buckets", "dynamodbTables")},
-                      "s3Buckets": buckets, "dynamodbTables": tables},
+        "resources": {
+            **{k: v for k, v in res.items() if k not in ("s3Buckets", "dynamodbTables")},
+            "s3Buckets": buckets,
+            "dynamodbTables": tables,
+        },
         "sourceChanges": source_changes,
+        "validation": validation,
     }
     report["configurationDifferences"] = configuration_differences(cfg, report)
     report["status"] = overall(report)
+    report["verdict"] = verdict(report)
     report["nextSteps"] = next_steps(report)
-    return jsonable(report)  # type: ignore[no-any-return]
+    out: dict[str, Any] = jsonable(report)
+    return out
 
 
 @flow(
@@ -242,13 +261,20 @@ def migrate(
     source_credentials_block: str | None = None,
     target_credentials_block: str | None = None,
     report_path: str | None = None,
+    validation_level: Literal["quick", "full"] = "full",
 ) -> dict[str, Any]:
-    """Migrate the config's buckets and tables; returns the report (also written as JSON + artifacts)."""
+    """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
     t0, started = time.monotonic(), _now()
     cfg = load_config(config_path, environment_suffix=environment_suffix)
-    backend = backend_from(endpoint_url=endpoint_url, use_aws=use_aws, profile=profile, cfg=cfg,
-                           source_block=source_credentials_block, target_block=target_credentials_block)
+    backend = backend_from(
+        endpoint_url=endpoint_url,
+        use_aws=use_aws,
+        profile=profile,
+        cfg=cfg,
+        source_block=source_credentials_block,
+        target_block=target_credentials_block,
+    )
     if backend.kind == "emulator":
         from tasks.emulator import seed_demo  # setting up the demo's sources, not part of the data path
 
@@ -260,14 +286,15 @@ def migrate(
     alerts.configure(backend, cfg, pf.account_id)
     res = provision(backend, cfg, pf.account_id)
     moved = move(backend, cfg, res)
-    report = assemble(cfg, backend, pf.account_id, res, moved, started, t0)
     path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
+    validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
+    report = assemble(cfg, backend, pf.account_id, res, moved, validation, started, t0)
     report["reportPath"] = str(write_report(report, path))
     publish_artifacts(report)
-    logger.info("report: %s (%s)", path, "ok" if report["status"]["ok"] else "problems found")
-    if not report["status"]["ok"]:
-        alerts.publish(f"region-migration {cfg.migrationBatch}: problems found",
-                       "\n".join(report["status"]["problems"]))
+    decision = report["verdict"]
+    logger.info("report: %s; verdict %s", path, decision["decision"])
+    if decision["decision"] != "GO":
+        alerts.publish(f"region-migration {cfg.migrationBatch}: NO-GO", "\n".join(decision["reasons"]))
     return report
 
 
@@ -276,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(parser)
     parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
     parser.add_argument("--report", help="where to write the JSON report (default: reports/)")
+    parser.add_argument(
+        "--validation-level",
+        choices=("quick", "full"),
+        default="full",
+        help="quick: keys and sizes; full: also contents (default)",
+    )
     args = parser.parse_args(argv)
     from tasks import preflight
 
@@ -306,15 +339,19 @@ def main(argv: list[str] | None = None) -> int:
         source_credentials_block=args.source_credentials_block,
         target_credentials_block=args.target_credentials_block,
         report_path=args.report,
+        validation_level=args.validation_level,
         return_state=True,
     )
     if not state.is_completed():
-        return fail(f"migration run {state.name.lower()}: {state.message}", EXIT_FAILED)
+        return fail(f"migration run {str(state.name).lower()}: {state.message}", EXIT_FAILED)
     report = state.result()
-    ok = report["status"]["ok"]
-    print(f"\nreport: {report['reportPath']}")
-    print("status: " + ("all buckets and tables in sync" if ok else "; ".join(report["status"]["problems"])))
-    return EXIT_OK if ok else EXIT_FAILED
+    decision = report["verdict"]
+    print(f"\nverdict: {decision['decision']}")
+    for reason in decision["reasons"]:
+        print(f"  - {reason}")
+    print(f"report: {report['reportPath']}")
+    print(f"mismatches: {report['validation']['mismatchFile']}")
+    return EXIT_OK if decision["decision"] == "GO" else EXIT_FAILED
 
 
 if __name__ == "__main__":

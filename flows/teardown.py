@@ -67,18 +67,16 @@ def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
 
 def _probe(backend: Backend, cfg: MigrationConfig) -> None:
     """Fail fast, in one line, on missing or rejected credentials or an unreachable endpoint."""
-    from tasks.preflight import _credentials_error
+    from tasks.preflight import credentials_error
 
     try:
         backend.client("sts", cfg.targetRegion, max_attempts=2).get_caller_identity()
     except (BotoCoreError, ClientError) as err:
-        raise UserError(_credentials_error(err, backend)) from None
+        raise UserError(credentials_error(err, backend)) from None
 
 
 def _markdown(cfg: MigrationConfig, results: list[dict[str, Any]]) -> str:
-    rows = [
-        f"| {r['resource']} | `{r['name']}` | {r['region']} | {r['action']} | {r['status']} |" for r in results
-    ]
+    rows = [f"| {r['resource']} | `{r['name']}` | {r['region']} | {r['action']} | {r['status']} |" for r in results]
     return "\n".join(
         [
             f"# Teardown of {cfg.migrationBatch} ({cfg.environmentSuffix})",
@@ -107,8 +105,14 @@ def teardown(
     and the KMS key. Returns {plan, results, ok}; results are measured after each deletion."""
     logger = get_run_logger()
     cfg = load_config(config_path, environment_suffix=environment_suffix)
-    backend = backend_from(endpoint_url=endpoint_url, use_aws=use_aws, profile=profile, cfg=cfg,
-                           source_block=source_credentials_block, target_block=target_credentials_block)
+    backend = backend_from(
+        endpoint_url=endpoint_url,
+        use_aws=use_aws,
+        profile=profile,
+        cfg=cfg,
+        source_block=source_credentials_block,
+        target_block=target_credentials_block,
+    )
     logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
     found = discover_task(backend, cfg, _report_path(cfg, report_path))
     plan = td.teardown_plan(cfg, found)
@@ -141,10 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_common_args(parser)
     parser.add_argument("--plan", action="store_true", help="print what would be removed or undone; change nothing")
-    parser.add_argument("--delete-target-data", action="store_true",
-                        help="also delete target buckets and tables that hold data (and then the KMS key)")
-    parser.add_argument("--report", help="the migration's JSON report (default: reports/), read for evidence of "
-                        "source versioning this migration enabled")
+    parser.add_argument(
+        "--delete-target-data",
+        action="store_true",
+        help="also delete target buckets and tables that hold data (and then the KMS key)",
+    )
+    parser.add_argument(
+        "--report",
+        help="the migration's JSON report (default: reports/), read for evidence of "
+        "source versioning this migration enabled",
+    )
     args = parser.parse_args(argv)
     try:
         cfg, backend = load(args)
@@ -174,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     print(td.format_results(out["results"]))
     kept = [r for r in out["results"] if str(r["status"]).startswith("kept (pass")]
     if kept:
-        print(f"{len(kept)} target bucket(s)/table(s) hold data and were kept (and the KMS key with them); "
-              "pass --delete-target-data to remove them")
+        print(
+            f"{len(kept)} target bucket(s)/table(s) hold data and were kept (and the KMS key with them); "
+            "pass --delete-target-data to remove them"
+        )
     print("status: " + ("done" if out["ok"] else "some actions failed; re-run teardown (it is idempotent)"))
     return EXIT_OK if out["ok"] else EXIT_FAILED
 

@@ -22,8 +22,8 @@ BackendKind = Literal["emulator", "endpoint", "aws"]
 MAX_ATTEMPTS = 8
 MAX_POOL = 64
 
-EMULATOR_ACCESS_KEY = "testing"  # noqa: S105 - moto accepts any key; these are not secrets
-EMULATOR_SECRET_KEY = "testing"  # noqa: S105
+EMULATOR_ACCESS_KEY = "testing"
+EMULATOR_SECRET_KEY = "testing"
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,10 @@ class Backend:
     def describe(self) -> str:
         """A human description for logs and reports; never includes credentials."""
         if self.kind == "aws":
-            how = f"profile {self.profile}" if self.profile else (
-                "AwsCredentials blocks" if self.credentials_blocks else "default credential chain"
+            how = (
+                f"profile {self.profile}"
+                if self.profile
+                else ("AwsCredentials blocks" if self.credentials_blocks else "default credential chain")
             )
             return f"aws ({how})"
         return f"{self.kind} ({self.endpoint_url})"

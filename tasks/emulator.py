@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -60,7 +61,7 @@ def ensure_emulator(state_dir: Path = STATE_DIR) -> str:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with open(state_dir / "emulator.log", "ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        proc = subprocess.Popen(
             [sys.executable, "-m", "tasks.emulator", "serve", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -142,10 +143,18 @@ def _demo_objects(bucket_index: int, count: int) -> list[dict[str, Any]]:
     return objs
 
 
-def _demo_item(i: int, with_range: bool) -> dict[str, Any]:
+def _put(s3: Any, bucket: str, obj: dict[str, Any]) -> None:
+    s3.put_object(Bucket=bucket, **obj)
+
+
+def _key_value(kind: str, i: int) -> dict[str, Any]:
+    values: dict[str, Any] = {"S": f"id-{i:06d}", "N": str(1_700_000_000 + i), "B": i.to_bytes(4, "big")}
+    return {kind: values[kind]}
+
+
+def _demo_item(i: int, hash_key: str, hash_type: str, range_key: str | None, range_type: str) -> dict[str, Any]:
     """An item using every DynamoDB type, built in the low-level format so nothing is lost in translation."""
     item: dict[str, Any] = {
-        ("eventId" if with_range else "userId"): {"S": f"id-{i:06d}"},
         "count": {"N": str(i)},
         "precise": {"N": "1234567890123456789012345678901234567" if i % 7 == 0 else f"{i}.{i % 97:02d}"},
         "payload": {"B": base64.b64decode(base64.b64encode(i.to_bytes(4, "big") * 4))},
@@ -155,17 +164,22 @@ def _demo_item(i: int, with_range: bool) -> dict[str, Any]:
         "active": {"BOOL": i % 2 == 0},
         "nothing": {"NULL": True},
         "note": {"S": "" if i % 10 == 0 else f"note {i}"},
-        "profile": {"M": {"city": {"S": ("Dublin", "Paris", "Berlin")[i % 3]}, "tags": {"L": [{"N": "1"}, {"S": "x"}]}}},
+        "profile": {
+            "M": {"city": {"S": ("Dublin", "Paris", "Berlin")[i % 3]}, "tags": {"L": [{"N": "1"}, {"S": "x"}]}}
+        },
     }
-    if with_range:
-        item["timestamp"] = {"N": str(1_700_000_000 + i)}
+    if range_key:
         item["userId"] = {"S": f"user-{i % 97:03d}"}
+        item[range_key] = _key_value(range_type, i)
+    item[hash_key] = _key_value(hash_type, i)
     if i % 50 == 0:
         item["ttl"] = {"N": str(int(time.time()) + 30 * 86400)}
     return item
 
 
-def seed_demo(backend: Backend, cfg: MigrationConfig, objects_per_bucket: int = 300, items_per_table: int = 2500) -> dict[str, Any]:
+def seed_demo(
+    backend: Backend, cfg: MigrationConfig, objects_per_bucket: int = 300, items_per_table: int = 2500
+) -> dict[str, Any]:
     """Create the example config's source buckets and tables with demo data, unless they already exist."""
     region = cfg.sourceRegion
     s3 = backend.client("s3", region)
@@ -184,11 +198,17 @@ def seed_demo(backend: Backend, cfg: MigrationConfig, objects_per_bucket: int = 
         s3.create_bucket(**kwargs)
         objs = _demo_objects(index, objects_per_bucket)
         if index == 0:
-            objs.append({"Key": "exports/large-export.bin", "Body": os.urandom(LARGE_OBJECT_BYTES),
-                         "ContentType": "application/octet-stream", "Metadata": {"size-class": "large"},
-                         "Tagging": "class=large"})
+            objs.append(
+                {
+                    "Key": "exports/large-export.bin",
+                    "Body": os.urandom(LARGE_OBJECT_BYTES),
+                    "ContentType": "application/octet-stream",
+                    "Metadata": {"size-class": "large"},
+                    "Tagging": "class=large",
+                }
+            )
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda o: s3.put_object(Bucket=spec.name, **o), objs))
+            list(pool.map(functools.partial(_put, s3, spec.name), objs))
         seeded["buckets"].append({"name": spec.name, "objects": len(objs)})
     for index, tspec in enumerate(cfg.dynamodbTables):
         try:
@@ -204,27 +224,42 @@ def seed_demo(backend: Backend, cfg: MigrationConfig, objects_per_bucket: int = 
         extra: dict[str, Any] = {}
         if with_range:
             range_key = tspec.rangeKey or "timestamp"
-            attrs += [{"AttributeName": range_key, "AttributeType": tspec.rangeKeyType or "N"},
-                      {"AttributeName": "userId", "AttributeType": "S"}]
+            attrs += [
+                {"AttributeName": range_key, "AttributeType": tspec.rangeKeyType or "N"},
+                {"AttributeName": "userId", "AttributeType": "S"},
+            ]
             keys.append({"AttributeName": range_key, "KeyType": "RANGE"})
-            extra["GlobalSecondaryIndexes"] = [{
-                "IndexName": "by-user",
-                "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"},
-                              {"AttributeName": range_key, "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"},
-                "ProvisionedThroughput": {"ReadCapacityUnits": tspec.readCapacity or 5,
-                                          "WriteCapacityUnits": tspec.writeCapacity or 5},
-            }]
+            extra["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": "by-user",
+                    "KeySchema": [
+                        {"AttributeName": "userId", "KeyType": "HASH"},
+                        {"AttributeName": range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                    "ProvisionedThroughput": {
+                        "ReadCapacityUnits": tspec.readCapacity or 5,
+                        "WriteCapacityUnits": tspec.writeCapacity or 5,
+                    },
+                }
+            ]
         ddb.create_table(
-            TableName=tspec.name, AttributeDefinitions=attrs, KeySchema=keys,
-            ProvisionedThroughput={"ReadCapacityUnits": tspec.readCapacity or 5,
-                                   "WriteCapacityUnits": tspec.writeCapacity or 5},
+            TableName=tspec.name,
+            AttributeDefinitions=attrs,
+            KeySchema=keys,
+            ProvisionedThroughput={
+                "ReadCapacityUnits": tspec.readCapacity or 5,
+                "WriteCapacityUnits": tspec.writeCapacity or 5,
+            },
             **extra,
         )
         ddb.get_waiter("table_exists").wait(TableName=tspec.name, WaiterConfig={"Delay": 1})
-        ddb.update_time_to_live(TableName=tspec.name,
-                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
-        items = [_demo_item(i, with_range) for i in range(items_per_table)]
+        ddb.update_time_to_live(TableName=tspec.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+        range_name = (tspec.rangeKey or "timestamp") if with_range else None
+        items = [
+            _demo_item(i, hash_key, tspec.hashKeyType or "S", range_name, tspec.rangeKeyType or "N")
+            for i in range(items_per_table)
+        ]
         if with_range:
             # One item close to DynamoDB's 400 KB limit.
             items[1]["blob"] = {"B": os.urandom(380 * 1024)}

@@ -39,10 +39,9 @@ class Preflight:
         return asdict(self)
 
 
-def _credentials_error(err: Exception, backend: Backend) -> str:
+def credentials_error(err: Exception, backend: Backend) -> str:
     if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
-        return ("no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
-                "or pass --profile")
+        return "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or pass --profile"
     if isinstance(err, ProfileNotFound):
         return f"AWS profile {backend.profile!r} not found; check --profile against ~/.aws/config"
     if isinstance(err, EndpointConnectionError):
@@ -60,7 +59,7 @@ def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
         ident = backend.client("sts", cfg.sourceRegion, max_attempts=2).get_caller_identity()
         pf.account_id = str(ident["Account"])
     except (BotoCoreError, ClientError) as err:
-        pf.errors.append(_credentials_error(err, backend))
+        pf.errors.append(credentials_error(err, backend))
         return pf
     _check_buckets(backend, cfg, pf)
     _check_tables(backend, cfg, pf)
@@ -81,7 +80,9 @@ def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> Non
                 pf.errors.append(f"{where}: cannot read the source bucket ({error_code(err)}); check permissions")
             continue
         if loc != cfg.sourceRegion:
-            pf.errors.append(f"{where}: source bucket is in {loc}, not sourceRegion {cfg.sourceRegion}; fix sourceRegion")
+            pf.errors.append(
+                f"{where}: source bucket is in {loc}, not sourceRegion {cfg.sourceRegion}; fix sourceRegion"
+            )
             continue
         versioning = s3.get_bucket_versioning(Bucket=spec.name).get("Status", "Disabled")
         pf.buckets.append({"name": spec.name, "region": loc, "versioning": versioning})
@@ -97,8 +98,10 @@ def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, 
             pf.targets.append({"type": "s3 bucket", "name": target, "state": "absent"})
             return
         if error_code(err) in ("403", "AccessDenied"):
-            pf.errors.append(f"{where}: target bucket name {target!r} is taken by another account; "
-                             "change timestamp or environmentSuffix")
+            pf.errors.append(
+                f"{where}: target bucket name {target!r} is taken by another account; "
+                "change timestamp or environmentSuffix"
+            )
             return
         raise
     try:
@@ -110,8 +113,10 @@ def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, 
     if cfg.owns(tags):
         pf.targets.append({"type": "s3 bucket", "name": target, "state": "ours"})
     else:
-        pf.errors.append(f"{where}: target bucket {target!r} already exists and was not created by this migration; "
-                         "change timestamp or environmentSuffix, or remove it")
+        pf.errors.append(
+            f"{where}: target bucket {target!r} already exists and was not created by this migration; "
+            "change timestamp or environmentSuffix, or remove it"
+        )
 
 
 def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
@@ -125,7 +130,9 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             desc = src.describe_table(TableName=spec.name)["Table"]
         except ClientError as err:
             if is_not_found(err):
-                pf.errors.append(f"{where}: source table does not exist in {cfg.sourceRegion}; check the name or sourceRegion")
+                pf.errors.append(
+                    f"{where}: source table does not exist in {cfg.sourceRegion}; check the name or sourceRegion"
+                )
             else:
                 pf.errors.append(f"{where}: cannot describe the source table ({error_code(err)}); check permissions")
             continue
@@ -135,15 +142,19 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             continue
         stream = desc.get("StreamSpecification") or {}
         if stream.get("StreamEnabled") and stream.get("StreamViewType") not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
-            pf.errors.append(f"{where}: the source stream is {stream.get('StreamViewType')}, which lacks item images; "
-                             "switch it to NEW_AND_OLD_IMAGES")
-        pf.tables.append({
-            "name": spec.name,
-            "items": int(desc.get("ItemCount", 0)),
-            "bytes": int(desc.get("TableSizeBytes", 0)),
-            "billingMode": desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
-            "streamEnabled": bool(stream.get("StreamEnabled")),
-        })
+            pf.errors.append(
+                f"{where}: the source stream is {stream.get('StreamViewType')}, which lacks item images; "
+                "switch it to NEW_AND_OLD_IMAGES"
+            )
+        pf.tables.append(
+            {
+                "name": spec.name,
+                "items": int(desc.get("ItemCount", 0)),
+                "bytes": int(desc.get("TableSizeBytes", 0)),
+                "billingMode": desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
+                "streamEnabled": bool(stream.get("StreamEnabled")),
+            }
+        )
         target = cfg.target_name(spec.name)
         try:
             tdesc = dst.describe_table(TableName=target)["Table"]
@@ -156,8 +167,10 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
         if cfg.owns(tags):
             pf.targets.append({"type": "dynamodb table", "name": target, "state": "ours"})
         else:
-            pf.errors.append(f"{where}: target table {target!r} already exists in {cfg.targetRegion} and was not "
-                             "created by this migration; change timestamp or environmentSuffix, or remove it")
+            pf.errors.append(
+                f"{where}: target table {target!r} already exists in {cfg.targetRegion} and was not "
+                "created by this migration; change timestamp or environmentSuffix, or remove it"
+            )
 
 
 def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
@@ -208,8 +221,10 @@ def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, tags: dict[s
     if cfg.owns(tags):
         pf.targets.append({"type": kind, "name": name, "state": "ours"})
     else:
-        pf.errors.append(f"{kind} {name!r} already exists in {cfg.targetRegion} and was not created by this "
-                         "migration; change timestamp or environmentSuffix, or remove it")
+        pf.errors.append(
+            f"{kind} {name!r} already exists in {cfg.targetRegion} and was not created by this "
+            "migration; change timestamp or environmentSuffix, or remove it"
+        )
 
 
 def count_bucket(backend: Backend, region: str, bucket: str) -> dict[str, int]:
@@ -238,8 +253,11 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
         {"resource": "dynamodb table (checkpoints)", "name": names.checkpoint_table, "action": "create if missing"},
         {"resource": "iam role", "name": names.replication_role, "action": action("iam role", names.replication_role)},
         {"resource": "iam role", "name": names.lambda_role, "action": action("iam role", names.lambda_role)},
-        {"resource": "lambda function", "name": names.lambda_function,
-         "action": action("lambda function", names.lambda_function)},
+        {
+            "resource": "lambda function",
+            "name": names.lambda_function,
+            "action": action("lambda function", names.lambda_function),
+        },
         {"resource": "cloudwatch alarms + dashboard", "name": names.dashboard, "action": "create or update"},
     ]
     buckets = []
@@ -248,16 +266,16 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
         steps.append({"resource": "s3 bucket", "name": target, "action": action("s3 bucket", target)})
         if b["versioning"] != "Enabled":
             steps.append({"resource": "source s3 bucket", "name": b["name"], "action": "enable versioning"})
-        steps.append({"resource": "source s3 bucket", "name": b["name"],
-                      "action": f"put replication rule to {target}"})
+        steps.append({"resource": "source s3 bucket", "name": b["name"], "action": f"put replication rule to {target}"})
         buckets.append({**b, "target": target, **count_bucket(backend, cfg.sourceRegion, b["name"])})
     tables = []
     for t in pf.tables:
         target = names.tables[t["name"]]
         steps.append({"resource": "dynamodb table", "name": target, "action": action("dynamodb table", target)})
         if not t["streamEnabled"]:
-            steps.append({"resource": "source dynamodb table", "name": t["name"],
-                          "action": "enable stream NEW_AND_OLD_IMAGES"})
+            steps.append(
+                {"resource": "source dynamodb table", "name": t["name"], "action": "enable stream NEW_AND_OLD_IMAGES"}
+            )
         tables.append({**t, "target": target})
     return {
         "backend": pf.backend,
@@ -287,12 +305,16 @@ def format_plan(p: dict[str, Any]) -> str:
     for b in p["buckets"]:
         lines.append(f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])}")
     for t in p["tables"]:
-        lines.append(f"  dynamodb {t['name']} -> {t['target']}: ~{t['items']} items, ~{_size(t['bytes'])} "
-                     "(DynamoDB's approximate counts)")
+        lines.append(
+            f"  dynamodb {t['name']} -> {t['target']}: ~{t['items']} items, ~{_size(t['bytes'])} "
+            "(DynamoDB's approximate counts)"
+        )
     tot = p["totals"]
     lines.append("")
-    lines.append(f"  to move: {tot['objects']} objects ({_size(tot['bytes'])}), ~{tot['items']} items "
-                 f"(~{_size(tot['itemBytes'])}). Nothing has been changed.")
+    lines.append(
+        f"  to move: {tot['objects']} objects ({_size(tot['bytes'])}), ~{tot['items']} items "
+        f"(~{_size(tot['itemBytes'])}). Nothing has been changed."
+    )
     return "\n".join(lines)
 
 

@@ -8,9 +8,10 @@ steps (S3 key ranges, DynamoDB scan segments) are separate task runs, never one 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
@@ -20,22 +21,31 @@ from tasks.aws import Backend
 from tasks.move import dynamodb as move_ddb
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
+from tasks.move.s3_plan import replication_rule_id
 from tasks.names import resource_names
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
+from tasks.validate import dynamodb as validate_ddb
+from tasks.validate import s3 as validate_s3
+from tasks.validate.invoke import invoke_validator
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Copies in flight per S3 partition task; the flow runs a few partition tasks side by side.
+S3_COPY_WORKERS = 8
 
 
-def step(name: str, retries: int = 3, delay: float = 2.0, run_name: str | None = None) -> Callable[[F], F]:
+def step(
+    name: str, retries: int = 3, delay: float = 2.0, run_name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A task with exponential backoff + jitter between attempts and an SNS alert after the last one.
 
     botocore already retries throttling and 5xx inside each attempt (standard mode); these retries
     cover what outlasts that: a region hiccup, an eventually-consistent read, a killed worker.
     """
 
-    def wrap(fn: F) -> F:
-        return task(  # type: ignore[return-value]
-            fn,
+    def wrap(fn: Callable[P, R]) -> Task[P, R]:
+        return task(
             name=name,
             task_run_name=run_name,
             retries=retries,
@@ -43,7 +53,7 @@ def step(name: str, retries: int = 3, delay: float = 2.0, run_name: str | None =
             retry_jitter_factor=0.5,
             cache_policy=NO_CACHE,
             on_failure=[alerts.on_task_failure],
-        )
+        )(fn)
 
     return wrap
 
@@ -87,15 +97,13 @@ def checkpoint_table_task(backend: Backend, cfg: MigrationConfig, kms_key_arn: s
 
 
 @step("provision-replication-role")
-def replication_role_task(backend: Backend, cfg: MigrationConfig, account_id: str, kms_key_arn: str) -> dict[str, Any]:
-    return iam.ensure_replication_role(backend, cfg, account_id, kms_key_arn)
+def replication_role_task(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
+    return iam.ensure_replication_role(backend, cfg, kms_key_arn)
 
 
 @step("provision-validator-role")
-def lambda_role_task(
-    backend: Backend, cfg: MigrationConfig, account_id: str, kms_key_arn: str, topic_arn: str
-) -> dict[str, Any]:
-    return iam.ensure_lambda_role(backend, cfg, account_id, kms_key_arn, topic_arn)
+def lambda_role_task(backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str) -> dict[str, Any]:
+    return iam.ensure_lambda_role(backend, cfg, kms_key_arn, topic_arn)
 
 
 @step("provision-validator")
@@ -107,10 +115,10 @@ def lambda_task(
 
 @step("provision-alarms")
 def alarms_task(backend: Backend, cfg: MigrationConfig, topic_arn: str) -> dict[str, Any]:
-    rule_id = move_s3.replication_rule_id(cfg)
+    rule_id = replication_rule_id(cfg)
     return {
         "alarms": cloudwatch.ensure_alarms(backend, cfg, topic_arn, rule_id),
-        "dashboard": cloudwatch.ensure_dashboard(backend, cfg),
+        "dashboard": cloudwatch.ensure_dashboard(backend, cfg, rule_id),
     }
 
 
@@ -121,7 +129,10 @@ def alarms_task(backend: Backend, cfg: MigrationConfig, topic_arn: str) -> dict[
 def replication_task(
     backend: Backend, cfg: MigrationConfig, source_bucket: str, target_bucket: str, role_arn: str, kms_key_arn: str
 ) -> dict[str, Any]:
-    return move_s3.ensure_replication(backend, cfg, source_bucket, target_bucket, role_arn, kms_key_arn)
+    checkpoints = resource_names(cfg).checkpoint_table
+    return move_s3.ensure_replication(
+        backend, cfg, source_bucket, target_bucket, role_arn, kms_key_arn, checkpoint_table=checkpoints
+    )
 
 
 @step("s3-partitions", run_name="s3-partitions-{bucket}")
@@ -142,7 +153,15 @@ def s3_copy_task(
 ) -> dict[str, Any]:
     """One key range: a retry re-lists the range and copies only what is still missing."""
     return move_s3.copy_partition(
-        backend, cfg, source_bucket, target_bucket, key_range, kms_key_arn, checkpoint_table, mode=mode
+        backend,
+        cfg,
+        source_bucket,
+        target_bucket,
+        key_range,
+        kms_key_arn,
+        checkpoint_table,
+        mode=mode,  # type: ignore[arg-type]
+        workers=S3_COPY_WORKERS,
     )
 
 
@@ -182,3 +201,27 @@ def catch_up_task(
     result = move_ddb.catch_up(backend, cfg, source_table, target_table, checkpoint_table)
     cloudwatch.put_lag_metric(backend, cfg, target_table, float(result.get("lag_seconds", 0.0)))
     return result
+
+
+# ---------------------------------------------------------------- validate
+
+
+@step("validate-bucket", retries=2, run_name="validate-{source_bucket}")
+def validate_bucket_task(
+    backend: Backend, cfg: MigrationConfig, source_bucket: str, target_bucket: str, level: str
+) -> dict[str, Any]:
+    """Every key, size and (level full) content; the mismatch frame travels in memory to the flow."""
+    return validate_s3.validate_bucket(backend, cfg, source_bucket, target_bucket, level=level)  # type: ignore[arg-type]
+
+
+@step("validate-table", retries=2, run_name="validate-{source_table}")
+def validate_table_task(
+    backend: Backend, cfg: MigrationConfig, source_table: str, target_table: str, spill_dir: str
+) -> dict[str, Any]:
+    """Every key and item, type-exact, TTL-aware, in bounded memory (partitions spilled to spill_dir)."""
+    return validate_ddb.validate_table(backend, cfg, source_table, target_table, spill_dir=Path(spill_dir))
+
+
+@step("invoke-validator", retries=1)
+def invoke_validator_task(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
+    return invoke_validator(backend, cfg)

@@ -27,19 +27,16 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, is_not_found, tag_dict
 from tasks.errors import UserError
 from tasks.move.checkpoints import CheckpointStore
-from tasks.move.dynamodb_plan import table_pk
-from tasks.move.s3_plan import replication_rule_id
+from tasks.move.dynamodb_plan import STREAM_SK, table_pk
+from tasks.move.s3_plan import VERSIONING_SK, replication_rule_id, versioning_pk
 from tasks.names import ResourceNames, resource_names
-from tasks.provision.cloudwatch import _marker as dashboard_marker
-from tasks.provision.cloudwatch import alarm_prefix
+from tasks.provision.cloudwatch import alarm_prefix, dashboard_marker
 from tasks.provision.kms import NAME_TAG
 from tasks.provision.sns import topic_arn
 
 PHASES = ("source", "target", "final")
 KMS_PENDING_WINDOW_DAYS = 7  # the minimum AWS allows
 COUNT_CAP = 10_000  # object versions counted per bucket for the plan; "10000+" beyond
-STREAM_SK = "stream"  # tasks.move.dynamodb.STREAM_SK
-VERSIONING_SK = "versioning"
 
 REMOVED = "removed"
 ALREADY_GONE = "already gone"
@@ -62,29 +59,6 @@ CHANGE_ACTIONS = frozenset(
 
 
 # ---------------------------------------------------------------- source versioning evidence
-
-
-def versioning_pk(source_bucket: str) -> str:
-    """Checkpoint partition of the record saying what a source bucket's versioning was before the migration."""
-    return f"s3src#{source_bucket}"
-
-
-def record_source_versioning(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_bucket: str,
-    versioning_before: str,
-    checkpoint_table: str | None = None,
-) -> bool:
-    """Durably record a source bucket's versioning status as the migration first found it (first writer wins:
-    a re-run sees the 'Enabled' the first run left behind). To be called before versioning is enabled;
-    True when this call wrote the record."""
-    store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table or resource_names(cfg).checkpoint_table)
-    return store.put_if_absent(
-        versioning_pk(source_bucket),
-        VERSIONING_SK,
-        {"versioningBefore": versioning_before, "enabledByUs": versioning_before != "Enabled"},
-    )
 
 
 def versioning_evidence(
@@ -256,8 +230,15 @@ def _find_buckets(backend: Backend, cfg: MigrationConfig, names: ResourceNames) 
             if is_not_found(err):
                 continue
             if error_code(err) in {"403", "AccessDenied", "Forbidden"}:
-                out.append({"name": bucket, "source": source, "region": cfg.targetRegion, "owned": False,
-                            "reason": "the name is taken by a bucket this account cannot read"})
+                out.append(
+                    {
+                        "name": bucket,
+                        "source": source,
+                        "region": cfg.targetRegion,
+                        "owned": False,
+                        "reason": "the name is taken by a bucket this account cannot read",
+                    }
+                )
                 continue
             raise
         tags = _bucket_tags(s3, bucket)
@@ -280,7 +261,10 @@ def _find_tables(backend: Backend, cfg: MigrationConfig, tables: Mapping[str, st
         desc = resp["Table"]
         tags = _table_tags(ddb, desc["TableArn"])
         entry: dict[str, Any] = {
-            "name": table, "region": region, "arn": desc["TableArn"], "owned": cfg.owns(tags),
+            "name": table,
+            "region": region,
+            "arn": desc["TableArn"],
+            "owned": cfg.owns(tags),
         }
         if source:
             entry["source"] = source
@@ -390,8 +374,9 @@ def _find_alarms(backend: Backend, cfg: MigrationConfig) -> list[dict[str, Any]]
         ):
             for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
                 tags = tag_dict(cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags"))
-                out.append({"name": alarm["AlarmName"], "arn": alarm["AlarmArn"], "region": region,
-                            "owned": cfg.owns(tags)})
+                out.append(
+                    {"name": alarm["AlarmName"], "arn": alarm["AlarmArn"], "region": region, "owned": cfg.owns(tags)}
+                )
     return out
 
 
@@ -401,8 +386,12 @@ def _find_dashboard(backend: Backend, cfg: MigrationConfig, names: ResourceNames
     resp = _exists(cw.get_dashboard, DashboardName=names.dashboard)
     if resp is None:
         return None
-    return {"name": names.dashboard, "arn": resp.get("DashboardArn"), "region": cfg.targetRegion,
-            "owned": dashboard_marker(cfg) in str(resp.get("DashboardBody") or "")}
+    return {
+        "name": names.dashboard,
+        "arn": resp.get("DashboardArn"),
+        "region": cfg.targetRegion,
+        "owned": dashboard_marker(cfg) in str(resp.get("DashboardBody") or ""),
+    }
 
 
 def _find_source_buckets(
@@ -437,8 +426,16 @@ def _find_source_buckets(
             # On before the migration: nothing of ours. Without a checkpoint table (never migrated, or a
             # previous teardown already finished the source side) there is nothing to go on either.
             continue
-        versioning_out.append({"name": source, "region": cfg.sourceRegion, "status": status, "enabledByUs": by_us,
-                               "evidence": evidence, "otherRules": others})
+        versioning_out.append(
+            {
+                "name": source,
+                "region": cfg.sourceRegion,
+                "status": status,
+                "enabledByUs": by_us,
+                "evidence": evidence,
+                "otherRules": others,
+            }
+        )
     return rules_out, versioning_out
 
 
@@ -465,31 +462,47 @@ def _find_streams(
         if recorded:
             ours = recorded == current
         else:  # crashed between enabling and recording: ours if created after the intent record
-            stream = backend.client("dynamodbstreams", cfg.sourceRegion).describe_stream(
-                StreamArn=current, Limit=1
-            )["StreamDescription"]
+            stream = backend.client("dynamodbstreams", cfg.sourceRegion).describe_stream(StreamArn=current, Limit=1)[
+                "StreamDescription"
+            ]
             created = stream.get("CreationRequestDateTime")
             ours = created is not None and created.timestamp() >= int(record.get("intentAt", 0)) - 5
-        out.append({"name": source, "region": cfg.sourceRegion, "streamArn": current, "recordedArn": recorded,
-                    "enabledByUs": ours, "enabledAt": record.get("enabledAt")})
+        out.append(
+            {
+                "name": source,
+                "region": cfg.sourceRegion,
+                "streamArn": current,
+                "recordedArn": recorded,
+                "enabledByUs": ours,
+                "enabledAt": record.get("enabledAt"),
+            }
+        )
     return out
 
 
 # ---------------------------------------------------------------- the plan (pure)
 
 
-def _act(phase: str, resource: str, entry: Mapping[str, Any], action: str, destroys: bool = False,
-         **extra: Any) -> dict[str, Any]:
-    out = {"phase": phase, "resource": resource, "name": entry["name"], "region": entry["region"],
-           "action": action, "destroysData": destroys}
+def _act(
+    phase: str, resource: str, entry: Mapping[str, Any], action: str, destroys: bool = False, **extra: Any
+) -> dict[str, Any]:
+    out = {
+        "phase": phase,
+        "resource": resource,
+        "name": entry["name"],
+        "region": entry["region"],
+        "action": action,
+        "destroysData": destroys,
+    }
     for k in ("arn", "keyId", "source"):
         if entry.get(k):
             out[k] = entry[k]
     return out | extra
 
 
-def _owned_or_skip(phase: str, resource: str, entry: Mapping[str, Any], action: str, destroys: bool = False,
-                   **extra: Any) -> dict[str, Any]:
+def _owned_or_skip(
+    phase: str, resource: str, entry: Mapping[str, Any], action: str, destroys: bool = False, **extra: Any
+) -> dict[str, Any]:
     if not entry.get("owned"):
         why = entry.get("reason") or "it has our name but not our tags (ManagedBy/MigrationBatch/Environment)"
         return _act(phase, resource, entry, "skip", reason=f"not ours: {why}")
@@ -503,34 +516,92 @@ def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[s
     plan: list[dict[str, Any]] = []
     for r in found.get("replicationRules", []):
         if r["otherRules"]:
-            plan.append(_act("source", "s3-replication-rule", r, "remove-replication-rule", ruleId=r["ruleId"],
-                             reason=f"other rules kept: {', '.join(r['otherRules'])}"))
+            plan.append(
+                _act(
+                    "source",
+                    "s3-replication-rule",
+                    r,
+                    "remove-replication-rule",
+                    ruleId=r["ruleId"],
+                    reason=f"other rules kept: {', '.join(r['otherRules'])}",
+                )
+            )
         else:
-            plan.append(_act("source", "s3-replication-rule", r, "delete-replication-configuration",
-                             ruleId=r["ruleId"], reason="ours is the only rule"))
+            plan.append(
+                _act(
+                    "source",
+                    "s3-replication-rule",
+                    r,
+                    "delete-replication-configuration",
+                    ruleId=r["ruleId"],
+                    reason="ours is the only rule",
+                )
+            )
     for v in found.get("sourceVersioning", []):
         if v["enabledByUs"] and not v["otherRules"]:
-            plan.append(_act("source", "source-versioning", v, "suspend-versioning", reason=(
-                f"{v['evidence']}; S3 versioning cannot be disabled once enabled, only suspended "
-                "(existing object versions are kept)")))
+            plan.append(
+                _act(
+                    "source",
+                    "source-versioning",
+                    v,
+                    "suspend-versioning",
+                    reason=(
+                        f"{v['evidence']}; S3 versioning cannot be disabled once enabled, only suspended "
+                        "(existing object versions are kept)"
+                    ),
+                )
+            )
         elif v["enabledByUs"]:
-            plan.append(_act("source", "source-versioning", v, "keep", reason=(
-                f"{v['evidence']}, but replication rules {', '.join(v['otherRules'])} need it")))
+            plan.append(
+                _act(
+                    "source",
+                    "source-versioning",
+                    v,
+                    "keep",
+                    reason=(f"{v['evidence']}, but replication rules {', '.join(v['otherRules'])} need it"),
+                )
+            )
         else:
-            plan.append(_act("source", "source-versioning", v, "keep", reason=(
-                f"{v['evidence']}; suspend it by hand if this migration enabled it")))
+            plan.append(
+                _act(
+                    "source",
+                    "source-versioning",
+                    v,
+                    "keep",
+                    reason=(f"{v['evidence']}; suspend it by hand if this migration enabled it"),
+                )
+            )
     for s in found.get("sourceStreams", []):
         if s["enabledByUs"]:
-            plan.append(_act("source", "source-stream", s, "disable-stream", streamArn=s["streamArn"],
-                             reason=f"enabled by this migration at {s.get('enabledAt') or 'unknown time'}"))
+            plan.append(
+                _act(
+                    "source",
+                    "source-stream",
+                    s,
+                    "disable-stream",
+                    streamArn=s["streamArn"],
+                    reason=f"enabled by this migration at {s.get('enabledAt') or 'unknown time'}",
+                )
+            )
         else:
-            plan.append(_act("source", "source-stream", s, "keep", streamArn=s["streamArn"],
-                             reason=f"the stream was replaced since this migration enabled {s['recordedArn']}"))
+            plan.append(
+                _act(
+                    "source",
+                    "source-stream",
+                    s,
+                    "keep",
+                    streamArn=s["streamArn"],
+                    reason=f"the stream was replaced since this migration enabled {s['recordedArn']}",
+                )
+            )
 
     for a in found.get("alarms", []):
         plan.append(_owned_or_skip("target", "cloudwatch-alarm", a, "delete"))
-    for field, resource in (("dashboard", "cloudwatch-dashboard"), ("lambda", "lambda-function"),
-                            ("logGroup", "log-group")):
+    for field, resource in (
+        ("dashboard", "cloudwatch-dashboard"),
+        ("lambda", "lambda-function"),
+        ("logGroup", "log-group"),
+    ):
         if found.get(field):
             plan.append(_owned_or_skip("target", resource, found[field], "delete"))
     for r in found.get("roles", []):
@@ -548,21 +619,39 @@ def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[s
         plan.append(_owned_or_skip("target", "dynamodb-table", t, "delete", bool(t.get("hasData")), **detail))
 
     if found.get("checkpointTable"):
-        plan.append(_owned_or_skip("final", "checkpoint-table", found["checkpointTable"], "delete",
-                                   reason="migration progress records only"))
+        plan.append(
+            _owned_or_skip(
+                "final",
+                "checkpoint-table",
+                found["checkpointTable"],
+                "delete",
+                reason="migration progress records only",
+            )
+        )
     key = found.get("kmsKey")
     if key:
-        data = any(x.get("owned") and x.get("hasData") for x in [*found.get("targetBuckets", []),
-                                                                    *found.get("targetTables", [])])
+        data = any(
+            x.get("owned") and x.get("hasData")
+            for x in [*found.get("targetBuckets", []), *found.get("targetTables", [])]
+        )
         if not key["owned"]:
-            plan.append(_act("final", "kms-key", key, "skip",
-                             reason="not ours: the alias points to a key without our tags"))
+            plan.append(
+                _act("final", "kms-key", key, "skip", reason="not ours: the alias points to a key without our tags")
+            )
         elif key["aliasExists"]:  # even for a key already pending deletion (a half-finished earlier run)
             plan.append(_act("final", "kms-alias", key, "delete-alias"))
         if key["owned"] and key["state"] != "PendingDeletion":
-            plan.append(_act("final", "kms-key", key, "schedule-key-deletion", data,
-                             pendingWindowDays=KMS_PENDING_WINDOW_DAYS,
-                             reason="data still encrypted with it becomes unreadable" if data else ""))
+            plan.append(
+                _act(
+                    "final",
+                    "kms-key",
+                    key,
+                    "schedule-key-deletion",
+                    data,
+                    pendingWindowDays=KMS_PENDING_WINDOW_DAYS,
+                    reason="data still encrypted with it becomes unreadable" if data else "",
+                )
+            )
     return plan
 
 
@@ -602,7 +691,8 @@ def execute(
 
 def _data_kept(done: Iterable[Mapping[str, Any]]) -> bool:
     return any(
-        r["resource"] in ("s3-bucket", "dynamodb-table") and r["action"] != "skip"
+        r["resource"] in ("s3-bucket", "dynamodb-table")
+        and r["action"] != "skip"
         and r.get("status") not in (REMOVED, ALREADY_GONE)
         for r in done
     )
@@ -626,30 +716,36 @@ def _run(
         return _delete_alarm(backend, a)
     if res == "cloudwatch-dashboard":
         cw = backend.client("cloudwatch", a["region"])
-        return _delete(lambda: cw.delete_dashboards(DashboardNames=[a["name"]]),
-                       lambda: _exists(cw.get_dashboard, DashboardName=a["name"]) is not None)
+        return _delete(
+            lambda: cw.delete_dashboards(DashboardNames=[a["name"]]),
+            lambda: _exists(cw.get_dashboard, DashboardName=a["name"]) is not None,
+        )
     if res == "lambda-function":
         lam = backend.client("lambda", a["region"])
-        return _delete(lambda: lam.delete_function(FunctionName=a["name"]),
-                       lambda: _exists(lam.get_function, FunctionName=a["name"]) is not None)
+        return _delete(
+            lambda: lam.delete_function(FunctionName=a["name"]),
+            lambda: _exists(lam.get_function, FunctionName=a["name"]) is not None,
+        )
     if res == "log-group":
         logs = backend.client("logs", a["region"])
-        return _delete(lambda: logs.delete_log_group(logGroupName=a["name"]),
-                       lambda: _log_group(logs, a["name"]) is not None)
+        return _delete(
+            lambda: logs.delete_log_group(logGroupName=a["name"]), lambda: _log_group(logs, a["name"]) is not None
+        )
     if res == "iam-role":
         return _delete_role(backend, cfg, a)
     if res == "sns-topic":
         sns = backend.client("sns", a["region"])
-        return _delete(lambda: sns.delete_topic(TopicArn=a["arn"]),
-                       lambda: _exists(sns.get_topic_attributes, TopicArn=a["arn"]) is not None)
+        return _delete(
+            lambda: sns.delete_topic(TopicArn=a["arn"]),
+            lambda: _exists(sns.get_topic_attributes, TopicArn=a["arn"]) is not None,
+        )
     if res == "s3-bucket":
         return _delete_bucket(backend, a, delete_data)
     if res in ("dynamodb-table", "checkpoint-table"):
         if res == "checkpoint-table":
             pending = [r["name"] for r in done if r["phase"] == "source" and r.get("status") == FAILED]
             if pending:
-                return {"status": "kept (source changes not undone yet: "
-                                  f"{', '.join(pending)}; re-run teardown)"}
+                return {"status": f"kept (source changes not undone yet: {', '.join(pending)}; re-run teardown)"}
         return _delete_table(backend, a, delete_data and res == "dynamodb-table", res == "dynamodb-table")
     if res in ("kms-alias", "kms-key"):
         if _data_kept(done):
@@ -696,8 +792,7 @@ def _delete_role(backend: Backend, cfg: MigrationConfig, a: Mapping[str, Any]) -
                 iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
         for page in iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name):
             for profile in page.get("InstanceProfiles", []):
-                iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"],
-                                                      RoleName=name)
+                iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
         iam.delete_role(RoleName=name)
 
     return _delete(remove, lambda: _exists(iam.get_role, RoleName=name) is not None)
@@ -775,8 +870,9 @@ def _delete_table(backend: Backend, a: Mapping[str, Any], delete_data: bool, gua
 
 def _delete_alias(backend: Backend, a: Mapping[str, Any]) -> dict[str, Any]:
     kms = backend.client("kms", a["region"])
-    return _delete(lambda: kms.delete_alias(AliasName=a["name"]),
-                   lambda: _exists(kms.describe_key, KeyId=a["name"]) is not None)
+    return _delete(
+        lambda: kms.delete_alias(AliasName=a["name"]), lambda: _exists(kms.describe_key, KeyId=a["name"]) is not None
+    )
 
 
 def _schedule_key_deletion(backend: Backend, a: Mapping[str, Any]) -> dict[str, Any]:
@@ -791,8 +887,11 @@ def _schedule_key_deletion(backend: Backend, a: Mapping[str, Any]) -> dict[str, 
     if after.get("KeyState") != "PendingDeletion":
         return {"status": FAILED, "error": f"key state is {after.get('KeyState')} after scheduling deletion"}
     date = _iso(after.get("DeletionDate"))
-    return {"status": f"scheduled for deletion on {date}", "deletionDate": date,
-            "measured": "describe_key: PendingDeletion"}
+    return {
+        "status": f"scheduled for deletion on {date}",
+        "deletionDate": date,
+        "measured": "describe_key: PendingDeletion",
+    }
 
 
 def _remove_rule(backend: Backend, cfg: MigrationConfig, a: Mapping[str, Any]) -> dict[str, Any]:
@@ -830,14 +929,19 @@ def _suspend_versioning(backend: Backend, cfg: MigrationConfig, a: Mapping[str, 
         return {"status": ALREADY_GONE, "measured": f"versioning is {status}"}
     remaining = (_get_replication(s3, bucket) or {}).get("Rules", [])
     if remaining:
-        return {"status": "kept (replication rules on the bucket need versioning: "
-                          f"{', '.join(str(r.get('ID')) for r in remaining)})"}
+        return {
+            "status": "kept (replication rules on the bucket need versioning: "
+            f"{', '.join(str(r.get('ID')) for r in remaining)})"
+        }
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     now = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     if now != "Suspended":
         return {"status": FAILED, "error": f"versioning is {now} after suspending"}
-    return {"status": "suspended", "measured": "get_bucket_versioning: Suspended",
-            "note": "S3 versioning cannot be disabled once enabled; it is suspended and existing versions are kept"}
+    return {
+        "status": "suspended",
+        "measured": "get_bucket_versioning: Suspended",
+        "note": "S3 versioning cannot be disabled once enabled; it is suspended and existing versions are kept",
+    }
 
 
 def _disable_stream(backend: Backend, cfg: MigrationConfig, a: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,10 +13,10 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
-from tasks.aws import Backend, clear_client_cache  # noqa: E402
+from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config
+from tasks.aws import Backend, clear_client_cache
 
 SOURCE = "us-east-1"
 TARGET = "eu-west-1"

@@ -108,11 +108,7 @@ def evaluate_bucket(name: str, collected: Collected, kms_key_arn: str | None = N
     pab = collected.get("publicAccessBlock") or {}
     if "error" in pab:
         code = pab["error"]["code"]
-        detail = (
-            "no public access block"
-            if code == "NoSuchPublicAccessBlockConfiguration"
-            else f"cannot read: {code}"
-        )
+        detail = "no public access block" if code == "NoSuchPublicAccessBlockConfiguration" else f"cannot read: {code}"
         checks.append(_check(name, "publicAccessBlock", False, detail))
     else:
         conf = pab.get("PublicAccessBlockConfiguration", {})
@@ -202,8 +198,7 @@ def settings(event: dict[str, Any] | None) -> dict[str, Any]:
         return [str(v).strip() for v in value if str(v).strip()]
 
     return {
-        "targetRegion": event.get("targetRegion") or os.environ.get("TARGET_REGION")
-        or os.environ.get("AWS_REGION"),
+        "targetRegion": event.get("targetRegion") or os.environ.get("TARGET_REGION") or os.environ.get("AWS_REGION"),
         "buckets": names("buckets", "BUCKETS"),
         "tables": names("tables", "TABLES"),
         "topicArn": event.get("topicArn") or os.environ.get("TOPIC_ARN") or None,
@@ -216,9 +211,7 @@ def summarize(region: str, checks: list[Check]) -> str:
     failed = [c for c in checks if not c["ok"]]
     if not failed:
         return f"Region migration validation in {region}: all {len(checks)} checks passed."
-    listed = "; ".join(
-        f"{c['resource']} {c['check']} ({c['detail']})" for c in failed[:MAX_FAILURES_IN_SUMMARY]
-    )
+    listed = "; ".join(f"{c['resource']} {c['check']} ({c['detail']})" for c in failed[:MAX_FAILURES_IN_SUMMARY])
     more = len(failed) - MAX_FAILURES_IN_SUMMARY
     tail = f"; and {more} more" if more > 0 else ""
     return (

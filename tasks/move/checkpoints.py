@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from tasks.aws import Backend, is_not_found, tag_list
+from tasks.aws import Backend, error_code, is_not_found, tag_list
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
@@ -71,9 +71,7 @@ class CheckpointStore:
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One record's attributes (without pk/sk), read consistently, or None."""
-        resp = self._ddb.get_item(
-            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
-        )
+        resp = self._ddb.get_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)
         item = resp.get("Item")
         return _strip(_decode(item)) if item else None
 
@@ -123,9 +121,66 @@ class CheckpointStore:
                 rec = _decode(item)
                 yield rec["sk"], _strip(rec)
 
+    def query_range(
+        self,
+        pk: str,
+        start_after: str | None,
+        end: str | None,
+        attributes: list[str] | None = None,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(sk, attrs) under pk with start_after < sk <= end (None = unbounded), in sort-key order.
+
+        One paged range read per S3 key partition instead of a get per object; DynamoDB orders string
+        sort keys by UTF-8 bytes, the same order S3 lists keys in, so the ranges line up. `attributes`
+        limits what is read back (less to transfer and decode on large ranges).
+        """
+        if start_after is not None and end is not None and start_after >= end:
+            return
+        cond = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if start_after is not None and end is not None:
+            cond += " AND sk BETWEEN :a AND :b"  # inclusive: start_after itself is dropped below
+            values[":a"] = {"S": start_after}
+            values[":b"] = {"S": end}
+        elif start_after is not None:
+            cond += " AND sk > :a"
+            values[":a"] = {"S": start_after}
+        elif end is not None:
+            cond += " AND sk <= :b"
+            values[":b"] = {"S": end}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        if attributes:
+            names = {f"#a{i}": a for i, a in enumerate(["sk", *attributes])}
+            kwargs["ProjectionExpression"] = ", ".join(names)
+            kwargs["ExpressionAttributeNames"] = names
+        for page in self._ddb.get_paginator("query").paginate(**kwargs):
+            for item in page.get("Items", []):
+                rec = _decode(item)
+                if rec["sk"] != start_after:
+                    yield rec["sk"], _strip(rec)
+
     def delete(self, pk: str, sk: str) -> None:
         """Remove one record (absent is fine)."""
         self._ddb.delete_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+
+    def put_if_absent(self, pk: str, sk: str, attrs: dict[str, Any]) -> bool:
+        """Write one record only if none exists (first writer wins); True when this call wrote it.
+
+        Used for decisions a resumed or concurrent run must share, e.g. a table's scan segment count.
+        """
+        item = {**attrs, "pk": pk, "sk": sk, "updatedAt": int(time.time())}
+        try:
+            self._ddb.put_item(TableName=self.table, Item=_encode(item), ConditionExpression="attribute_not_exists(pk)")
+        except Exception as err:
+            if error_code(err) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def delete_pk(self, pk: str) -> int:
         """Remove every record under pk; returns how many."""

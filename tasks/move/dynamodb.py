@@ -26,6 +26,7 @@ from tasks.errors import PreflightError
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.dynamodb_plan import (
     IMAGE_VIEW_TYPES,
+    STREAM_SK,
     THROTTLE_CODES,
     age_seconds,
     backoff_delay,
@@ -44,7 +45,6 @@ from tasks.move.dynamodb_plan import (
 )
 from tasks.names import resource_names
 
-STREAM_SK = "stream"
 PLAN_SK = "plan"
 VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 # Pages whose writes may be in flight at once. 1 = a kill re-does at most one page, and the next page is

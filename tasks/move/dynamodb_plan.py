@@ -39,6 +39,9 @@ def plan_total_segments(item_count: int, size_bytes: int) -> int:
     return max(1, min(MAX_SEGMENTS, max(by_items, by_bytes)))
 
 
+STREAM_SK = "stream"  # the source stream record under table_pk: enabledByUs, streamArn, when
+
+
 def table_pk(source_table: str) -> str:
     """Checkpoint partition for everything about one source table."""
     return f"ddb#{source_table}"

@@ -111,7 +111,14 @@ def alarm_specs(
                 _spec(
                     _alarm_name(prefix, f"ddb-{short}-throttles", table),
                     f"{table}: {short} requests throttled (migration {cfg.migrationBatch})",
-                    "AWS/DynamoDB", metric, {"TableName": table}, "Sum", 0, 60, 2, target_actions,
+                    "AWS/DynamoDB",
+                    metric,
+                    {"TableName": table},
+                    "Sum",
+                    0,
+                    60,
+                    2,
+                    target_actions,
                 )
             )
     for source in sorted(source_buckets):
@@ -121,7 +128,13 @@ def alarm_specs(
             _spec(
                 _alarm_name(prefix, "s3-replication-latency", source),
                 f"{source} -> {target}: replication latency above {REPLICATION_LATENCY_THRESHOLD_S} s",
-                "AWS/S3", "ReplicationLatency", dims, "Maximum", REPLICATION_LATENCY_THRESHOLD_S, 60, 2,
+                "AWS/S3",
+                "ReplicationLatency",
+                dims,
+                "Maximum",
+                REPLICATION_LATENCY_THRESHOLD_S,
+                60,
+                2,
                 source_actions,
             )
         )
@@ -129,14 +142,28 @@ def alarm_specs(
             _spec(
                 _alarm_name(prefix, "s3-replication-failed", source),
                 f"{source} -> {target}: objects failed to replicate",
-                "AWS/S3", "OperationsFailedReplication", dims, "Sum", 0, 60, 2, source_actions,
+                "AWS/S3",
+                "OperationsFailedReplication",
+                dims,
+                "Sum",
+                0,
+                60,
+                2,
+                source_actions,
             )
         )
     specs.append(
         _spec(
             _alarm_name(prefix, "lambda-errors", names.lambda_function),
             f"validation Lambda {names.lambda_function} failed",
-            "AWS/Lambda", "Errors", {"FunctionName": names.lambda_function}, "Sum", 0, 60, 1, target_actions,
+            "AWS/Lambda",
+            "Errors",
+            {"FunctionName": names.lambda_function},
+            "Sum",
+            0,
+            60,
+            1,
+            target_actions,
         )
     )
     for table in sorted(names.tables.values()):
@@ -144,7 +171,13 @@ def alarm_specs(
             _spec(
                 _alarm_name(prefix, "stream-lag", table),
                 f"{table}: stream catch-up more than {LAG_THRESHOLD_S} s behind the source",
-                LAG_NAMESPACE, LAG_METRIC, {"TableName": table}, "Maximum", LAG_THRESHOLD_S, 300, 1,
+                LAG_NAMESPACE,
+                LAG_METRIC,
+                {"TableName": table},
+                "Maximum",
+                LAG_THRESHOLD_S,
+                300,
+                1,
                 target_actions,
             )
         )
@@ -171,7 +204,7 @@ def _dims(dims: Any) -> list[tuple[str, str]]:
     return sorted((d["Name"], d["Value"]) for d in dims or [])
 
 
-def _marker(cfg: MigrationConfig) -> str:
+def dashboard_marker(cfg: MigrationConfig) -> str:
     tags = cfg.tags()
     return " | ".join(f"{k}: {tags[k]}" for k in sorted(tags))
 
@@ -190,10 +223,7 @@ def dashboard_body(
         {
             "type": "text",
             "properties": {
-                "markdown": (
-                    f"# Region migration {cfg.sourceRegion} -> {cfg.targetRegion}\n"
-                    f"{_marker(cfg)}"
-                )
+                "markdown": (f"# Region migration {cfg.sourceRegion} -> {cfg.targetRegion}\n{dashboard_marker(cfg)}")
             },
         }
     ]
@@ -285,8 +315,12 @@ def ensure_alarms(
     """Create or repair every alarm (put_metric_alarm is an upsert); read each back from describe_alarms."""
     names = resource_names(cfg)
     specs = alarm_specs(
-        cfg, names, list(names.buckets), replication_rule_id,
-        topic_arn=topic_arn, source_topic_arn=source_topic_arn,
+        cfg,
+        names,
+        list(names.buckets),
+        replication_rule_id,
+        topic_arn=topic_arn,
+        source_topic_arn=source_topic_arn,
     )
     by_region: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
@@ -323,8 +357,7 @@ def ensure_alarms(
                 if error_code(err) != "ValidationError":
                     raise
                 # e.g. "Invalid region ... specified": the action's topic is not in the alarm's region.
-                results[name] = {"name": name, "region": region, "error": str(err), "created": False,
-                                 "repaired": []}
+                results[name] = {"name": name, "region": region, "error": str(err), "created": False, "repaired": []}
                 continue
             results[name] = {"name": name, "region": region, "created": current is None, "repaired": repaired}
         after = _describe(cw, [s["AlarmName"] for s in region_specs if "error" not in results[s["AlarmName"]]])
@@ -364,9 +397,7 @@ def _alarm_view(alarm: dict[str, Any], region: str) -> dict[str, Any]:
     }
 
 
-def ensure_dashboard(
-    backend: Backend, cfg: MigrationConfig, replication_rule_id: str | None = None
-) -> dict[str, Any]:
+def ensure_dashboard(backend: Backend, cfg: MigrationConfig, replication_rule_id: str | None = None) -> dict[str, Any]:
     """Create or repair the dashboard; a same-named dashboard without our marker is a collision."""
     names = resource_names(cfg)
     cw = backend.client("cloudwatch", cfg.targetRegion)
@@ -375,7 +406,7 @@ def ensure_dashboard(
     created = current is None
     repaired: list[str] = []
     if current is not None:
-        if _marker(cfg) not in current.get("DashboardBody", ""):
+        if dashboard_marker(cfg) not in current.get("DashboardBody", ""):
             raise CollisionError(
                 f"CloudWatch dashboard {names.dashboard!r} exists and was not created by migration batch "
                 f"{cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete it or change timestamp"

@@ -48,9 +48,7 @@ def trust_policy(service: str) -> Policy:
     """Only `service` may assume the role."""
     return {
         "Version": VERSION,
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-        ],
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
     }
 
 
@@ -362,8 +360,13 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
     names = resource_names(cfg)
     if not names.buckets:
         # Tables-only migration: no S3 replication, so no role (an empty policy would be rejected anyway).
-        return {"name": names.replication_role, "arn": None, "created": False, "repaired": [],
-                "skipped": "no s3Buckets in the config"}
+        return {
+            "name": names.replication_role,
+            "arn": None,
+            "created": False,
+            "repaired": [],
+            "skipped": "no s3Buckets in the config",
+        }
     trust, policy = replication_role_policies(
         list(names.buckets),
         list(names.buckets.values()),
@@ -372,20 +375,24 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
         account_id=account_id(backend, cfg.targetRegion),
     )
     return ensure_role(
-        backend, cfg, names.replication_role, trust, policy,
+        backend,
+        cfg,
+        names.replication_role,
+        trust,
+        policy,
         f"S3 replication {cfg.sourceRegion} -> {cfg.targetRegion} for region-migration {cfg.migrationBatch}",
     )
 
 
-def ensure_lambda_role(
-    backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str
-) -> dict[str, Any]:
+def ensure_lambda_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str) -> dict[str, Any]:
     """The validation Lambda's execution role."""
     names = resource_names(cfg)
-    trust, policy = lambda_role_policies(
-        cfg, account_id(backend, cfg.targetRegion), names, kms_key_arn, topic_arn
-    )
+    trust, policy = lambda_role_policies(cfg, account_id(backend, cfg.targetRegion), names, kms_key_arn, topic_arn)
     return ensure_role(
-        backend, cfg, names.lambda_role, trust, policy,
+        backend,
+        cfg,
+        names.lambda_role,
+        trust,
+        policy,
         f"Validation Lambda of region-migration {cfg.migrationBatch} ({cfg.environmentSuffix})",
     )

@@ -41,7 +41,8 @@ NOT_RETURNED = "not returned by backend"
 def build_package(source: Path = PACKAGE_DIR) -> bytes:
     """Zip the validator's directory byte-for-byte reproducibly (same files -> same bytes -> same hash)."""
     files = sorted(
-        p for p in source.rglob("*")
+        p
+        for p in source.rglob("*")
         if p.is_file()
         and "__pycache__" not in p.parts
         and not p.name.startswith(".")

@@ -22,8 +22,19 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for p in parts:
         failed_examples.extend(p.get("failures", []) or [])
     duration = max((float(p.get("duration_s", 0) or 0) for p in parts), default=0.0)
-    out: dict[str, Any] = {k: _sum(parts, k) for k in ("seen", "copied", "skipped", "failed", "vanished", "bytes_seen",
-                                       "bytes_copied", "pending_replication")}
+    out: dict[str, Any] = {
+        k: _sum(parts, k)
+        for k in (
+            "seen",
+            "copied",
+            "skipped",
+            "failed",
+            "vanished",
+            "bytes_seen",
+            "bytes_copied",
+            "pending_replication",
+        )
+    }
     out["partitions"] = len(parts)
     out["failedPartitions"] = sum(1 for p in parts if p.get("error"))
     out["durationSeconds"] = round(duration, 2)
@@ -68,25 +79,36 @@ def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> l
     ]
     kms = report["resources"].get("kms") or {}
     if kms.get("arn"):
-        diffs.append({"setting": "encryption key", "source": "source's own keys",
-                      "target": f"customer-managed key {kms.get('alias', '')} ({kms['arn']})"})
+        diffs.append(
+            {
+                "setting": "encryption key",
+                "source": "source's own keys",
+                "target": f"customer-managed key {kms.get('alias', '')} ({kms['arn']})",
+            }
+        )
     for t in report["resources"].get("dynamodbTables", []):
         src_cap = t.get("capacityFrom") or {}
         if src_cap:
-            diffs.append({
-                "setting": f"capacity {t.get('source')}",
-                "source": f"read {src_cap.get('read')}, write {src_cap.get('write')}",
-                "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')}",
-            })
+            diffs.append(
+                {
+                    "setting": f"capacity {t.get('source')}",
+                    "source": f"read {src_cap.get('read')}, write {src_cap.get('write')}",
+                    "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')}",
+                }
+            )
         ttl = t.get("ttl") or {}
         if ttl:
-            diffs.append({"setting": f"ttl {t.get('source')}", "source": str(t.get("sourceTtl", "as source")),
-                          "target": f"{ttl.get('status')} on {ttl.get('attribute')}"})
+            diffs.append(
+                {
+                    "setting": f"ttl {t.get('source')}",
+                    "source": str(t.get("sourceTtl", "as source")),
+                    "target": f"{ttl.get('status')} on {ttl.get('attribute')}",
+                }
+            )
     for b in report["resources"].get("s3Buckets", []):
         lc = b.get("lifecycle")
         if lc:
-            diffs.append({"setting": f"lifecycle {b.get('source')}", "source": "unchanged",
-                          "target": str(lc)})
+            diffs.append({"setting": f"lifecycle {b.get('source')}", "source": "unchanged", "target": str(lc)})
     return diffs
 
 
@@ -96,18 +118,24 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     for b in report["resources"].get("s3Buckets", []):
         status = b.get("status")
         if status == "failed" or status == "incomplete":
-            steps.append(f"Re-run the migration: bucket {b.get('source')} is {status}; the re-run copies only what is missing.")
+            steps.append(
+                f"Re-run the migration: bucket {b.get('source')} is {status}; the re-run copies only what is missing."
+            )
         elif status == "replication pending":
             steps.append(f"Wait for replication of {b.get('source')} and run the sync (catch-up) again.")
         repl = b.get("replication") or {}
         if repl and repl.get("ruleStatus") != "Enabled":
-            steps.append(f"Replication rule on {b.get('source')} is {repl.get('ruleStatus')}: check the replication role.")
+            steps.append(
+                f"Replication rule on {b.get('source')} is {repl.get('ruleStatus')}: check the replication role."
+            )
     for t in report["resources"].get("dynamodbTables", []):
         status = t.get("status")
         if status == "failed":
             steps.append(f"Re-run the migration: table {t.get('source')} failed; it resumes from its checkpoints.")
         elif status == "lagging":
-            steps.append(f"Run the sync again: table {t.get('source')} lags by {t.get('catchUp', {}).get('lag_seconds')} s.")
+            steps.append(
+                f"Run the sync again: table {t.get('source')} lags by {t.get('catchUp', {}).get('lag_seconds')} s."
+            )
         if (t.get("catchUp") or {}).get("retention_warning"):
             steps.append(f"Urgent: {t.get('source')}'s oldest unapplied stream record nears the 24 h retention.")
     lam = report["resources"].get("lambda") or {}
@@ -116,8 +144,9 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     if not steps:
         steps.append("Keep the regions in sync (run the sync deployment) until cutover.")
         steps.append("Review this report and the validation results, then cut over writers to the target region.")
-    steps.append("Subscribe the on-call endpoints to the alert topic "
-                 f"{(report['resources'].get('sns') or {}).get('arn', '')}.")
+    steps.append(
+        f"Subscribe the on-call endpoints to the alert topic {(report['resources'].get('sns') or {}).get('arn', '')}."
+    )
     return steps
 
 
@@ -133,21 +162,96 @@ def overall(report: dict[str, Any]) -> dict[str, Any]:
     return {"ok": not problems, "problems": problems}
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The markdown artifact a reviewer reads before cutover."""
-    status = report["status"]
-    verdict = "ALL MOVED" if status["ok"] else "PROBLEMS FOUND"
+MAX_LAG_FOR_GO_SECONDS = 60.0
+
+
+def verdict(report: dict[str, Any], max_lag_seconds: float = MAX_LAG_FOR_GO_SECONDS) -> dict[str, Any]:
+    """GO only when every measurement says so: data in sync, validation passed, stream lag small."""
+    reasons = list(report["status"]["problems"])
+    validation = report.get("validation")
+    if not validation:
+        reasons.append("validation did not run")
+    else:
+        reasons += validation.get("errors", [])
+        counts = validation.get("mismatches", {})
+        if any(counts.values()):
+            reasons.append(
+                "validation found {missing} missing, {extra} extra and {different} different; "
+                "every one is listed in {file}".format(file=validation.get("mismatchFile"), **counts)
+            )
+        lam = validation.get("lambda") or {}
+        if lam.get("executed") and not lam.get("ok"):
+            reasons.append(f"validator Lambda reported: {lam.get('summary')}")
+    for t in report["resources"].get("dynamodbTables", []):
+        lag = float((t.get("catchUp") or {}).get("lag_seconds", 0) or 0)
+        if lag > max_lag_seconds:
+            reasons.append(f"table {t.get('source')} lags {lag:.0f} s (GO needs <= {max_lag_seconds:.0f} s)")
+    unique = list(dict.fromkeys(reasons))
+    return {"decision": "NO-GO" if unique else "GO", "reasons": unique, "maxLagSeconds": max_lag_seconds}
+
+
+def lambda_line(lam: dict[str, Any] | None) -> str:
+    """What the validator Lambda did, as measured."""
+    if not lam:
+        return "not invoked"
+    if lam.get("executed"):
+        return "executed: " + ("all checks passed" if lam.get("ok") else str(lam.get("summary")))
+    return f"deployed, not executed by this backend ({lam.get('functionError')}: {lam.get('detail', '')[:120]})"
+
+
+def validation_markdown(v: dict[str, Any]) -> str:
+    """The validation section (also the whole artifact of the validate flow)."""
     lines = [
-        f"# Region migration {report['migrationBatch']} ({report['environmentSuffix']}): {verdict}",
+        f"## Validation ({v.get('level')}): {'passed' if v.get('passed') else 'FAILED'}",
+        "",
+        f"Mismatches: {v.get('mismatches')}; every one is in `{v.get('mismatchFile')}`.",
+        "",
+        "| store | source | target | missing | extra | different |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in v.get("buckets", []):
+        lines.append(
+            f"| {r.get('source')} | {r.get('sourceObjects', '?')} objects | {r.get('targetObjects', '?')} "
+            f"objects | {r.get('missing', '?')} | {r.get('extra', '?')} | {r.get('different', '?')} |"
+        )
+    for r in v.get("tables", []):
+        lines.append(
+            f"| {r.get('source')} | {r.get('sourceItems', '?')} items | {r.get('targetItems', '?')} items "
+            f"| {r.get('missing', '?')} | {r.get('extra', '?')} | {r.get('different', '?')} |"
+        )
+    for err in v.get("errors", []):
+        lines.append(f"\n- error: {err}")
+    lines += ["", f"Validator Lambda: {lambda_line(v.get('lambda'))}", ""]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The markdown artifact a reviewer reads before cutover: the verdict first."""
+    status = report["status"]
+    decision = report.get("verdict") or {"decision": "ALL MOVED" if status["ok"] else "PROBLEMS FOUND", "reasons": []}
+    lines = [
+        f"# Region migration {report['migrationBatch']} ({report['environmentSuffix']}): {decision['decision']}",
         "",
         f"{report['sourceRegion']} -> {report['targetRegion']} on **{report['backend']}**, "
         f"{report['startedAt']} to {report['finishedAt']} ({report['durationSeconds']} s).",
         "",
     ]
-    if status["problems"]:
-        lines += ["## Problems", ""] + [f"- {p}" for p in status["problems"]] + [""]
-    lines += ["## S3 buckets", "", "| source | target | status | seen | copied | skipped | failed | bytes copied | replication rule |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    if decision["reasons"]:
+        lines += ["## Why not GO", ""] + [f"- {p}" for p in decision["reasons"]] + [""]
+    elif decision["decision"] == "GO":
+        lines += [
+            "Every bucket and table is in sync, validation found no mismatch and the stream lag is under "
+            f"{decision.get('maxLagSeconds', MAX_LAG_FOR_GO_SECONDS):.0f} s.",
+            "",
+        ]
+    if report.get("validation"):
+        lines += [validation_markdown(report["validation"])]
+    lines += [
+        "## S3 buckets",
+        "",
+        "| source | target | status | seen | copied | skipped | failed | bytes copied | replication rule |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for b in report["resources"]["s3Buckets"]:
         bf, cu = b.get("backfill") or {}, b.get("catchUp") or {}
         lines.append(
@@ -156,9 +260,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{bf.get('failed', 0) + cu.get('failed', 0)} | {bf.get('bytes_copied', 0) + cu.get('bytes_copied', 0)} | "
             f"{(b.get('replication') or {}).get('ruleStatus', 'n/a')} |"
         )
-    lines += ["", "## DynamoDB tables", "",
-              "| source | target | status | scanned | written | stream records applied | lag (s) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## DynamoDB tables",
+        "",
+        "| source | target | status | scanned | written | stream records applied | lag (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for t in report["resources"]["dynamodbTables"]:
         bf, cu = t.get("backfill") or {}, t.get("catchUp") or {}
         lines.append(
@@ -167,8 +275,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     res = report["resources"]
     lines += ["", "## Provisioned resources", "", "| resource | name | arn |", "|---|---|---|"]
-    for kind, item in (("KMS key", res.get("kms")), ("SNS topic", res.get("sns")), ("Lambda", res.get("lambda")),
-                       ("Checkpoint table", res.get("checkpoints")), ("Dashboard", res.get("dashboard"))):
+    for kind, item in (
+        ("KMS key", res.get("kms")),
+        ("SNS topic", res.get("sns")),
+        ("Lambda", res.get("lambda")),
+        ("Checkpoint table", res.get("checkpoints")),
+        ("Dashboard", res.get("dashboard")),
+    ):
         if item:
             lines.append(f"| {kind} | {item.get('alias') or item.get('name', '')} | {item.get('arn', '')} |")
     for role in (res.get("iam") or {}).values():
@@ -188,20 +301,50 @@ def resource_rows(report: dict[str, Any]) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     res = report["resources"]
     for b in res["s3Buckets"]:
-        rows.append({"type": "s3 bucket", "name": str(b.get("name", "")), "arn": str(b.get("arn", "")),
-                     "status": str(b.get("status", ""))})
+        rows.append(
+            {
+                "type": "s3 bucket",
+                "name": str(b.get("name", "")),
+                "arn": str(b.get("arn", "")),
+                "status": str(b.get("status", "")),
+            }
+        )
     for t in res["dynamodbTables"]:
-        rows.append({"type": "dynamodb table", "name": str(t.get("name", "")), "arn": str(t.get("arn", "")),
-                     "status": str(t.get("status", ""))})
+        rows.append(
+            {
+                "type": "dynamodb table",
+                "name": str(t.get("name", "")),
+                "arn": str(t.get("arn", "")),
+                "status": str(t.get("status", "")),
+            }
+        )
     for kind in ("kms", "sns", "lambda", "checkpoints", "dashboard"):
         item = res.get(kind) or {}
         if item:
-            rows.append({"type": kind, "name": str(item.get("alias") or item.get("name", "")),
-                         "arn": str(item.get("arn", "")), "status": "provisioned"})
+            rows.append(
+                {
+                    "type": kind,
+                    "name": str(item.get("alias") or item.get("name", "")),
+                    "arn": str(item.get("arn", "")),
+                    "status": "provisioned",
+                }
+            )
     for role in (res.get("iam") or {}).values():
-        rows.append({"type": "iam role", "name": str(role.get("name", "")), "arn": str(role.get("arn", "")),
-                     "status": "provisioned"})
+        rows.append(
+            {
+                "type": "iam role",
+                "name": str(role.get("name", "")),
+                "arn": str(role.get("arn", "")),
+                "status": "provisioned",
+            }
+        )
     for alarm in res.get("alarms") or []:
-        rows.append({"type": "alarm", "name": str(alarm.get("name", "")), "arn": str(alarm.get("arn", "")),
-                     "status": "provisioned"})
+        rows.append(
+            {
+                "type": "alarm",
+                "name": str(alarm.get("name", "")),
+                "arn": str(alarm.get("arn", "")),
+                "status": "provisioned",
+            }
+        )
     return rows

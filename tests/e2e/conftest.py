@@ -52,32 +52,62 @@ def cli_env(prefect_harness: None) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def seeded_config(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A source bucket (40 objects) and table (150 items) in us-east-1, and a config naming them."""
-    kw = {"endpoint_url": moto_url, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
-          "region_name": "us-east-1"}
+    kw = {
+        "endpoint_url": moto_url,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "region_name": "us-east-1",
+    }
     s3 = boto3.client("s3", **kw)
     s3.create_bucket(Bucket="e2e-bucket")
     for i in range(40):
-        s3.put_object(Bucket="e2e-bucket", Key=f"data/{i:03d} é+%.txt", Body=f"object {i}".encode() * (i + 1),
-                      ContentType="text/plain", Metadata={"i": str(i)})
+        s3.put_object(
+            Bucket="e2e-bucket",
+            Key=f"data/{i:03d} é+%.txt",
+            Body=f"object {i}".encode() * (i + 1),
+            ContentType="text/plain",
+            Metadata={"i": str(i)},
+        )
     ddb = boto3.client("dynamodb", **kw)
     ddb.create_table(
         TableName="e2e-table",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "N"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         ProvisionedThroughput={"ReadCapacityUnits": 4, "WriteCapacityUnits": 3},
     )
     for i in range(150):
-        ddb.put_item(TableName="e2e-table", Item={
-            "pk": {"S": f"p{i % 10}"}, "sk": {"N": str(i)}, "n": {"N": "3.14159265358979323846264338327950288"},
-            "m": {"M": {"l": {"L": [{"S": ""}, {"BOOL": True}]}}}, "ss": {"SS": ["a", "b"]},
-        })
+        ddb.put_item(
+            TableName="e2e-table",
+            Item={
+                "pk": {"S": f"p{i % 10}"},
+                "sk": {"N": str(i)},
+                "n": {"N": "3.14159265358979323846264338327950288"},
+                "m": {"M": {"l": {"L": [{"S": ""}, {"BOOL": True}]}}},
+                "ss": {"SS": ["a", "b"]},
+            },
+        )
     cfg = {
-        "sourceRegion": "us-east-1", "targetRegion": "eu-west-1", "migrationBatch": "e2e", "timestamp": "20261128",
+        "sourceRegion": "us-east-1",
+        "targetRegion": "eu-west-1",
+        "migrationBatch": "e2e",
+        "timestamp": "20261128",
         "environmentSuffix": "e2e",
         "s3Buckets": [{"name": "e2e-bucket", "versioning": True, "lifecycleDays": 30}],
-        "dynamodbTables": [{"name": "e2e-table", "hashKey": "pk", "hashKeyType": "S", "rangeKey": "sk",
-                            "rangeKeyType": "N", "readCapacity": 4, "writeCapacity": 3, "scalingFactor": 1.5}],
+        "dynamodbTables": [
+            {
+                "name": "e2e-table",
+                "hashKey": "pk",
+                "hashKeyType": "S",
+                "rangeKey": "sk",
+                "rangeKeyType": "N",
+                "readCapacity": 4,
+                "writeCapacity": 3,
+                "scalingFactor": 1.5,
+            }
+        ],
     }
     path = tmp_path_factory.mktemp("cfg") / "migration.json"
     path.write_text(json.dumps(cfg))

@@ -23,19 +23,29 @@ pytestmark = pytest.mark.e2e
 def run_cli(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flows.migrate", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
 def all_names(url: str) -> dict[str, Any]:
     """Everything that exists on the server, to prove a command created nothing."""
     kw = {"endpoint_url": url, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    out: dict[str, Any] = {"buckets": sorted(b["Name"] for b in boto3.client("s3", region_name="us-east-1", **kw)
-                                             .list_buckets()["Buckets"])}
+    out: dict[str, Any] = {
+        "buckets": sorted(
+            b["Name"] for b in boto3.client("s3", region_name="us-east-1", **kw).list_buckets()["Buckets"]
+        )
+    }
     for region in ("us-east-1", "eu-west-1"):
         out[f"tables-{region}"] = sorted(boto3.client("dynamodb", region_name=region, **kw).list_tables()["TableNames"])
         out[f"keys-{region}"] = len(boto3.client("kms", region_name=region, **kw).list_keys()["Keys"])
-    out["roles"] = sorted(r["RoleName"] for r in boto3.client("iam", region_name="us-east-1", **kw).list_roles()["Roles"])
+    out["roles"] = sorted(
+        r["RoleName"] for r in boto3.client("iam", region_name="us-east-1", **kw).list_roles()["Roles"]
+    )
     return out
 
 
@@ -64,7 +74,9 @@ def test_plan_changes_nothing_then_migrate_is_idempotent(
     assert table["backfill"]["written"] == 150
     after_first = all_names(moto_url)
 
-    second = run_cli(["--config", str(seeded_config), "--endpoint-url", moto_url, "--report", str(report_path)], cli_env)
+    second = run_cli(
+        ["--config", str(seeded_config), "--endpoint-url", moto_url, "--report", str(report_path)], cli_env
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     again = json.loads(report_path.read_text())
     assert all_names(moto_url) == after_first  # nothing new: no second key, bucket, table or role

@@ -31,12 +31,21 @@ h = _load()
 
 GOOD_BUCKET: dict[str, Any] = {
     "versioning": {"Status": "Enabled"},
-    "encryption": {"ServerSideEncryptionConfiguration": {"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "arn:k/abc"}}
-    ]}},
-    "publicAccessBlock": {"PublicAccessBlockConfiguration": {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
-    }},
+    "encryption": {
+        "ServerSideEncryptionConfiguration": {
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "arn:k/abc"}}
+            ]
+        }
+    },
+    "publicAccessBlock": {
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        }
+    },
 }
 
 
@@ -62,30 +71,44 @@ def test_bucket_rules_pure() -> None:
 
 def test_table_rules_pure() -> None:
     good = {
-        "table": {"Table": {
-            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            "SSEDescription": {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": "arn:k/abc"},
-        }},
-        "continuousBackups": {"ContinuousBackupsDescription": {
-            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "ENABLED"}}},
+        "table": {
+            "Table": {
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "SSEDescription": {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": "arn:k/abc"},
+            }
+        },
+        "continuousBackups": {
+            "ContinuousBackupsDescription": {"PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "ENABLED"}}
+        },
     }
     assert [c["ok"] for c in h.evaluate_table("t", good, "arn:k/abc")] == [True, True, True]
     bad = {
         "table": {"Table": {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}}},
-        "continuousBackups": {"ContinuousBackupsDescription": {
-            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}}},
+        "continuousBackups": {
+            "ContinuousBackupsDescription": {
+                "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}
+            }
+        },
     }
     checks = _by_check(h.evaluate_table("t", bad))
     assert {k: v["ok"] for k, v in checks.items()} == {
-        "stream": False, "pointInTimeRecovery": False, "encryption": False
+        "stream": False,
+        "pointInTimeRecovery": False,
+        "encryption": False,
     }
     missing = h.evaluate_table("t", {"table": {"error": {"code": "ResourceNotFoundException", "message": ""}}})
     assert missing == [{"resource": "t", "check": "exists", "ok": False, "detail": "table does not exist"}]
 
 
 def test_summary_is_one_paragraph() -> None:
-    checks = h.evaluate_bucket("b", {"versioning": {"Status": "Suspended"}, "encryption": GOOD_BUCKET["encryption"],
-                                     "publicAccessBlock": GOOD_BUCKET["publicAccessBlock"]})
+    checks = h.evaluate_bucket(
+        "b",
+        {
+            "versioning": {"Status": "Suspended"},
+            "encryption": GOOD_BUCKET["encryption"],
+            "publicAccessBlock": GOOD_BUCKET["publicAccessBlock"],
+        },
+    )
     text = h.summarize(REGION, checks)
     assert "\n" not in text and "1 of 3 checks failed" in text and "b versioning (status Suspended)" in text
 
@@ -101,13 +124,26 @@ def _good_bucket(backend: Backend, name: str, key: str) -> None:
     s3 = backend.client("s3", REGION)
     s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
-         "BucketKeyEnabled": True}
-    ]})
-    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
-    })
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
 
 
 def _table(backend: Backend, name: str, key: str | None, *, stream: bool = True, pitr: bool = True) -> None:
@@ -150,8 +186,13 @@ def test_handler_passes_on_correct_configuration(backend: Backend) -> None:
     _table(backend, "good-table-eu", key)
     topic, queue = _topic_with_queue(backend)
     result = h.handler(
-        {"targetRegion": REGION, "buckets": ["good-bucket-eu"], "tables": ["good-table-eu"],
-         "topicArn": topic, "kmsKeyArn": key},
+        {
+            "targetRegion": REGION,
+            "buckets": ["good-bucket-eu"],
+            "tables": ["good-table-eu"],
+            "topicArn": topic,
+            "kmsKeyArn": key,
+        },
         None,
     )
     assert result["ok"] is True, result["checks"]
@@ -167,8 +208,13 @@ def test_handler_fails_and_publishes_on_misconfiguration(backend: Backend) -> No
     _table(backend, "bad-table-eu", None, stream=False, pitr=False)
     topic, queue = _topic_with_queue(backend)
     result = h.handler(
-        {"targetRegion": REGION, "buckets": ["bad-bucket-eu"], "tables": ["bad-table-eu", "missing-table-eu"],
-         "topicArn": topic, "kmsKeyArn": key},
+        {
+            "targetRegion": REGION,
+            "buckets": ["bad-bucket-eu"],
+            "tables": ["bad-table-eu", "missing-table-eu"],
+            "topicArn": topic,
+            "kmsKeyArn": key,
+        },
         None,
     )
     assert result["ok"] is False

@@ -25,9 +25,12 @@ def make_sources(backend: Backend, cfg: MigrationConfig, objects: int = 3) -> No
         if t.rangeKey:
             attrs.append({"AttributeName": t.rangeKey, "AttributeType": t.rangeKeyType})
             keys.append({"AttributeName": t.rangeKey, "KeyType": "RANGE"})
-        ddb.create_table(TableName=t.name, AttributeDefinitions=attrs, KeySchema=keys,
-                         ProvisionedThroughput={"ReadCapacityUnits": t.readCapacity,
-                                                "WriteCapacityUnits": t.writeCapacity})
+        ddb.create_table(
+            TableName=t.name,
+            AttributeDefinitions=attrs,
+            KeySchema=keys,
+            ProvisionedThroughput={"ReadCapacityUnits": t.readCapacity, "WriteCapacityUnits": t.writeCapacity},
+        )
 
 
 def everything(backend: Backend) -> dict[str, Any]:
@@ -61,8 +64,9 @@ def test_missing_sources_each_get_a_line(backend: Backend, cfg: MigrationConfig)
     assert pf.errors == [
         "s3Buckets[0] (analytics-raw-data): source bucket does not exist; check the name or sourceRegion",
         "s3Buckets[1] (analytics-processed): source bucket does not exist; check the name or sourceRegion",
-        "dynamodbTables[0] (analytics-events): source table does not exist in us-east-1; check the name or sourceRegion",
-        "dynamodbTables[1] (analytics-users): source table does not exist in us-east-1; check the name or sourceRegion",
+    ] + [
+        f"dynamodbTables[{i}] ({name}): source table does not exist in us-east-1; check the name or sourceRegion"
+        for i, name in enumerate(("analytics-events", "analytics-users"))
     ]
 
 
@@ -70,26 +74,33 @@ def test_bucket_in_another_region(backend: Backend, cfg: MigrationConfig) -> Non
     make_sources(backend, cfg)
     s3 = backend.client("s3", "us-west-2")
     backend.client("s3", "us-east-1").delete_objects(
-        Bucket="analytics-processed", Delete={"Objects": [{"Key": f"k{i}"} for i in range(3)]})
+        Bucket="analytics-processed", Delete={"Objects": [{"Key": f"k{i}"} for i in range(3)]}
+    )
     backend.client("s3", "us-east-1").delete_bucket(Bucket="analytics-processed")
     s3.create_bucket(Bucket="analytics-processed", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     pf = check(backend, cfg)
-    assert pf.errors == ["s3Buckets[1] (analytics-processed): source bucket is in us-west-2, not sourceRegion "
-                         "us-east-1; fix sourceRegion"]
+    assert pf.errors == [
+        "s3Buckets[1] (analytics-processed): source bucket is in us-west-2, not sourceRegion "
+        "us-east-1; fix sourceRegion"
+    ]
 
 
 def test_target_name_collision_with_foreign_resource(backend: Backend, cfg: MigrationConfig) -> None:
     make_sources(backend, cfg)
     backend.client("s3", "eu-west-1").create_bucket(
-        Bucket=cfg.target_name("analytics-raw-data"), CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        Bucket=cfg.target_name("analytics-raw-data"), CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     pf = check(backend, cfg)
     assert len(pf.errors) == 1
-    assert "target bucket 'analytics-raw-data-eu-20261128-dev' already exists and was not created by this migration" \
+    assert (
+        "target bucket 'analytics-raw-data-eu-20261128-dev' already exists and was not created by this migration"
         in pf.errors[0]
+    )
     # Once it carries our tags it is ours: a re-run may use it.
     backend.client("s3", "eu-west-1").put_bucket_tagging(
         Bucket=cfg.target_name("analytics-raw-data"),
-        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in cfg.tags().items()]})
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in cfg.tags().items()]},
+    )
     pf = check(backend, cfg)
     assert pf.errors == []
     assert {"type": "s3 bucket", "name": "analytics-raw-data-eu-20261128-dev", "state": "ours"} in pf.targets
@@ -111,8 +122,9 @@ def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     pf = check(Backend(kind="endpoint", endpoint_url="http://127.0.0.1:9"), cfg)
-    assert pf.errors == ["no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
-                         "or pass --profile"]
+    assert pf.errors == [
+        "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or pass --profile"
+    ]
 
 
 def test_unreachable_endpoint_is_one_line(cfg: MigrationConfig) -> None:

@@ -38,14 +38,21 @@ def test_alarm_specs_pure(cfg: MigrationConfig) -> None:
     for s in specs:
         by_metric.setdefault(s["MetricName"], []).append(s)
     throttle = by_metric["ReadThrottleEvents"][0]
-    assert (throttle["Namespace"], throttle["Statistic"], throttle["Threshold"], throttle["Period"],
-            throttle["EvaluationPeriods"]) == ("AWS/DynamoDB", "Sum", 0.0, 60, 2)
+    assert (
+        throttle["Namespace"],
+        throttle["Statistic"],
+        throttle["Threshold"],
+        throttle["Period"],
+        throttle["EvaluationPeriods"],
+    ) == ("AWS/DynamoDB", "Sum", 0.0, 60, 2)
     assert {d["Value"] for s in by_metric["WriteThrottleEvents"] for d in s["Dimensions"]} == set(names.tables.values())
     latency = by_metric["ReplicationLatency"]
     assert len(latency) == n_buckets and latency[0]["Statistic"] == "Maximum" and latency[0]["Threshold"] == 900.0
     source = sorted(names.buckets)[0]
     assert {d["Name"]: d["Value"] for d in latency[0]["Dimensions"]} == {
-        "SourceBucket": source, "DestinationBucket": names.buckets[source], "RuleId": RULE,
+        "SourceBucket": source,
+        "DestinationBucket": names.buckets[source],
+        "RuleId": RULE,
     }
     assert len(by_metric["OperationsFailedReplication"]) == n_buckets
     assert by_metric["Errors"][0]["Dimensions"] == [{"Name": "FunctionName", "Value": names.lambda_function}]
@@ -110,9 +117,15 @@ def test_alarm_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None
     victim = next(a for a in first if a["metric"] == "ReadThrottleEvents")
     cw = backend.client("cloudwatch", TARGET)
     cw.put_metric_alarm(
-        AlarmName=victim["name"], Namespace="AWS/DynamoDB", MetricName="ReadThrottleEvents",
+        AlarmName=victim["name"],
+        Namespace="AWS/DynamoDB",
+        MetricName="ReadThrottleEvents",
         Dimensions=[{"Name": "TableName", "Value": victim["dimensions"]["TableName"]}],
-        Statistic="Sum", Period=300, EvaluationPeriods=1, Threshold=100, ComparisonOperator="GreaterThanThreshold",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=100,
+        ComparisonOperator="GreaterThanThreshold",
     )
     fixed = {a["name"]: a for a in cwm.ensure_alarms(backend, cfg, topic, RULE)}
     assert fixed[victim["name"]]["repaired"] == ["configuration"]
@@ -125,8 +138,14 @@ def test_foreign_alarm_is_a_collision(backend: Backend, cfg: MigrationConfig) ->
     topic = _topic(backend)
     name = cwm.alarm_specs(cfg, resource_names(cfg), [], RULE)[0]["AlarmName"]
     backend.client("cloudwatch", TARGET).put_metric_alarm(
-        AlarmName=name, Namespace="X", MetricName="Y", Statistic="Sum", Period=60, EvaluationPeriods=1,
-        Threshold=1, ComparisonOperator="GreaterThanThreshold",
+        AlarmName=name,
+        Namespace="X",
+        MetricName="Y",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
     )
     with pytest.raises(CollisionError, match="alarm"):
         cwm.ensure_alarms(backend, cfg, topic, RULE)

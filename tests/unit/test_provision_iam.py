@@ -47,8 +47,9 @@ def test_replication_policy_is_scoped_to_arns() -> None:
     )
     # Nothing may write to a source bucket.
     writes = [a for a in iam.policy_actions(policy) if a.startswith("s3:Replicate")]
-    src_writes = [s for s in _statements(policy) if set(s["Action"]) & set(writes)
-                  and any("src-" in r for r in s["Resource"])]
+    src_writes = [
+        s for s in _statements(policy) if set(s["Action"]) & set(writes) and any("src-" in r for r in s["Resource"])
+    ]
     assert src_writes == []
 
 
@@ -77,12 +78,22 @@ def test_lambda_policy_is_scoped_to_arns(cfg: MigrationConfig) -> None:
         assert f"arn:aws:s3:::{bucket_target}" in resources
     assert f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:{names.log_group}:*" in resources
     actions = iam.policy_actions(policy)
-    for needed in ("sns:Publish", "kms:Decrypt", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration",
-                   "s3:GetBucketPublicAccessBlock", "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
-                   "logs:PutLogEvents"):
+    for needed in (
+        "sns:Publish",
+        "kms:Decrypt",
+        "s3:GetBucketVersioning",
+        "s3:GetEncryptionConfiguration",
+        "s3:GetBucketPublicAccessBlock",
+        "dynamodb:DescribeTable",
+        "dynamodb:DescribeContinuousBackups",
+        "logs:PutLogEvents",
+    ):
         assert needed in actions
-    assert not [a for a in actions if a.split(":")[1].startswith(("Put", "Delete", "Update", "Create"))
-                and not a.startswith("logs:")]
+    assert not [
+        a
+        for a in actions
+        if a.split(":")[1].startswith(("Put", "Delete", "Update", "Create")) and not a.startswith("logs:")
+    ]
 
 
 def test_ensure_replication_role_is_idempotent_and_measured(backend: Backend, cfg: MigrationConfig) -> None:
@@ -124,9 +135,13 @@ def test_lambda_role_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -
 def test_extra_grants_are_reported_not_removed(backend: Backend, cfg: MigrationConfig) -> None:
     name = iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)["name"]
     client = backend.client("iam", "eu-west-1")
-    client.put_role_policy(RoleName=name, PolicyName="someone-else", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    ))
+    client.put_role_policy(
+        RoleName=name,
+        PolicyName="someone-else",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     again = iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)
     assert again["otherInlinePolicies"] == ["someone-else"]
     assert again["wildcardActions"] == []  # measured on our policy, the extra one is flagged separately

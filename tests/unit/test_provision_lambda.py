@@ -110,8 +110,7 @@ def test_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
 
     fixed = lam_mod.ensure_validator(backend, cfg, **p)
     assert fixed["created"] is False
-    assert set(fixed["repaired"]) == {"memorySize", "timeout", "reservedConcurrency", "code",
-                                      "logGroup.retentionDays"}
+    assert set(fixed["repaired"]) == {"memorySize", "timeout", "reservedConcurrency", "code", "logGroup.retentionDays"}
     assert fixed["memorySize"] == 256 and fixed["timeout"] == lam_mod.TIMEOUT_S
     assert fixed["reservedConcurrency"] == 5
     assert fixed["codeMatchesPackage"] is True
@@ -120,9 +119,7 @@ def test_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
     assert lam_mod.ensure_validator(backend, cfg, **p)["repaired"] == []
 
 
-def test_role_propagation_is_retried(
-    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_role_propagation_is_retried(backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     key = backend.client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
     topic = backend.client("sns", REGION).create_topic(Name="t")["TopicArn"]
     names = resource_names(cfg)
@@ -142,9 +139,7 @@ def test_role_propagation_is_retried(
     assert sleeps == [lam_mod.ROLE_PROPAGATION_DELAYS[0]]
 
 
-def test_role_that_never_appears_fails(
-    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_role_that_never_appears_fails(backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     key = backend.client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
     sleeps: list[float] = []
     monkeypatch.setattr(lam_mod.time, "sleep", sleeps.append)
@@ -157,7 +152,10 @@ def test_foreign_function_is_a_collision(backend: Backend, cfg: MigrationConfig)
     p = _prereqs(backend, cfg)
     names = resource_names(cfg)
     backend.client("lambda", REGION).create_function(
-        FunctionName=names.lambda_function, Runtime="python3.12", Role=p["role_arn"], Handler="x.y",
+        FunctionName=names.lambda_function,
+        Runtime="python3.12",
+        Role=p["role_arn"],
+        Handler="x.y",
         Code={"ZipFile": lam_mod.build_package()},
     )
     with pytest.raises(CollisionError, match=names.lambda_function):

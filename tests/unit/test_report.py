@@ -18,20 +18,43 @@ from tasks.report.build import (
 
 
 def part(**kw: Any) -> dict[str, Any]:
-    base = {"seen": 10, "copied": 10, "skipped": 0, "failed": 0, "vanished": 0, "bytes_seen": 100,
-            "bytes_copied": 100, "pending_replication": 0, "duration_s": 1.5, "failures": []}
+    base = {
+        "seen": 10,
+        "copied": 10,
+        "skipped": 0,
+        "failed": 0,
+        "vanished": 0,
+        "bytes_seen": 100,
+        "bytes_copied": 100,
+        "pending_replication": 0,
+        "duration_s": 1.5,
+        "failures": [],
+    }
     return {**base, **kw}
 
 
 def test_summaries_add_up_partitions_and_keep_failures() -> None:
-    s = summarize_copies([part(), part(copied=7, skipped=2, failed=1, failures=[{"key": "k", "error": "boom"}]),
-                          {"error": "RuntimeError: x"}])
+    s = summarize_copies(
+        [
+            part(),
+            part(copied=7, skipped=2, failed=1, failures=[{"key": "k", "error": "boom"}]),
+            {"error": "RuntimeError: x"},
+        ]
+    )
     assert s["seen"] == 20 and s["copied"] == 17 and s["skipped"] == 2 and s["failed"] == 1
     assert s["partitions"] == 3 and s["failedPartitions"] == 1
     assert s["failures"] == [{"key": "k", "error": "boom"}]
     d = summarize_segments([{"scanned": 5, "written": 5, "duration_s": 2}, {"error": "x"}])
-    assert d == {"scanned": 5, "written": 5, "pages": 0, "retries": 0, "bytes": 0, "segments": 2,
-                 "failedSegments": 1, "durationSeconds": 2.0}
+    assert d == {
+        "scanned": 5,
+        "written": 5,
+        "pages": 0,
+        "retries": 0,
+        "bytes": 0,
+        "segments": 2,
+        "failedSegments": 1,
+        "durationSeconds": 2.0,
+    }
 
 
 def test_statuses_are_derived_from_measurements() -> None:
@@ -47,19 +70,34 @@ def test_statuses_are_derived_from_measurements() -> None:
 
 def report_with(bucket_state: str, table_state: str, cfg: MigrationConfig) -> dict[str, Any]:
     return {
-        "migrationBatch": cfg.migrationBatch, "environmentSuffix": cfg.environmentSuffix,
-        "sourceRegion": cfg.sourceRegion, "targetRegion": cfg.targetRegion, "backend": "emulator (x)",
-        "startedAt": "a", "finishedAt": "b", "durationSeconds": 1.0, "errors": [],
+        "migrationBatch": cfg.migrationBatch,
+        "environmentSuffix": cfg.environmentSuffix,
+        "sourceRegion": cfg.sourceRegion,
+        "targetRegion": cfg.targetRegion,
+        "backend": "emulator (x)",
+        "startedAt": "a",
+        "finishedAt": "b",
+        "durationSeconds": 1.0,
+        "errors": [],
         "resources": {
-            "s3Buckets": [{"source": "b1", "name": "b1-eu", "arn": "arn:aws:s3:::b1-eu", "status": bucket_state,
-                           "replication": {"ruleStatus": "Enabled"}}],
-            "dynamodbTables": [{"source": "t1", "name": "t1-eu", "arn": "arn:t", "status": table_state,
-                                "catchUp": {"lag_seconds": 30}}],
+            "s3Buckets": [
+                {
+                    "source": "b1",
+                    "name": "b1-eu",
+                    "arn": "arn:aws:s3:::b1-eu",
+                    "status": bucket_state,
+                    "replication": {"ruleStatus": "Enabled"},
+                }
+            ],
+            "dynamodbTables": [
+                {"source": "t1", "name": "t1-eu", "arn": "arn:t", "status": table_state, "catchUp": {"lag_seconds": 30}}
+            ],
             "sns": {"arn": "arn:aws:sns:eu-west-1:1:topic", "name": "topic"},
             "lambda": {"arn": "arn:l", "name": "fn", "deadLetterTarget": None},
             "alarms": [{"name": "a1", "arn": "arn:a1"}],
         },
-        "configurationDifferences": [], "sourceChanges": ["enabled versioning on b1"],
+        "configurationDifferences": [],
+        "sourceChanges": ["enabled versioning on b1"],
     }
 
 

@@ -49,23 +49,38 @@ def _source_data(backend: Backend) -> None:
         Bucket=PROCESSED,
         ReplicationConfiguration={
             "Role": "arn:aws:iam::123456789012:role/partner-replication",
-            "Rules": [{"ID": FOREIGN_RULE, "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": "exports/"},
-                       "DeleteMarkerReplication": {"Status": "Disabled"},
-                       "Destination": {"Bucket": f"arn:aws:s3:::{PARTNER}"}}],
+            "Rules": [
+                {
+                    "ID": FOREIGN_RULE,
+                    "Priority": 1,
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": "exports/"},
+                    "DeleteMarkerReplication": {"Status": "Disabled"},
+                    "Destination": {"Bucket": f"arn:aws:s3:::{PARTNER}"},
+                }
+            ],
         },
     )
     for bucket in (RAW, PROCESSED, SHARED):
         for i in range(12):
-            s3c.put_object(Bucket=bucket, Key=f"exports/part-{i:03d}.json", Body=json.dumps({"i": i}).encode(),
-                           ContentType="application/json", Metadata={"origin": bucket}, Tagging="tier=gold")
+            s3c.put_object(
+                Bucket=bucket,
+                Key=f"exports/part-{i:03d}.json",
+                Body=json.dumps({"i": i}).encode(),
+                ContentType="application/json",
+                Metadata={"origin": bucket},
+                Tagging="tier=gold",
+            )
         s3c.put_object(Bucket=bucket, Key="bin/blob", Body=bytes(range(256)) * 40)
 
     ddb = backend.client("dynamodb", SOURCE)
     ddb.create_table(
         TableName=EVENTS,
         KeySchema=[{"AttributeName": "eventId", "KeyType": "HASH"}, {"AttributeName": "timestamp", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "eventId", "AttributeType": "S"},
-                              {"AttributeName": "timestamp", "AttributeType": "N"}],
+        AttributeDefinitions=[
+            {"AttributeName": "eventId", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "N"},
+        ],
         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
     )
     # users: a stream of its own before the migration (not ours to disable)
@@ -83,10 +98,23 @@ def _source_data(backend: Backend) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     for i in range(30):
-        ddb.put_item(TableName=EVENTS, Item={"eventId": {"S": f"e{i}"}, "timestamp": {"N": str(1700000000 + i)},
-                                             "payload": {"B": bytes([i]) * 9}, "n": {"N": "1.50"}})
-        ddb.put_item(TableName=USERS, Item={"userId": {"S": f"u{i}"}, "tags": {"SS": ["a", "b"]},
-                                            "m": {"M": {"x": {"L": [{"S": ""}, {"NULL": True}]}}}})
+        ddb.put_item(
+            TableName=EVENTS,
+            Item={
+                "eventId": {"S": f"e{i}"},
+                "timestamp": {"N": str(1700000000 + i)},
+                "payload": {"B": bytes([i]) * 9},
+                "n": {"N": "1.50"},
+            },
+        )
+        ddb.put_item(
+            TableName=USERS,
+            Item={
+                "userId": {"S": f"u{i}"},
+                "tags": {"SS": ["a", "b"]},
+                "m": {"M": {"x": {"L": [{"S": ""}, {"NULL": True}]}}},
+            },
+        )
         ddb.put_item(TableName=SESSIONS, Item={"id": {"S": f"s{i}"}})
 
 
@@ -98,21 +126,36 @@ def _foreign(backend: Backend, cfg: MigrationConfig) -> dict[str, str]:
     s3t.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": TARGET})
     s3t.put_object(Bucket=bucket, Key="theirs.txt", Body=b"theirs")
     ddb = backend.client("dynamodb", TARGET)
-    ddb.create_table(TableName=table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                     BillingMode="PAY_PER_REQUEST")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     ddb.put_item(TableName=table, Item={"id": {"S": "theirs"}})
     alarm = cloudwatch.alarm_prefix(cfg) + "custom-theirs"
     backend.client("cloudwatch", TARGET).put_metric_alarm(
-        AlarmName=alarm, Namespace="Custom", MetricName="M", Statistic="Sum", Period=60,
-        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+        AlarmName=alarm,
+        Namespace="Custom",
+        MetricName="M",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
     )
     # same batch, other environment: tagged, but not ours
     other = backend.client("cloudwatch", TARGET)
     other_alarm = cloudwatch.alarm_prefix(cfg) + "other-env"
     other.put_metric_alarm(
-        AlarmName=other_alarm, Namespace="Custom", MetricName="M", Statistic="Sum", Period=60,
-        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+        AlarmName=other_alarm,
+        Namespace="Custom",
+        MetricName="M",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
         Tags=tag_list({**cfg.tags(), "Environment": "qa"}),
     )
     return {"bucket": bucket, "table": table, "alarm": alarm, "otherAlarm": other_alarm}
@@ -138,9 +181,10 @@ def _migrate(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
     cloudwatch.ensure_dashboard(backend, cfg, replication_rule_id(cfg))
     replication = {}
     for source in (RAW, PROCESSED):
-        replication[source] = ensure_replication(backend, cfg, source, names.buckets[source], repl_role, key)
-        # what the S3 move should record durably (requested shared change): versioning before the migration
-        td.record_source_versioning(backend, cfg, source, replication[source]["versioningBefore"])
+        # The S3 move records the source's versioning before it changes it (teardown's evidence).
+        replication[source] = ensure_replication(
+            backend, cfg, source, names.buckets[source], repl_role, key, checkpoint_table=names.checkpoint_table
+        )
         sync_bucket(backend, cfg, source, names.buckets[source], key, names.checkpoint_table)
     streams = {}
     for source in (EVENTS, USERS):
@@ -158,8 +202,9 @@ def _snapshot(backend: Backend) -> dict[str, Any]:
             for v in page.get("Versions", []):
                 obj = s3c.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
                 tags = s3c.get_object_tagging(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])["TagSet"]
-                versions.append((v["Key"], v["VersionId"], obj["Body"].read(), obj["ContentType"],
-                                 obj["Metadata"], tags))
+                versions.append(
+                    (v["Key"], v["VersionId"], obj["Body"].read(), obj["ContentType"], obj["Metadata"], tags)
+                )
             assert not page.get("DeleteMarkers")
         out[bucket] = sorted(versions, key=lambda x: (x[0], x[1]))
     ddb = backend.client("dynamodb", SOURCE)
@@ -202,8 +247,11 @@ def test_versioning_evidence_and_report(tmp_path: Path, cfg: MigrationConfig) ->
     # a re-run's report says Enabled because the first run enabled it: proves nothing
     assert td.versioning_evidence(None, {"versioningBefore": "Enabled"})[0] is None
     assert td.versioning_evidence(None, None)[0] is None
-    report = {"migrationBatch": cfg.migrationBatch, "environmentSuffix": cfg.environmentSuffix,
-              "resources": {"s3Buckets": [{"replication": {"bucket": RAW, "versioningBefore": "Disabled"}}]}}
+    report = {
+        "migrationBatch": cfg.migrationBatch,
+        "environmentSuffix": cfg.environmentSuffix,
+        "resources": {"s3Buckets": [{"replication": {"bucket": RAW, "versioningBefore": "Disabled"}}]},
+    }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(report))
     assert td.report_replications(path, cfg)[RAW]["versioningBefore"] == "Disabled"
@@ -215,23 +263,49 @@ def test_versioning_evidence_and_report(tmp_path: Path, cfg: MigrationConfig) ->
 def test_plan_order_and_data_flags(cfg: MigrationConfig) -> None:
     found: dict[str, Any] = {
         "replicationRules": [{"name": RAW, "region": SOURCE, "ruleId": "r", "otherRules": []}],
-        "sourceVersioning": [{"name": RAW, "region": SOURCE, "status": "Enabled", "enabledByUs": True,
-                              "evidence": "e", "otherRules": []}],
-        "sourceStreams": [{"name": EVENTS, "region": SOURCE, "streamArn": "s", "recordedArn": "s",
-                           "enabledByUs": True}],
-        "targetBuckets": [{"name": "b", "region": TARGET, "owned": True, "hasData": True, "objectVersions": 3,
-                           "deleteMarkers": 0, "countCapped": False},
-                          {"name": "f", "region": TARGET, "owned": False}],
+        "sourceVersioning": [
+            {"name": RAW, "region": SOURCE, "status": "Enabled", "enabledByUs": True, "evidence": "e", "otherRules": []}
+        ],
+        "sourceStreams": [
+            {"name": EVENTS, "region": SOURCE, "streamArn": "s", "recordedArn": "s", "enabledByUs": True}
+        ],
+        "targetBuckets": [
+            {
+                "name": "b",
+                "region": TARGET,
+                "owned": True,
+                "hasData": True,
+                "objectVersions": 3,
+                "deleteMarkers": 0,
+                "countCapped": False,
+            },
+            {"name": "f", "region": TARGET, "owned": False},
+        ],
         "targetTables": [{"name": "t", "region": TARGET, "owned": True, "hasData": False, "itemCount": 0}],
         "checkpointTable": {"name": "c", "region": TARGET, "owned": True},
-        "kmsKey": {"name": "alias/k", "keyId": "k", "arn": "arn:k", "region": TARGET, "state": "Enabled",
-                   "aliasExists": True, "owned": True},
-        "alarms": [], "roles": [],
+        "kmsKey": {
+            "name": "alias/k",
+            "keyId": "k",
+            "arn": "arn:k",
+            "region": TARGET,
+            "state": "Enabled",
+            "aliasExists": True,
+            "owned": True,
+        },
+        "alarms": [],
+        "roles": [],
     }
     plan = td.teardown_plan(cfg, found)
     assert [a["action"] for a in plan] == [
-        "delete-replication-configuration", "suspend-versioning", "disable-stream", "empty-and-delete", "skip",
-        "delete", "delete", "delete-alias", "schedule-key-deletion",
+        "delete-replication-configuration",
+        "suspend-versioning",
+        "disable-stream",
+        "empty-and-delete",
+        "skip",
+        "delete",
+        "delete",
+        "delete-alias",
+        "schedule-key-deletion",
     ]
     assert [a["phase"] for a in plan] == ["source"] * 3 + ["target"] * 3 + ["final"] * 3
     assert _by(plan, "s3-bucket")["b"]["destroysData"] is True
@@ -261,15 +335,18 @@ def test_plan_lists_ours_and_skips_foreign(
         assert buckets[names.buckets[source]]["action"] == "empty-and-delete"
         assert buckets[names.buckets[source]]["destroysData"] is True
     for source in (EVENTS, USERS):
-        assert tables[names.tables[source]] == tables[names.tables[source]] | {"action": "delete",
-                                                                               "destroysData": True}
+        assert tables[names.tables[source]] == tables[names.tables[source]] | {"action": "delete", "destroysData": True}
     ours_alarms = {a["name"] for a in state["moved"]["alarms"] if "error" not in a}
     assert {a["region"] for a in state["moved"]["alarms"]} == {SOURCE, TARGET}
     assert {n for n, a in _by(plan, "cloudwatch-alarm").items() if a["action"] == "delete"} == ours_alarms
     single = {
-        "cloudwatch-dashboard": names.dashboard, "lambda-function": names.lambda_function,
-        "log-group": names.log_group, "sns-topic": names.topic, "checkpoint-table": names.checkpoint_table,
-        "kms-alias": names.kms_alias, "kms-key": names.kms_alias,
+        "cloudwatch-dashboard": names.dashboard,
+        "lambda-function": names.lambda_function,
+        "log-group": names.log_group,
+        "sns-topic": names.topic,
+        "checkpoint-table": names.checkpoint_table,
+        "kms-alias": names.kms_alias,
+        "kms-key": names.kms_alias,
     }
     for resource, name in single.items():
         assert list(_by(plan, resource)) == [name], resource
@@ -288,10 +365,15 @@ def test_plan_lists_ours_and_skips_foreign(
     unknown = _by(td.teardown_plan(cfg, td.discover(backend, cfg)), "source-versioning")[RAW]
     assert unknown["action"] == "keep" and "suspend it by hand" in unknown["reason"]
     report = tmp_path / "report.json"
-    report.write_text(json.dumps({
-        "migrationBatch": cfg.migrationBatch, "environmentSuffix": cfg.environmentSuffix,
-        "resources": {"s3Buckets": [{"replication": state["moved"]["replication"][RAW]}]},
-    }))
+    report.write_text(
+        json.dumps(
+            {
+                "migrationBatch": cfg.migrationBatch,
+                "environmentSuffix": cfg.environmentSuffix,
+                "resources": {"s3Buckets": [{"replication": state["moved"]["replication"][RAW]}]},
+            }
+        )
+    )
     from_report = _by(td.teardown_plan(cfg, td.discover(backend, cfg, report_path=report)), "source-versioning")
     assert from_report[RAW]["action"] == "suspend-versioning" and "migration report" in from_report[RAW]["reason"]
     # streams: ours on EVENTS; USERS had its own stream before the migration
@@ -310,8 +392,11 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     names = resource_names(cfg)
     foreign = state["foreign"]
     s3src = backend.client("s3", SOURCE)
-    foreign_rule = next(r for r in s3src.get_bucket_replication(Bucket=PROCESSED)["ReplicationConfiguration"]["Rules"]
-                        if r["ID"] == FOREIGN_RULE)
+    foreign_rule = next(
+        r
+        for r in s3src.get_bucket_replication(Bucket=PROCESSED)["ReplicationConfiguration"]["Rules"]
+        if r["ID"] == FOREIGN_RULE
+    )
 
     # 1. without --delete-target-data: data and the key stay, the rest goes, source changes are undone
     first = td.execute(backend, cfg, td.teardown_plan(cfg, td.discover(backend, cfg)), delete_target_data=False)
@@ -319,8 +404,12 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     by_status: dict[str, set[str]] = {}
     for r in first:
         by_status.setdefault(r["status"], set()).add(r["name"])
-    assert by_status[td.KEPT_DATA] == {names.buckets[RAW], names.buckets[PROCESSED], names.tables[EVENTS],
-                                       names.tables[USERS]}
+    assert by_status[td.KEPT_DATA] == {
+        names.buckets[RAW],
+        names.buckets[PROCESSED],
+        names.tables[EVENTS],
+        names.tables[USERS],
+    }
     assert by_status[td.KEPT_KEY] == {names.kms_alias}
     assert by_status[td.SKIPPED] == {foreign["bucket"], foreign["table"], foreign["alarm"], foreign["otherAlarm"]}
     assert names.checkpoint_table in by_status[td.REMOVED] and names.topic in by_status[td.REMOVED]
@@ -351,7 +440,11 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     days = (meta["DeletionDate"] - meta["CreationDate"]).total_seconds() / 86400
     assert 6.9 < days < 7.1
     assert {r["name"] for r in second if r["status"] == td.REMOVED} >= {
-        names.buckets[RAW], names.buckets[PROCESSED], names.tables[EVENTS], names.tables[USERS], names.kms_alias,
+        names.buckets[RAW],
+        names.buckets[PROCESSED],
+        names.tables[EVENTS],
+        names.tables[USERS],
+        names.kms_alias,
     }
 
     # nothing with our tags remains but the key pending deletion; IAM checked by name
@@ -390,15 +483,23 @@ def test_other_environment_sees_only_foreign(backend: Backend, cfg: MigrationCon
     iam_c = backend.client("iam", TARGET)
     trust = json.dumps(iam.trust_policy("lambda.amazonaws.com"))
     iam_c.create_role(RoleName=names.lambda_role, AssumeRolePolicyDocument=trust)
-    iam_c.put_role_policy(RoleName=names.lambda_role, PolicyName="theirs", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}))
-    backend.client("s3", TARGET).create_bucket(Bucket=names.buckets[RAW],
-                                               CreateBucketConfiguration={"LocationConstraint": TARGET})
-    backend.client("s3", TARGET).put_bucket_tagging(Bucket=names.buckets[RAW], Tagging={"TagSet": tag_list(
-        {**cfg.tags()})})  # tagged as the *dev* migration: still not qa's
+    iam_c.put_role_policy(
+        RoleName=names.lambda_role,
+        PolicyName="theirs",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
+        ),
+    )
+    backend.client("s3", TARGET).create_bucket(
+        Bucket=names.buckets[RAW], CreateBucketConfiguration={"LocationConstraint": TARGET}
+    )
+    backend.client("s3", TARGET).put_bucket_tagging(
+        Bucket=names.buckets[RAW], Tagging={"TagSet": tag_list({**cfg.tags()})}
+    )  # tagged as the *dev* migration: still not qa's
     plan = td.teardown_plan(qa, td.discover(backend, qa))
     assert {(a["resource"], a["name"], a["action"]) for a in plan} == {
-        ("iam-role", names.lambda_role, "skip"), ("s3-bucket", names.buckets[RAW], "skip"),
+        ("iam-role", names.lambda_role, "skip"),
+        ("s3-bucket", names.buckets[RAW], "skip"),
     }
     results = td.execute(backend, qa, plan, delete_target_data=True)
     assert {r["status"] for r in results} == {td.SKIPPED}
@@ -407,7 +508,10 @@ def test_other_environment_sees_only_foreign(backend: Backend, cfg: MigrationCon
 
 
 def test_cli_plan_changes_nothing_and_bad_config_is_one_line(
-    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: Backend,
+    cfg: MigrationConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
     from flows import teardown as flow_mod
@@ -427,9 +531,7 @@ def test_cli_plan_changes_nothing_and_bad_config_is_one_line(
     assert err.startswith("error: ") and "\n" not in err
 
 
-def test_flow_removes_and_keeps_data(
-    prefect_harness: None, backend: Backend, cfg: MigrationConfig
-) -> None:
+def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cfg: MigrationConfig) -> None:
     """The flow itself (use_aws=True lands in the same in-process moto): phases run as tasks, data is kept."""
     from flows.teardown import teardown
 
@@ -443,7 +545,9 @@ def test_flow_removes_and_keeps_data(
     assert out["ok"] is True
     status = {r["name"]: r["status"] for r in out["results"]}
     assert status == {
-        names.topic: td.REMOVED, names.buckets[RAW]: td.KEPT_DATA,
-        names.checkpoint_table: td.REMOVED, names.kms_alias: td.KEPT_KEY,
+        names.topic: td.REMOVED,
+        names.buckets[RAW]: td.KEPT_DATA,
+        names.checkpoint_table: td.REMOVED,
+        names.kms_alias: td.KEPT_KEY,
     }
     assert backend.client("kms", TARGET).describe_key(KeyId=names.kms_alias)["KeyMetadata"]["KeyState"] == "Enabled"

@@ -1,0 +1,214 @@
+"""Validation: source against target, every key, every mismatch listed; also a flow of its own.
+
+`python -m flows.validate` (same options as migrate, plus --level) can run on a schedule between the
+backfill and cutover; the migrate flow calls `run_validation` itself before writing its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from flows.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_common_args,
+    backend_from,
+    fail,
+    jsonable,
+    load,
+    quiet_prefect_defaults,
+    user_errors,
+)
+
+quiet_prefect_defaults()
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.futures import PrefectFuture  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from tasks import alerts, steps  # noqa: E402
+from tasks.aws import Backend  # noqa: E402
+from tasks.errors import PreflightError  # noqa: E402
+from tasks.names import resource_names  # noqa: E402
+from tasks.report.build import validation_markdown  # noqa: E402
+from tasks.report.publish import write_report  # noqa: E402
+from tasks.validate.compare import write_mismatches  # noqa: E402
+
+MISMATCH_ROWS_IN_ARTIFACT = 50
+COUNT_KEYS = ("missing", "extra", "different")
+
+
+def _value(fut: PrefectFuture[Any]) -> Any:
+    value = fut.result(raise_on_failure=False)
+    return {"error": f"{type(value).__name__}: {value}"} if isinstance(value, BaseException) else value
+
+
+def run_validation(
+    backend: Backend, cfg: MigrationConfig, level: str, mismatch_path: Path, invoke_lambda: bool = True
+) -> dict[str, Any]:
+    """Validate every pair side by side; write every mismatch to CSV; return JSON-able counts + verdict input."""
+    names = resource_names(cfg)
+    spill = tempfile.mkdtemp(prefix="validate-")
+    s3_level = "keys" if level == "quick" else "full"
+    bucket_fs = {s: steps.validate_bucket_task.submit(backend, cfg, s, t, s3_level) for s, t in names.buckets.items()}
+    table_fs = {s: steps.validate_table_task.submit(backend, cfg, s, t, spill) for s, t in names.tables.items()}
+    frames: dict[str, Any] = {}
+    buckets: list[dict[str, Any]] = []
+    tables: list[dict[str, Any]] = []
+    for rows, futs in ((buckets, bucket_fs), (tables, table_fs)):
+        for source, fut in futs.items():
+            res = _value(fut)
+            frame = res.pop("mismatches", None)
+            if frame is not None:
+                frames[source] = frame
+            rows.append({"source": source, **res})
+    path = write_mismatches(frames, mismatch_path)
+    lam = _value(steps.invoke_validator_task.submit(backend, cfg)) if invoke_lambda else None
+    total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}
+    errors = [f"{r['source']}: {r['error']}" for r in buckets + tables if r.get("error")]
+    passed = not errors and not any(total.values())
+    _publish_mismatches(cfg, frames)
+    return jsonable(
+        {
+            "level": level,
+            "passed": passed,
+            "mismatches": total,
+            "errors": errors,
+            "mismatchFile": str(path),
+            "buckets": buckets,
+            "tables": tables,
+            "lambda": lam,
+        }
+    )
+
+
+def _publish_mismatches(cfg: MigrationConfig, frames: dict[str, Any]) -> None:
+    """The first rows of every mismatch as a table artifact (the CSV has them all)."""
+    rows: list[dict[str, str]] = []
+    for store, frame in sorted(frames.items()):
+        if frame is None or frame.empty:
+            continue
+        for rec in frame.head(MISMATCH_ROWS_IN_ARTIFACT - len(rows)).itertuples(index=False):
+            rows.append({"store": store, "key": str(rec[0]), "kind": str(rec[1]), "detail": str(rec[2])})
+        if len(rows) >= MISMATCH_ROWS_IN_ARTIFACT:
+            break
+    create_table_artifact(
+        key=f"migration-mismatches-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        table=rows or [{"store": "", "key": "", "kind": "none", "detail": "no mismatches"}],
+        description=f"First {MISMATCH_ROWS_IN_ARTIFACT} mismatches (all of them are in the CSV next to the report)",
+    )
+
+
+def mismatch_path_for(report_path: Path) -> Path:
+    return report_path.with_name(report_path.stem + "-mismatches.csv")
+
+
+@flow(
+    name="validate",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    on_failure=[alerts.on_flow_failure],
+    on_crashed=[alerts.on_flow_failure],
+)
+def validate(
+    config_path: str = str(EXAMPLE_CONFIG),
+    endpoint_url: str | None = None,
+    use_aws: bool = False,
+    profile: str | None = None,
+    environment_suffix: str | None = None,
+    source_credentials_block: str | None = None,
+    target_credentials_block: str | None = None,
+    level: Literal["quick", "full"] = "full",
+    report_path: str | None = None,
+) -> dict[str, Any]:
+    """Compare every source bucket/table with its target; a markdown artifact and a CSV of every mismatch."""
+    logger = get_run_logger()
+    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    backend = backend_from(
+        endpoint_url=endpoint_url,
+        use_aws=use_aws,
+        profile=profile,
+        cfg=cfg,
+        source_block=source_credentials_block,
+        target_block=target_credentials_block,
+    )
+    pf = steps.preflight_task(backend, cfg)
+    if pf.errors:
+        raise PreflightError("; ".join(pf.errors))
+    alerts.configure(backend, cfg, pf.account_id)
+    path = Path(report_path or f"reports/validation-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    result = run_validation(backend, cfg, level, mismatch_path_for(path))
+    result.update(
+        migrationBatch=cfg.migrationBatch,
+        environmentSuffix=cfg.environmentSuffix,
+        sourceRegion=cfg.sourceRegion,
+        targetRegion=cfg.targetRegion,
+        backend=backend.describe(),
+        finishedAt=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    result["reportPath"] = str(write_report(result, path))
+    create_markdown_artifact(
+        key=f"migration-validation-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        markdown=validation_markdown(result),
+        description="Validation result",
+    )
+    logger.info("validation %s: %s", "passed" if result["passed"] else "FAILED", result["mismatches"])
+    if not result["passed"]:
+        alerts.publish(
+            f"region-migration {cfg.migrationBatch}: validation failed",
+            f"Mismatches {result['mismatches']}; every one is listed in {result['mismatchFile']}.",
+        )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.validate", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument(
+        "--level",
+        choices=("quick", "full"),
+        default="full",
+        help="quick: keys and sizes; full: also contents (default)",
+    )
+    parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
+    args = parser.parse_args(argv)
+    from tasks import preflight
+
+    try:
+        cfg, backend = load(args)
+        pf = preflight.check(backend, cfg)
+    except user_errors() as err:
+        return fail(str(err))
+    if pf.errors:
+        for line in pf.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    state = validate(
+        config_path=args.config,
+        endpoint_url=backend.endpoint_url if backend.kind == "endpoint" else None,
+        use_aws=args.aws,
+        profile=args.profile,
+        environment_suffix=args.environment_suffix,
+        source_credentials_block=args.source_credentials_block,
+        target_credentials_block=args.target_credentials_block,
+        level=args.level,
+        report_path=args.report,
+        return_state=True,
+    )
+    if not state.is_completed():
+        return fail(f"validation run {str(state.name).lower()}: {state.message}", EXIT_FAILED)
+    result = state.result()
+    print(f"validation: {'passed' if result['passed'] else 'FAILED'} {result['mismatches']}")
+    print(f"report: {result['reportPath']}\nmismatches: {result['mismatchFile']}")
+    return EXIT_OK if result["passed"] else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,514 @@
+"""S3 move: replication rule, partitions, backfill / catch-up copy, read back from moto in-process."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from config.model import MigrationConfig
+from tasks.aws import Backend
+from tasks.errors import UserError
+from tasks.move import s3_plan
+from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
+from tasks.move.s3 import copy_partition, ensure_replication, plan_partitions, sync_bucket
+from tests.conftest import SOURCE, TARGET
+
+SRC = "analytics-raw-data"
+SRC2 = "analytics-processed"
+DST = "analytics-raw-data-eu-20261128-dev"
+TABLE = "migration-checkpoints-eu-20261128-dev"
+ROLE = "arn:aws:iam::123456789012:role/migration-s3-replication"
+MIB = 1024 * 1024
+
+TRICKY_KEYS = [
+    "with space/file name.txt",
+    "unicodé/日本語/ファイル.txt",
+    "plus+sign+key",
+    "percent%20and%2Fslash%",
+    "query?x=1&y=2#frag",
+    "emoji 🎉/x",
+    "zero-byte",
+    "trailing/",
+    "long/" + "k" * 995,  # 1,000 bytes
+]
+
+
+class Interrupted(BaseException):
+    """Stands in for a kill / cancellation: not an ordinary per-object error."""
+
+
+@pytest.fixture
+def env(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
+    """Source bucket in us-east-1; target bucket (versioned, default SSE-KMS) and CMK in eu-west-1."""
+    kms = backend.client("kms", TARGET)
+    key_arn = kms.create_key(Description="target cmk")["KeyMetadata"]["Arn"]
+    src = backend.client("s3", SOURCE)
+    dst = backend.client("s3", TARGET)
+    src.create_bucket(Bucket=SRC)
+    dst.create_bucket(Bucket=DST, CreateBucketConfiguration={"LocationConstraint": TARGET})
+    dst.put_bucket_versioning(Bucket=DST, VersioningConfiguration={"Status": "Enabled"})
+    dst.put_bucket_encryption(
+        Bucket=DST,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    ensure_checkpoint_table(backend, TARGET, TABLE, cfg.tags(), key_arn)
+    return {"key": key_arn, "src": src, "dst": dst}
+
+
+def _put(s3: Any, key: str, body: bytes, **kwargs: Any) -> None:
+    s3.put_object(Bucket=SRC, Key=key, Body=body, **kwargs)
+
+
+def _sync(backend: Backend, cfg: MigrationConfig, env: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return sync_bucket(backend, cfg, SRC, DST, env["key"], TABLE, **kwargs)
+
+
+def _count_calls(client: Any, *ops: str) -> Counter[str]:
+    """Count API calls on a client through botocore's event hooks."""
+    counts: Counter[str] = Counter()
+
+    def hook(event_name: str, **_: Any) -> None:
+        counts[event_name.rsplit(".", 1)[-1]] += 1
+
+    for op in ops:
+        client.meta.events.register(f"before-call.s3.{op}", hook)
+    return counts
+
+
+def _hook(client: Any, op: str, fn: Callable[..., None]) -> Callable[[], None]:
+    """Run fn(params=<API params>, ...) before every `op` call on client; returns the undo."""
+    event = f"before-parameter-build.s3.{op}"
+    client.meta.events.register(event, fn)
+    return lambda: client.meta.events.unregister(event, fn)
+
+
+def _versions(dst: Any) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for page in dst.get_paginator("list_object_versions").paginate(Bucket=DST):
+        for v in page.get("Versions", []):
+            out[v["Key"]] += 1
+    return out
+
+
+def _body(s3: Any, bucket: str, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+# ---------------------------------------------------------------------------------------------- pure
+
+
+def test_partition_ranges_edges() -> None:
+    keys = [f"k{i:03d}" for i in range(25)]
+    parts = s3_plan.partition_ranges(keys, 10)
+    assert parts == [
+        {"id": "p00000", "start_after": None, "end": "k009"},
+        {"id": "p00001", "start_after": "k009", "end": "k019"},
+        {"id": "p00002", "start_after": "k019", "end": None},
+    ]
+    assert s3_plan.partition_ranges(keys[:20], 10)[-1] == {"id": "p00001", "start_after": "k009", "end": None}
+    assert s3_plan.partition_ranges([], 10) == [{"id": "p00000", "start_after": None, "end": None}]
+    for key in keys:  # every key in exactly one range
+        assert sum(s3_plan.in_range(key, p["start_after"], p["end"]) for p in parts) == 1
+
+
+def test_skip_and_catchup_decisions() -> None:
+    src = {"etag": '"a"', "size": 3}
+    dst = {"etag": '"b"', "size": 3}
+    rec = {"srcEtag": '"a"', "dstEtag": '"b"', "size": 3}
+    assert s3_plan.is_done(src, dst, rec)
+    assert not s3_plan.is_done(src, None, rec)
+    assert not s3_plan.is_done(src, dst, None)
+    assert not s3_plan.is_done({"etag": '"new"', "size": 3}, dst, rec)  # source overwritten
+    assert not s3_plan.is_done(src, {"etag": '"other"', "size": 3}, rec)  # target overwritten
+    assert not s3_plan.is_done(src, {"etag": '"b"', "size": 4}, rec)
+    assert s3_plan.catchup_action("COMPLETED", 5, dst, 3) == "replicated"
+    assert s3_plan.catchup_action("COMPLETED", 5, None, 3) == "copy"
+    assert s3_plan.catchup_action("PENDING", 60, None, 3) == "pending"
+    assert s3_plan.catchup_action("PENDING", 3600, None, 3) == "copy"
+    assert s3_plan.catchup_action("FAILED", 5, dst, 3) == "copy"
+    assert s3_plan.catchup_action(None, 5, dst, 3) == "copy"
+
+
+def test_rule_drift_and_priority() -> None:
+    rule = s3_plan.replication_rule("r", 2, "arn:aws:s3:::d", "k")
+    assert s3_plan.rule_drift(rule, rule) == []
+    assert "Priority" in s3_plan.rule_drift(rule, None)
+    actual = {**rule, "DeleteMarkerReplication": {"Status": "Disabled"}, "Priority": "2"}
+    assert s3_plan.rule_drift(rule, actual) == ["DeleteMarkerReplication.Status"]
+    assert s3_plan.next_priority([{"Priority": 3}, {"Priority": 7}]) == 8
+    assert s3_plan.next_priority([]) == 1
+    assert s3_plan.v1_rules([{"ID": "old", "Prefix": "x"}, {"ID": "new", "Filter": {}}]) == ["old"]
+    assert s3_plan.bucket_arn("b", "cn-north-1") == "arn:aws-cn:s3:::b"
+
+
+# ----------------------------------------------------------------------------------------- replication
+
+
+def test_ensure_replication_idempotent_and_keeps_foreign_rule(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src = env["src"]
+    fresh = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert fresh["versioningBefore"] == "Disabled" and fresh["versioningNow"] == "Enabled"
+    assert len(fresh["sourceChanged"]) == 2 and "versioning" in fresh["sourceChanged"][0]
+    assert ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])["sourceChanged"] == []
+
+    src.create_bucket(Bucket=SRC2)
+    src.put_bucket_versioning(Bucket=SRC2, VersioningConfiguration={"Status": "Enabled"})
+    src.put_bucket_replication(
+        Bucket=SRC2,
+        ReplicationConfiguration={
+            "Role": ROLE,
+            "Rules": [
+                {
+                    "ID": "backup-team",
+                    "Priority": 5,
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "DeleteMarkerReplication": {"Status": "Disabled"},
+                    "Destination": {"Bucket": "arn:aws:s3:::backup-bucket"},
+                }
+            ],
+        },
+    )
+    first = ensure_replication(backend, cfg, SRC2, DST, ROLE, env["key"])
+    assert first["created"] is True
+    assert first["versioningBefore"] == first["versioningNow"] == "Enabled"
+    assert first["ruleId"] == "region-migration-batch-001-dev"
+    assert first["ruleStatus"] == "Enabled"
+    assert first["priority"] == 6
+    assert first["destination"] == f"arn:aws:s3:::{DST}"
+    assert first["replicaKmsKeyId"] == env["key"]
+    assert first["foreignRules"] == ["backup-team"] and first["foreignRulesPreserved"]
+    assert len(first["sourceChanged"]) == 1 and "added replication rule" in first["sourceChanged"][0]
+
+    second = ensure_replication(backend, cfg, SRC2, DST, ROLE, env["key"])
+    assert second["created"] is False
+    assert second["repaired"] == []
+    assert second["sourceChanged"] == []
+    assert second["ruleId"] == first["ruleId"] and second["priority"] == 6
+    assert second["notSupportedByBackend"] == first["notSupportedByBackend"]
+
+    rules = src.get_bucket_replication(Bucket=SRC2)["ReplicationConfiguration"]["Rules"]
+    assert sorted(r["ID"] for r in rules) == ["backup-team", "region-migration-batch-001-dev"]
+    foreign = next(r for r in rules if r["ID"] == "backup-team")
+    assert foreign["Destination"]["Bucket"] == "arn:aws:s3:::backup-bucket"
+
+
+def test_ensure_replication_repairs_drift_and_keeps_foreign_role(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src = env["src"]
+    ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    config = src.get_bucket_replication(Bucket=SRC)["ReplicationConfiguration"]
+    config["Rules"][0]["Status"] = "Disabled"
+    src.put_bucket_replication(Bucket=SRC, ReplicationConfiguration=config)
+    fixed = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert fixed["ruleStatus"] == "Enabled"
+    assert fixed["repaired"] == ["replication rule Status"]
+    assert fixed["sourceChanged"] and "Status" in fixed["sourceChanged"][0]
+
+    other_role = "arn:aws:iam::123456789012:role/someone-else"
+    config = src.get_bucket_replication(Bucket=SRC)["ReplicationConfiguration"]
+    foreign = {**config["Rules"][0], "ID": "theirs", "Priority": 1}
+    src.put_bucket_replication(
+        Bucket=SRC, ReplicationConfiguration={"Role": other_role, "Rules": [foreign, config["Rules"][0]]}
+    )
+    kept = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert kept["role"] == other_role
+    assert kept["warnings"] and other_role in kept["warnings"][0]
+
+
+def test_ensure_replication_refuses_v1_rules(backend: Backend, cfg: MigrationConfig, env: dict[str, Any]) -> None:
+    """AWS returns V1 rules (top-level Prefix) as written; moto rewrites them, so a hook shows AWS's shape."""
+    src = env["src"]
+    src.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Enabled"})
+    legacy = {"ID": "legacy", "Prefix": "logs/", "Status": "Enabled", "Destination": {"Bucket": "arn:aws:s3:::x"}}
+    src.put_bucket_replication(Bucket=SRC, ReplicationConfiguration={"Role": ROLE, "Rules": [legacy]})
+
+    def as_on_aws(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ReplicationConfiguration"]["Rules"] = [legacy]
+
+    src.meta.events.register("after-call.s3.GetBucketReplication", as_on_aws)
+    with pytest.raises(UserError, match="V1"):
+        ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert src.get_bucket_replication(Bucket=SRC)["ReplicationConfiguration"]["Rules"] == [legacy]
+
+
+# ----------------------------------------------------------------------------------------------- copy
+
+
+def test_tricky_keys_round_trip_with_metadata_tags_and_target_cmk(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    for i, key in enumerate(TRICKY_KEYS):
+        body = b"" if key == "zero-byte" else f"body {i} {key}".encode()
+        _put(
+            src,
+            key,
+            body,
+            Metadata={"owner": "team-a", "n": str(i)},
+            ContentType="text/csv",
+            CacheControl="max-age=60",
+            ContentEncoding="identity",
+            Tagging=f"team=data&idx={i}",
+        )
+    stats = _sync(backend, cfg, env)
+    assert stats["seen"] == stats["copied"] == len(TRICKY_KEYS)
+    assert stats["failed"] == 0 and stats["vanished"] == 0
+    assert stats["bytes_copied"] == stats["bytes_seen"]
+    for key in TRICKY_KEYS:
+        assert _body(dst, DST, key) == _body(src, SRC, key)
+        s, t = src.head_object(Bucket=SRC, Key=key), dst.head_object(Bucket=DST, Key=key)
+        for field in ("Metadata", "ContentType", "CacheControl", "ContentEncoding", "ContentLength"):
+            assert t.get(field) == s.get(field), (key, field)
+        assert t["ServerSideEncryption"] == "aws:kms"
+        assert t["SSEKMSKeyId"] == env["key"]
+        assert (
+            dst.get_object_tagging(Bucket=DST, Key=key)["TagSet"]
+            == src.get_object_tagging(Bucket=SRC, Key=key)["TagSet"]
+        )
+
+
+def test_large_object_goes_multipart_and_keeps_metadata_and_tags(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    body = os.urandom(6 * MIB)
+    _put(
+        src,
+        "big/blob.bin",
+        body,
+        Metadata={"origin": "us"},
+        ContentType="application/x-parquet",
+        CacheControl="no-cache",
+        ContentEncoding="gzip",
+        Tagging="class=large&keep=yes",
+    )
+    _put(src, "small.txt", b"small")
+    calls = _count_calls(dst, "CopyObject", "UploadPartCopy")
+    stats = _sync(backend, cfg, env, multipart_threshold=5 * MIB)
+    assert stats["copied"] == 2 and stats["multipart"] == 1
+    assert calls["UploadPartCopy"] >= 2  # 6 MiB in 5 MiB parts
+    assert calls["CopyObject"] == 1  # only the small object
+    assert _body(dst, DST, "big/blob.bin") == body
+    head = dst.head_object(Bucket=DST, Key="big/blob.bin")
+    assert head["Metadata"] == {"origin": "us"}
+    assert head["ContentType"] == "application/x-parquet"
+    assert head["CacheControl"] == "no-cache"
+    assert head["ContentEncoding"] == "gzip"
+    assert head["SSEKMSKeyId"] == env["key"]
+    tags = {t["Key"]: t["Value"] for t in dst.get_object_tagging(Bucket=DST, Key="big/blob.bin")["TagSet"]}
+    assert tags == {"class": "large", "keep": "yes"}
+
+    calls.clear()
+    again = _sync(backend, cfg, env, multipart_threshold=5 * MIB)
+    assert again["copied"] == 0 and again["skipped"] == 2
+    assert sum(calls.values()) == 0
+
+
+def test_rerun_makes_no_copy_and_recopies_only_changes(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    for i in range(30):
+        _put(src, f"obj/{i:03d}", f"v1 {i}".encode())
+    first = _sync(backend, cfg, env, max_keys_per_partition=8)
+    assert first["partitions"] == 4 and first["copied"] == 30
+
+    src_calls = _count_calls(src, "HeadObject", "GetObjectTagging", "CopyObject")
+    dst_calls = _count_calls(dst, "CopyObject", "UploadPartCopy", "HeadObject", "PutObject")
+    ddb_calls: Counter[str] = Counter()
+    ddb = backend.client("dynamodb", TARGET)
+    ddb.meta.events.register("before-call.dynamodb.*", lambda event_name, **_: ddb_calls.update([event_name]))
+    second = _sync(backend, cfg, env, max_keys_per_partition=8)
+    assert second["copied"] == 0 and second["skipped"] == 30
+    assert sum(src_calls.values()) == 0 and sum(dst_calls.values()) == 0  # no per-object call at all
+    # Unchanged ranges are proven done by their stored digest: one GetItem each, no manifest Query.
+    assert ddb_calls == Counter({"before-call.dynamodb.GetItem": 4})
+
+    _put(src, "obj/003", b"v2 three, longer")
+    _put(src, "obj/017", b"v2 17")
+    _put(src, "obj/zzz-new", b"new")
+    third = _sync(backend, cfg, env, max_keys_per_partition=8)
+    assert third["copied"] == 3 and third["skipped"] == 28
+    assert dst_calls["CopyObject"] == 3
+    assert _body(dst, DST, "obj/003") == b"v2 three, longer"
+    assert _body(dst, DST, "obj/zzz-new") == b"new"
+
+    # A target object changed behind our back is noticed from the listing alone and repaired.
+    dst.put_object(Bucket=DST, Key="obj/005", Body=b"tampered")
+    fourth = _sync(backend, cfg, env)
+    assert fourth["copied"] == 1
+    assert _body(dst, DST, "obj/005") == b"v1 5"
+
+
+def test_resume_after_interruption_copies_only_the_rest(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    for i in range(40):
+        _put(src, f"r/{i:03d}", f"payload {i}".encode())
+    allowed = 10
+    seen = Counter[str]()
+
+    def kill_after_n(**_: Any) -> None:
+        seen["calls"] += 1
+        if seen["calls"] > allowed:
+            raise Interrupted("process killed")
+
+    undo = _hook(dst, "CopyObject", kill_after_n)
+    with pytest.raises(Interrupted):
+        _sync(backend, cfg, env, workers=4)
+    undo()
+    manifest = list(CheckpointStore(backend, TARGET, TABLE).query(s3_plan.manifest_pk(DST)))
+    assert len(manifest) == allowed  # every finished copy was recorded despite the interruption
+
+    calls = _count_calls(dst, "CopyObject")
+    rerun = _sync(backend, cfg, env, workers=4)
+    assert rerun["copied"] == 40 - allowed and rerun["skipped"] == allowed
+    assert calls["CopyObject"] == 40 - allowed
+    versions = _versions(dst)
+    assert set(versions) == {f"r/{i:03d}" for i in range(40)}
+    assert set(versions.values()) == {1}  # each object copied exactly once
+    for i in range(40):
+        assert _body(dst, DST, f"r/{i:03d}") == f"payload {i}".encode()
+
+
+def test_per_object_errors_are_reported_and_retried_next_run(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    for i in range(12):
+        _put(src, f"e/{i:02d}", b"x" * i)
+
+    def fail_some(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] in ("e/03", "e/07"):
+            raise RuntimeError("injected network failure")
+
+    undo = _hook(dst, "CopyObject", fail_some)
+    stats = _sync(backend, cfg, env)
+    undo()
+    assert stats["copied"] == 10 and stats["failed"] == 2
+    assert sorted(f["key"] for f in stats["failures"]) == ["e/03", "e/07"]
+    assert "injected" in stats["failures"][0]["error"]
+    rerun = _sync(backend, cfg, env)
+    assert rerun["copied"] == 2 and rerun["failed"] == 0
+    assert set(_versions(dst).values()) == {1}
+
+
+def test_object_deleted_between_listing_and_copy_is_vanished(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    for key in ("a", "gone", "z"):
+        _put(src, key, key.encode())
+
+    def delete_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == "gone":
+            src.delete_object(Bucket=SRC, Key="gone")
+
+    undo = _hook(dst, "CopyObject", delete_first)
+    stats = _sync(backend, cfg, env)
+    undo()
+    assert stats["copied"] == 2 and stats["vanished"] == 1 and stats["failed"] == 0
+    assert stats["vanishedKeys"] == ["gone"]
+    assert sorted(_versions(dst)) == ["a", "z"]
+
+
+def test_source_overwritten_during_copy_copies_the_new_version(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """On AWS CopySourceIfMatch answers 412 when the listed version was replaced; moto ignores the header,
+    so the hook plays S3's part: overwrite the source, then refuse the first copy."""
+    src, dst = env["src"], env["dst"]
+    _put(src, "hot", b"old")
+    state = {"refused": False}
+
+    def overwrite_then_412(params: dict[str, Any], **_: Any) -> None:
+        if not state["refused"]:
+            state["refused"] = True
+            _put(src, "hot", b"brand new content")
+            raise ClientError(
+                {"Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions failed"}},
+                "CopyObject",
+            )
+        assert params["CopySourceIfMatch"] == src.head_object(Bucket=SRC, Key="hot")["ETag"]
+
+    undo = _hook(dst, "CopyObject", overwrite_then_412)
+    stats = _sync(backend, cfg, env)
+    undo()
+    assert stats["copied"] == 1 and stats["failed"] == 0
+    assert _body(dst, DST, "hot") == b"brand new content"
+    assert _sync(backend, cfg, env)["copied"] == 0  # the manifest holds the new version's ETag
+
+
+def test_catchup_trusts_completed_replication_and_waits_for_young_pending(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    src, dst = env["src"], env["dst"]
+    for key in ("completed", "pending-young", "pending-old", "failed", "never"):
+        _put(src, key, key.encode())
+    dst.put_object(Bucket=DST, Key="completed", Body=b"completed")  # what replication would have written
+    old = datetime.now(UTC) - timedelta(hours=1)
+    fake = {
+        "completed": ("COMPLETED", None),
+        "pending-young": ("PENDING", None),
+        "pending-old": ("PENDING", old),
+        "failed": ("FAILED", None),
+    }
+
+    def replication_status(parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        key = kwargs["context"].get("key")
+        if key in fake:
+            status, modified = fake[key]
+            parsed["ReplicationStatus"] = status
+            if modified:
+                parsed["LastModified"] = modified
+
+    def remember_key(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["key"] = params["Key"]
+
+    src.meta.events.register("before-parameter-build.s3.HeadObject", remember_key)
+    src.meta.events.register("after-call.s3.HeadObject", replication_status)
+    stats = _sync(backend, cfg, env, mode="catchup")
+    assert stats["replicated"] == 1 and stats["pending_replication"] == 1
+    assert stats["copied"] == 3  # pending-old, failed, never (moto never replicates)
+    assert sorted(_versions(dst)) == ["completed", "failed", "never", "pending-old"]
+
+    src_heads = _count_calls(src, "HeadObject")
+    again = _sync(backend, cfg, env, mode="catchup")
+    assert again["copied"] == 0 and again["pending_replication"] == 1
+    assert src_heads["HeadObject"] == 1  # only the still-pending object is looked at again
+
+
+def test_plan_partitions_cover_every_key_once(backend: Backend, cfg: MigrationConfig, env: dict[str, Any]) -> None:
+    src = env["src"]
+    keys = [f"p/{i:02d}" for i in range(25)]
+    for key in keys:
+        _put(src, key, b"x")
+    parts = plan_partitions(backend, SOURCE, SRC, max_keys_per_partition=10)
+    assert [p["end"] for p in parts] == ["p/09", "p/19", None]
+    seen = 0
+    for part in parts:
+        stats = copy_partition(backend, cfg, SRC, DST, part, env["key"], TABLE, workers=4)
+        seen += stats["seen"]
+        assert stats["copied"] == stats["seen"] and stats["bytes_copied"] == stats["bytes_seen"] == stats["seen"]
+        for field in ("skipped", "failed", "failures", "vanished", "pending_replication", "duration_s"):
+            assert field in stats
+    assert seen == 25
+    assert sorted(_versions(env["dst"])) == keys
