@@ -350,6 +350,12 @@ def _enable_pitr(ddb: Any, name: str) -> None:
             time.sleep(min(2 + attempt, 10))
 
 
+def _ttl_summary(source_ttl: dict[str, Any]) -> str:
+    d = source_ttl.get("TimeToLiveDescription", source_ttl)
+    status = d.get("TimeToLiveStatus", "DISABLED")
+    return f"{status} on {d['AttributeName']}" if d.get("AttributeName") else str(status)
+
+
 def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge one target table from its source's description; return it read back."""
     source_desc, source_ttl = _read_source(backend, cfg, spec)
@@ -393,6 +399,7 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
             "writeCapacity": source_throughput.get("WriteCapacityUnits") if source_mode == "PROVISIONED" else None,
             "scalingFactor": spec.scalingFactor,
         },
+        "sourceTtl": _ttl_summary(source_ttl),
         "created": created,
         "repaired": [] if created else [f for f in fixed if f not in unsupported],
         "notSupportedByBackend": unsupported,

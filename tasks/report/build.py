@@ -87,24 +87,18 @@ def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> l
             }
         )
     for t in report["resources"].get("dynamodbTables", []):
-        src_cap = t.get("capacityFrom") or {}
-        if src_cap:
-            diffs.append(
-                {
-                    "setting": f"capacity {t.get('source')}",
-                    "source": f"read {src_cap.get('read')}, write {src_cap.get('write')}",
-                    "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')}",
-                }
-            )
+        src = t.get("capacityFrom") or {}
+        if src.get("billingMode") == "PROVISIONED":
+            diffs.append({
+                "setting": f"capacity {t.get('source')}",
+                "source": f"read {src.get('readCapacity')}, write {src.get('writeCapacity')}",
+                "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')} "
+                f"(x{src.get('scalingFactor')}, rounded up)",
+            })
         ttl = t.get("ttl") or {}
         if ttl:
-            diffs.append(
-                {
-                    "setting": f"ttl {t.get('source')}",
-                    "source": str(t.get("sourceTtl", "as source")),
-                    "target": f"{ttl.get('status')} on {ttl.get('attribute')}",
-                }
-            )
+            diffs.append({"setting": f"ttl {t.get('source')}", "source": str(t.get("sourceTtl") or "see source"),
+                          "target": f"{ttl.get('status')} on {ttl.get('attribute')}"})
     for b in report["resources"].get("s3Buckets", []):
         lc = b.get("lifecycle")
         if lc:
@@ -292,8 +286,27 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"- {c}" for c in report["sourceChanges"]]
     lines += ["", "## Configuration differences", "", "| setting | source | target |", "|---|---|---|"]
     lines += [f"| {d['setting']} | {d['source']} | {d['target']} |" for d in report["configurationDifferences"]]
+    gaps = backend_gaps(report)
+    if gaps:
+        lines += ["", "## What this backend could not apply or report (measured, not assumed)", ""]
+        lines += [f"- {g}" for g in gaps]
     lines += ["", "## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(report["nextSteps"], 1)]
     return "\n".join(lines) + "\n"
+
+
+def backend_gaps(report: dict[str, Any]) -> list[str]:
+    """Every setting a backend could not apply or report, as measured by the provisioning read-backs."""
+    gaps: list[str] = []
+    res = report["resources"]
+    entries = [*res.get("s3Buckets", []), *res.get("dynamodbTables", [])]
+    entries += [res.get(k) or {} for k in ("kms", "sns", "lambda", "checkpoints", "dashboard")]
+    entries += [b.get("replication") or {} for b in res.get("s3Buckets", [])]
+    for entry in entries:
+        name = entry.get("name") or entry.get("bucket") or entry.get("alias") or "?"
+        gap = entry.get("notSupportedByBackend") or {}
+        items = gap.items() if isinstance(gap, dict) else ((g, "") for g in gap)
+        gaps += [f"{name}: {what}" + (f" ({why})" if why else "") for what, why in items]
+    return gaps
 
 
 def resource_rows(report: dict[str, Any]) -> list[dict[str, str]]:
