@@ -114,3 +114,46 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return f"<{len(obj)} bytes>"
     return obj
+
+
+def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
+    """Config, backend and the cheap preflight, before any Prefect run: bad input exits 2 in a second."""
+    from tasks import preflight
+
+    try:
+        cfg, backend = load(args)
+        if backend.kind == "emulator":
+            from tasks.emulator import seed_demo  # the demo's sources, not part of the data path
+
+            seed_demo(backend, cfg)
+        print(f"backend: {backend.describe()}", flush=True)
+        pf = preflight.check(backend, cfg)
+    except user_errors() as err:
+        return fail(str(err))
+    if pf.errors:
+        for line in pf.errors:
+            print(f"error: {line}", file=sys.stderr)
+        print("nothing was created", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return cfg, backend
+
+
+def flow_params(args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
+    """The flow parameters every CLI passes on (the embedded emulator is found again by the flow)."""
+    return {
+        "config_path": args.config,
+        "endpoint_url": backend.endpoint_url if backend.kind == "endpoint" else None,
+        "use_aws": args.aws,
+        "profile": args.profile,
+        "environment_suffix": args.environment_suffix,
+        "source_credentials_block": args.source_credentials_block,
+        "target_credentials_block": args.target_credentials_block,
+    }
+
+
+def finish(state: Any, what: str) -> dict[str, Any] | int:
+    """The flow's result, or exit code 1 with one line when the run did not complete."""
+    if not state.is_completed():
+        return fail(f"{what} run {str(state.name).lower()}: {state.message}", EXIT_FAILED)
+    result: dict[str, Any] = state.result()
+    return result

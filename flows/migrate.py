@@ -8,33 +8,31 @@ task in tasks/steps.py, partitioned by key range (S3) or scan segment (DynamoDB)
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from flows.common import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
     backend_from,
-    fail,
+    finish,
+    flow_params,
     jsonable,
-    load,
+    prepare,
     quiet_prefect_defaults,
-    user_errors,
 )
 
 quiet_prefect_defaults()
 
 from prefect import flow, get_run_logger, unmapped  # noqa: E402
-from prefect.artifacts import create_progress_artifact, update_progress_artifact  # noqa: E402
-from prefect.futures import PrefectFuture, as_completed  # noqa: E402
+from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from flows.parts import Progress, catch_up_all, result_of  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
@@ -58,14 +56,6 @@ TASK_WORKERS = 6
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _result(fut: PrefectFuture[Any]) -> Any:
-    """A task's result, or {'error': ...} when it failed for good (the alert was sent by its hook)."""
-    value = fut.result(raise_on_failure=False)
-    if isinstance(value, BaseException):
-        return {"error": f"{type(value).__name__}: {value}"}
-    return value
 
 
 def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
@@ -95,27 +85,6 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     }
 
 
-class _Progress:
-    """One Prefect progress artifact per bucket/table, updated as its partitions finish."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, Any] = {}
-        self.done: dict[str, int] = {}
-        self.total: dict[str, int] = {}
-
-    def start(self, name: str, total: int, what: str) -> None:
-        self.total[name] = max(total, 1)
-        self.done[name] = 0
-        self.ids[name] = create_progress_artifact(progress=0.0, description=f"{what} {name}")
-
-    def step(self, name: str) -> float:
-        self.done[name] += 1
-        pct = round(100.0 * self.done[name] / self.total[name], 1)
-        if self.ids.get(name):
-            update_progress_artifact(artifact_id=self.ids[name], progress=pct)
-        return pct
-
-
 def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up."""
     logger = get_run_logger()
@@ -138,13 +107,13 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
         for s in names.tables
     }
 
-    progress = _Progress()
+    progress = Progress()
     running: dict[Any, str] = {}
     copies: dict[str, list[Any]] = {}
     fills: dict[str, list[Any]] = {}
     for s, t in names.buckets.items():
-        out[s] = {"replication": _result(repl[s])}
-        ranges = _result(parts[s])
+        out[s] = {"replication": result_of(repl[s])}
+        ranges = result_of(parts[s])
         if isinstance(ranges, dict):  # listing failed
             out[s]["error"] = ranges["error"]
             continue
@@ -152,8 +121,8 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
         copies[s] = list(steps.s3_copy_task.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill"))
         running.update({f: s for f in copies[s]})
     for s, t in names.tables.items():
-        out[s] = {"stream": _result(streams[s])}
-        total = _result(segs[s])
+        out[s] = {"stream": result_of(streams[s])}
+        total = result_of(segs[s])
         if isinstance(total, dict):
             out[s]["error"] = total["error"]
             continue
@@ -166,30 +135,17 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
         pct = progress.step(name)
         logger.info("%s: %s%% of partitions done", name, pct)
 
-    # Catch-up: what replication has not delivered (objects written after the listing, FAILED or
-    # long-PENDING statuses), and every stream record since the stream was enabled.
-    catch: dict[str, list[Any]] = {}
-    for s, t in names.buckets.items():
-        if s not in copies:
-            continue
-        out[s]["backfill"] = summarize_copies([_result(f) for f in copies[s]])
-        ranges = _result(steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s))
-        if isinstance(ranges, dict):
-            out[s]["error"] = ranges["error"]
-            continue
-        catch[s] = list(steps.s3_copy_task.map(b, c, s, t, ranges, kms_arn, ckpt, "catchup"))
-    ddb_catch = {}
-    for s, t in names.tables.items():
-        if s not in fills:
-            continue
-        out[s]["backfill"] = summarize_segments([_result(f) for f in fills[s]])
+    failed: set[str] = set()
+    for s in copies:
+        out[s]["backfill"] = summarize_copies([result_of(f) for f in copies[s]])
+    for s in fills:
+        out[s]["backfill"] = summarize_segments([result_of(f) for f in fills[s]])
         if out[s]["backfill"]["failedSegments"]:
-            continue  # replaying onto a partial copy would hide the gap; the re-run resumes the scan
-        ddb_catch[s] = steps.catch_up_task.submit(backend, cfg, s, t, ckpt)
-    for s, futs in catch.items():
-        out[s]["catchUp"] = summarize_copies([_result(f) for f in futs])
-    for s, fut in ddb_catch.items():
-        out[s]["catchUp"] = _result(fut)
+            failed.add(s)
+    started = set(copies) | set(fills)
+    skip = frozenset(failed | (set(out) - started))
+    for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
+        out[s].update(caught)
     return out
 
 
@@ -310,41 +266,21 @@ def main(argv: list[str] | None = None) -> int:
         help="quick: keys and sizes; full: also contents (default)",
     )
     args = parser.parse_args(argv)
-    from tasks import preflight
-
-    try:
-        cfg, backend = load(args)
-        if backend.kind == "emulator":
-            from tasks.emulator import seed_demo
-
-            seed_demo(backend, cfg)
-        print(f"backend: {backend.describe()}", flush=True)
-        pf = preflight.check(backend, cfg)
-    except user_errors() as err:
-        return fail(str(err))
-    if pf.errors:
-        for line in pf.errors:
-            print(f"error: {line}", file=sys.stderr)
-        print("nothing was created", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    ready = prepare(args)
+    if isinstance(ready, int):
+        return ready
+    cfg, backend = ready
     if args.plan:
-        print(preflight.format_plan(preflight.plan(backend, cfg, pf)))
+        from tasks import preflight
+
+        print(preflight.format_plan(preflight.plan(backend, cfg)))
         return EXIT_OK
     state = migrate(
-        config_path=args.config,
-        endpoint_url=backend.endpoint_url if backend.kind == "endpoint" else None,
-        use_aws=args.aws,
-        profile=args.profile,
-        environment_suffix=args.environment_suffix,
-        source_credentials_block=args.source_credentials_block,
-        target_credentials_block=args.target_credentials_block,
-        report_path=args.report,
-        validation_level=args.validation_level,
-        return_state=True,
+        **flow_params(args, backend), report_path=args.report, validation_level=args.validation_level, return_state=True
     )
-    if not state.is_completed():
-        return fail(f"migration run {str(state.name).lower()}: {state.message}", EXIT_FAILED)
-    report = state.result()
+    report = finish(state, "migration")
+    if isinstance(report, int):
+        return report
     decision = report["verdict"]
     print(f"\nverdict: {decision['decision']}")
     for reason in decision["reasons"]:

@@ -7,23 +7,21 @@ backfill and cutover; the migrate flow calls `run_validation` itself before writ
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from flows.common import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
     backend_from,
-    fail,
+    finish,
+    flow_params,
     jsonable,
-    load,
+    prepare,
     quiet_prefect_defaults,
-    user_errors,
 )
 
 quiet_prefect_defaults()
@@ -179,32 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
     args = parser.parse_args(argv)
-    from tasks import preflight
-
-    try:
-        cfg, backend = load(args)
-        pf = preflight.check(backend, cfg)
-    except user_errors() as err:
-        return fail(str(err))
-    if pf.errors:
-        for line in pf.errors:
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    state = validate(
-        config_path=args.config,
-        endpoint_url=backend.endpoint_url if backend.kind == "endpoint" else None,
-        use_aws=args.aws,
-        profile=args.profile,
-        environment_suffix=args.environment_suffix,
-        source_credentials_block=args.source_credentials_block,
-        target_credentials_block=args.target_credentials_block,
-        level=args.level,
-        report_path=args.report,
-        return_state=True,
+    ready = prepare(args)
+    if isinstance(ready, int):
+        return ready
+    _, backend = ready
+    result = finish(
+        validate(**flow_params(args, backend), level=args.level, report_path=args.report, return_state=True),
+        "validation",
     )
-    if not state.is_completed():
-        return fail(f"validation run {str(state.name).lower()}: {state.message}", EXIT_FAILED)
-    result = state.result()
+    if isinstance(result, int):
+        return result
     print(f"validation: {'passed' if result['passed'] else 'FAILED'} {result['mismatches']}")
     print(f"report: {result['reportPath']}\nmismatches: {result['mismatchFile']}")
     return EXIT_OK if result["passed"] else EXIT_FAILED

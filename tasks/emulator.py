@@ -44,7 +44,7 @@ def _free_port() -> int:
 def _answers(url: str) -> bool:
     """A cheap liveness probe (moto's dashboard page is static; data.json would dump all state)."""
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/", timeout=10) as resp:  # noqa: S310 - loopback URL we made
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=10) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

@@ -1,14 +1,24 @@
-"""Validation Lambda: checks that the migrated resources in the target region are configured as promised.
+"""Validation Lambda: checks the migrated resources in the target region, their configuration and their data.
 
-Runs on the python3.12 runtime with only the standard library and boto3. Each resource kind has a
-*collect* step (AWS reads, errors captured as data) and a pure *evaluate* step that turns the collected
-describe outputs into checks, so the rules are testable without AWS and new kinds (data checks: object
-counts, item samples) plug in as one more collect/evaluate pair in CHECKERS.
+Runs on the python3.12 runtime with only the standard library, boto3 and `digest.py` (tasks/validate/digest.py,
+which build_package ships next to this file), so the key comparison and the TTL rule are the flow's own code.
+Each check has a *collect* step (AWS reads, errors captured as data) and a pure *evaluate* step, so the rules
+are testable without AWS.
+
+Configuration checks (per target resource): S3 versioning, default SSE-KMS, public access block; DynamoDB
+stream, point-in-time recovery, SSE-KMS.
+Quick data checks (per source -> target pair, check "data.keys"): S3 keys and sizes from both listings;
+DynamoDB primary keys from a keys-only scan of both tables, leaving out items whose TTL (the source table's
+TTL attribute) has passed, on both sides. Contents are not compared here: the flow's pandas validation does.
 
 Input (event keys, falling back to environment variables of the same meaning):
-  targetRegion / TARGET_REGION, buckets / BUCKETS (comma-separated), tables / TABLES (comma-separated),
-  topicArn / TOPIC_ARN, kmsKeyArn / KMS_KEY_ARN (optional: when set, the CMK in use must be this key).
-Output: {"ok": bool, "checks": [{"resource", "check", "ok", "detail"}], "summary": str, "notified": bool}.
+  targetRegion / TARGET_REGION, sourceRegion / SOURCE_REGION (needed when there are pairs),
+  pairs.buckets / BUCKET_PAIRS and pairs.tables / TABLE_PAIRS ([{"source", "target"}] or "src=dst,src2=dst2"),
+  buckets / BUCKETS, tables / TABLES (comma-separated; configuration checks only; pair targets are added),
+  topicArn / TOPIC_ARN, kmsKeyArn / KMS_KEY_ARN (optional: when set, the CMK in use must be this key),
+  sampleLimit / SAMPLE_LIMIT (keys listed per kind of mismatch, default 10).
+Output: {"ok": bool, "checks": [{"resource", "check", "ok", "detail"} (+ "source", "counts", "keys" for data
+checks)], "summary": str, "notified": bool}.
 When any check fails and a topic is known, a one-paragraph summary is published to it.
 """
 
@@ -16,16 +26,28 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from tasks.validate import digest
+else:
+    try:  # in the deployed zip, digest.py sits next to this file
+        import digest
+    except ImportError:  # run from the repository (tests): the same file, where the flow imports it from
+        from tasks.validate import digest
 
 Check = dict[str, Any]
 Collected = dict[str, Any]
 
 MAX_FAILURES_IN_SUMMARY = 20
+SAMPLE_LIMIT = 10  # keys listed per kind of mismatch in a data check
+SCAN_SEGMENTS = 4  # parallel scan segments per table side
 
 
 def _check(resource: str, check: str, ok: bool, detail: str) -> Check:
@@ -176,13 +198,181 @@ def evaluate_table(name: str, collected: Collected, kms_key_arn: str | None = No
     return checks
 
 
+# ---------------------------------------------------------------- data: keys (and sizes) of both sides
+
+
+def collect_bucket_keys(s3: Any, name: str) -> Collected:
+    """{"objects": {key: size}} of every current object, from the listing alone (1 request per 1,000 keys)."""
+    objects: dict[str, int | None] = {}
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                objects[obj["Key"]] = int(obj["Size"])
+    except (ClientError, BotoCoreError) as err:
+        return {"error": _error(err)}
+    return {"objects": objects}
+
+
+def table_key_schema(ddb: Any, name: str) -> Collected:
+    """{"keyNames": [hash, range?], "ttlAttribute": str | None} of a table (the source: both sides use it)."""
+    described = _call(ddb.describe_table, TableName=name)
+    if "error" in described:
+        return described
+    schema = sorted(described["Table"]["KeySchema"], key=lambda k: 0 if k["KeyType"] == "HASH" else 1)
+    ttl = _call(ddb.describe_time_to_live, TableName=name).get("TimeToLiveDescription", {})
+    enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+    return {
+        "keyNames": [k["AttributeName"] for k in schema],
+        "ttlAttribute": (str(ttl.get("AttributeName") or "") or None) if enabled else None,
+    }
+
+
+def collect_table_keys(
+    ddb: Any, name: str, key_names: list[str], ttl_attr: str | None, now: float, segments: int = SCAN_SEGMENTS
+) -> Collected:
+    """{"keys": {key_string: None}, "expired": n}: a consistent, parallel scan projecting only the key
+    attributes (and the TTL attribute); items whose TTL has passed are counted, not kept."""
+    wanted = [*key_names, *([ttl_attr] if ttl_attr and ttl_attr not in key_names else [])]
+    names = {f"#a{i}": attr for i, attr in enumerate(wanted)}
+
+    def segment(seg: int) -> tuple[dict[str, int | None], int]:
+        keys: dict[str, int | None] = {}
+        expired = 0
+        pages = ddb.get_paginator("scan").paginate(
+            TableName=name,
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
+            Segment=seg,
+            TotalSegments=segments,
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                if digest.is_expired(item, ttl_attr, now):
+                    expired += 1
+                else:
+                    keys[digest.key_string(item, key_names)] = None
+        return keys, expired
+
+    try:
+        with ThreadPoolExecutor(max_workers=segments) as pool:
+            parts = list(pool.map(segment, range(segments)))
+    except (ClientError, BotoCoreError) as err:
+        return {"error": _error(err)}
+    except (KeyError, ValueError) as err:  # the target lacks a source key attribute or has another key type
+        return {"error": {"code": "KeySchemaMismatch", "message": f"{type(err).__name__}: {err}"}}
+    keys: dict[str, int | None] = {}
+    for part, _ in parts:
+        keys.update(part)
+    return {"keys": keys, "expired": sum(e for _, e in parts)}
+
+
+def _data_check(
+    source: str, target: str, ok: bool, detail: str, counts: dict[str, int], keys: dict[str, list[str]]
+) -> Check:
+    return _check(target, "data.keys", ok, detail) | {"source": source, "counts": counts, "keys": keys}
+
+
+def evaluate_keys(
+    kind: str,
+    source: str,
+    target: str,
+    src: Collected,
+    dst: Collected,
+    limit: int = SAMPLE_LIMIT,
+) -> Check:
+    """One "data.keys" check from both sides' collected keys (kind "bucket": values are sizes; "table":
+    keys only), using digest.compare_keys, the comparison the flow uses too."""
+    field = "objects" if kind == "bucket" else "keys"
+    for side, name, collected in (("source", source, src), ("target", target, dst)):
+        if "error" in collected:
+            code = collected["error"]["code"]
+            gone = code in ("NoSuchBucket", "ResourceNotFoundException")
+            what = f"{side} {kind} {name} " + ("does not exist" if gone else f"cannot be read: {code}")
+            return _data_check(source, target, False, what, {}, {})
+    result = digest.compare_keys(src[field], dst[field])
+    counts = {
+        "source": len(src[field]),
+        "target": len(dst[field]),
+        "missing": len(result["missing"]),
+        "extra": len(result["extra"]),
+        "different": len(result["different"]),
+    }
+    if kind == "table":
+        counts |= {"expiredSkipped": int(src.get("expired", 0)), "expiredSkippedTarget": int(dst.get("expired", 0))}
+    unit = "objects" if kind == "bucket" else "items"
+    labels = {"missing": "missing", "extra": "extra", "different": "size-different"}
+    wrong = [k for k in ("missing", "extra", "different") if counts[k]]
+    if not wrong:
+        detail = f"all {counts['source']} {unit} of {source} present"
+        if kind == "bucket":
+            detail += " with equal sizes"
+    else:
+        listed = "; ".join(
+            f"{labels[k]}: " + ", ".join(result[k][:limit]) + (" ..." if counts[k] > limit else "") for k in wrong
+        )
+        detail = (
+            ", ".join(f"{counts[k]} {labels[k]}" for k in wrong)
+            + f" ({counts['source']} {unit} in {source}, {counts['target']} in target); {listed}"
+        )
+    if kind == "table" and (counts["expiredSkipped"] or counts["expiredSkippedTarget"]):
+        detail += f" (TTL-expired left out: {counts['expiredSkipped']} source, {counts['expiredSkippedTarget']} target)"
+    return _data_check(source, target, not wrong, detail, counts, {k: result[k][:limit] for k in wrong})
+
+
+def check_bucket_pair(source_region: str, region: str, source: str, target: str, limit: int) -> Check:
+    """Keys and sizes of a source bucket against its target bucket."""
+    src = collect_bucket_keys(_client("s3", source_region), source)
+    dst = collect_bucket_keys(_client("s3", region), target)
+    return evaluate_keys("bucket", source, target, src, dst, limit)
+
+
+def check_table_pair(
+    source_region: str, region: str, source: str, target: str, limit: int, now: float | None = None
+) -> Check:
+    """Primary keys of a source table against its target table, TTL-expired items left out on both sides."""
+    now = time.time() if now is None else now
+    src_ddb = _client("dynamodb", source_region)
+    schema = table_key_schema(src_ddb, source)
+    if "error" in schema:
+        return evaluate_keys("table", source, target, schema, {}, limit)
+    key_names, ttl_attr = schema["keyNames"], schema["ttlAttribute"]
+    src = collect_table_keys(src_ddb, source, key_names, ttl_attr, now)
+    dst = collect_table_keys(_client("dynamodb", region), target, key_names, ttl_attr, now)
+    return evaluate_keys("table", source, target, src, dst, limit)
+
+
+def run_data_checks(
+    source_region: str, region: str, pairs: dict[str, list[dict[str, str]]], limit: int = SAMPLE_LIMIT
+) -> list[Check]:
+    """One data.keys check per bucket pair, then per table pair."""
+    checks = [check_bucket_pair(source_region, region, p["source"], p["target"], limit) for p in pairs["buckets"]]
+    checks += [check_table_pair(source_region, region, p["source"], p["target"], limit) for p in pairs["tables"]]
+    return checks
+
+
 # ---------------------------------------------------------------- driver
 
-# kind -> (event/env key, boto3 service, collect, evaluate). Data checks go here as more entries.
+# kind -> (event/env key, boto3 service, collect, evaluate): the configuration checks of target resources.
 CHECKERS: dict[str, tuple[str, str, Callable[[Any, str], Collected], Callable[..., list[Check]]]] = {
     "bucket": ("buckets", "s3", collect_bucket, evaluate_bucket),
     "table": ("tables", "dynamodb", collect_table, evaluate_table),
 }
+
+
+def parse_pairs(value: Any) -> list[dict[str, str]]:
+    """[{"source", "target"}] from the event's list, or from "src=dst,src2=dst2" (the environment form)."""
+    if isinstance(value, str):
+        value = [dict(zip(("source", "target"), part.split("=", 1), strict=False)) for part in value.split(",")]
+    out: list[dict[str, str]] = []
+    for pair in value or []:
+        source, target = str(pair.get("source") or "").strip(), str(pair.get("target") or "").strip()
+        if not source and not target:
+            continue
+        if not source or not target:
+            raise ValueError(f"a pair needs a source and a target, got {pair!r}")
+        out.append({"source": source, "target": target})
+    return out
 
 
 def settings(event: dict[str, Any] | None) -> dict[str, Any]:
@@ -197,12 +387,26 @@ def settings(event: dict[str, Any] | None) -> dict[str, Any]:
             value = value.split(",")
         return [str(v).strip() for v in value if str(v).strip()]
 
+    event_pairs = event.get("pairs") or {}
+    pairs = {
+        kind: parse_pairs(event_pairs[kind] if kind in event_pairs else os.environ.get(env, ""))
+        for kind, env in (("buckets", "BUCKET_PAIRS"), ("tables", "TABLE_PAIRS"))
+    }
+
+    def with_targets(listed: list[str], kind: str) -> list[str]:
+        # A pair's target gets the configuration checks too, listed or not (once).
+        return list(dict.fromkeys([*listed, *(p["target"] for p in pairs[kind])]))
+
+    limit = event.get("sampleLimit") or os.environ.get("SAMPLE_LIMIT") or SAMPLE_LIMIT
     return {
         "targetRegion": event.get("targetRegion") or os.environ.get("TARGET_REGION") or os.environ.get("AWS_REGION"),
-        "buckets": names("buckets", "BUCKETS"),
-        "tables": names("tables", "TABLES"),
+        "sourceRegion": event.get("sourceRegion") or os.environ.get("SOURCE_REGION") or None,
+        "buckets": with_targets(names("buckets", "BUCKETS"), "buckets"),
+        "tables": with_targets(names("tables", "TABLES"), "tables"),
+        "pairs": pairs,
         "topicArn": event.get("topicArn") or os.environ.get("TOPIC_ARN") or None,
         "kmsKeyArn": event.get("kmsKeyArn") or os.environ.get("KMS_KEY_ARN") or None,
+        "sampleLimit": max(1, int(limit)),
     }
 
 
@@ -253,7 +457,12 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     region = s["targetRegion"]
     if not region:
         raise ValueError("targetRegion is missing: pass it in the event or set TARGET_REGION")
+    pairs = s["pairs"]
+    if (pairs["buckets"] or pairs["tables"]) and not s["sourceRegion"]:
+        raise ValueError("sourceRegion is missing: pass it in the event or set SOURCE_REGION")
     checks = run_checks(region, {"buckets": s["buckets"], "tables": s["tables"]}, s["kmsKeyArn"])
+    if pairs["buckets"] or pairs["tables"]:
+        checks += run_data_checks(s["sourceRegion"], region, pairs, s["sampleLimit"])
     ok = all(c["ok"] for c in checks)
     summary = summarize(region, checks)
     notified = False

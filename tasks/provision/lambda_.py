@@ -13,6 +13,7 @@ import hashlib
 import io
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validator"
+# Repository modules the handler imports, shipped next to handler.py under these names (stdlib-only files,
+# so the flow and the Lambda share the comparison code and the package stays a few KB).
+SHARED_MODULES: dict[str, Path] = {"digest.py": Path(__file__).resolve().parents[1] / "validate" / "digest.py"}
 RUNTIME = "python3.12"
 HANDLER = "handler.handler"
 MEMORY_MB = 256
@@ -38,24 +42,30 @@ NOT_RETURNED = "not returned by backend"
 # ---------------------------------------------------------------- pure
 
 
-def build_package(source: Path = PACKAGE_DIR) -> bytes:
-    """Zip the validator's directory byte-for-byte reproducibly (same files -> same bytes -> same hash)."""
-    files = sorted(
-        p
+def build_package(source: Path = PACKAGE_DIR, shared: Mapping[str, Path] | None = None) -> bytes:
+    """Zip the validator's directory plus the shared modules byte-for-byte reproducibly (same files -> same
+    bytes -> same hash). `shared` maps a name in the zip to a repository file (default SHARED_MODULES)."""
+    shared = SHARED_MODULES if shared is None else shared
+    files = {
+        p.relative_to(source).as_posix(): p
         for p in source.rglob("*")
         if p.is_file()
         and "__pycache__" not in p.parts
         and not p.name.startswith(".")
         and p.suffix not in {".pyc", ".pyo"}
-    )
+    }
+    clash = sorted(set(files) & set(shared))
+    if clash:
+        raise ValueError(f"{source} already holds {clash}: a shared module would silently replace it")
+    files |= dict(shared)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for path in files:
-            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=_ZIP_EPOCH)
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, so external_attr means the same everywhere
             info.external_attr = 0o100644 << 16
-            zf.writestr(info, path.read_bytes(), compresslevel=9)
+            zf.writestr(info, files[name].read_bytes(), compresslevel=9)
     return buf.getvalue()
 
 
@@ -67,7 +77,9 @@ def code_sha256(package: bytes) -> str:
 def function_environment(
     cfg: MigrationConfig, names: ResourceNames, topic_arn: str, kms_key_arn: str
 ) -> dict[str, str]:
-    """What the handler reads when its event leaves something out (handler.settings)."""
+    """What the handler reads when its event leaves something out (handler.settings): BUCKETS / TABLES
+    name the targets for the configuration checks, BUCKET_PAIRS / TABLE_PAIRS ("src=dst,...", sorted by
+    source) the pairs for the quick data checks."""
     return {
         "TARGET_REGION": cfg.targetRegion,
         "SOURCE_REGION": cfg.sourceRegion,
@@ -75,7 +87,14 @@ def function_environment(
         "KMS_KEY_ARN": kms_key_arn,
         "BUCKETS": ",".join(sorted(names.buckets.values())),
         "TABLES": ",".join(sorted(names.tables.values())),
+        "BUCKET_PAIRS": pairs_text(names.buckets),
+        "TABLE_PAIRS": pairs_text(names.tables),
     }
+
+
+def pairs_text(pairs: Mapping[str, str]) -> str:
+    """source -> target as "src=dst,src2=dst2" (the handler's parse_pairs reads it back)."""
+    return ",".join(f"{source}={pairs[source]}" for source in sorted(pairs))
 
 
 def desired_configuration(

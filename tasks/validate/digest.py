@@ -4,6 +4,9 @@ Stdlib only, so the validation Lambda can ship this file as-is. Two items get th
 DynamoDB would consider them the same data: a number "1.0" equals "1" and "1E0" (DynamoDB stores numbers,
 not strings), but N 1 never equals S "1"; set order is irrelevant, map key order is irrelevant, list order
 matters, binary compares by bytes (boto3 gives bytes, stream events give base64 text: both accepted).
+
+build_package ships this file next to the Lambda's handler.py, so the key comparison (compare_keys) and the
+TTL rule (is_expired) below are shared by the Lambda's quick checks and the flow.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import decimal
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 # DynamoDB numbers carry up to 38 significant digits; the default context (28) would round them, and two
@@ -140,3 +144,34 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str) -> list[str]:
 def attribute_type(av: dict[str, Any] | None) -> str:
     """The DynamoDB type tag of an AttributeValue ('-' when the attribute is absent)."""
     return next(iter(av)) if av else "-"
+
+
+# ---------------------------------------------------------------- key-level comparison (flow and Lambda)
+
+
+def compare_keys(src: Mapping[str, int | None], dst: Mapping[str, int | None]) -> dict[str, list[str]]:
+    """Sorted keys `missing` (source only), `extra` (target only) and `different` (both, unequal values).
+
+    Values are what must also match: an S3 object's size, an item digest, or None for "the key is enough"
+    (None equals only None). Same verdicts as the flow's pandas compare_frames, on plain dicts, for the
+    validation Lambda's quick checks and for small sets.
+    """
+    return {
+        "missing": sorted(k for k in src if k not in dst),
+        "extra": sorted(k for k in dst if k not in src),
+        "different": sorted(k for k, v in src.items() if k in dst and dst[k] != v),
+    }
+
+
+def is_expired(item: dict[str, Any], ttl_attr: str | None, now: float) -> bool:
+    """True when the item's TTL attribute is a number of epoch seconds at or before `now` (DynamoDB's
+    documented read-side filter); a missing or non-number TTL never expires, as in DynamoDB."""
+    if not ttl_attr:
+        return False
+    value = item.get(ttl_attr)
+    if not value or "N" not in value:
+        return False
+    try:
+        return decimal.Decimal(value["N"]) <= decimal.Decimal(str(now))
+    except decimal.InvalidOperation:
+        return False

@@ -1,0 +1,194 @@
+"""Cutover: a final catch-up, a full validation, and GO only when both say so.
+
+GO needs: validation passed (every key, every content) and every table's stream lag under the threshold.
+The decision and its moment are recorded in the checkpoint table and the report. The temporary source
+changes (replication rules, versioning we enabled, streams) are removed only when asked, and only on GO.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flows.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_common_args,
+    backend_from,
+    fail,
+    finish,
+    flow_params,
+    jsonable,
+    prepare,
+    quiet_prefect_defaults,
+)
+
+quiet_prefect_defaults()
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from flows.sync import migration_key_arn, sync_once  # noqa: E402
+from tasks import alerts, steps, teardown  # noqa: E402
+from tasks.aws import Backend  # noqa: E402
+from tasks.errors import PreflightError, UserError  # noqa: E402
+from tasks.move.checkpoints import CheckpointStore  # noqa: E402
+from tasks.move.lock import LockHeld  # noqa: E402
+from tasks.names import resource_names  # noqa: E402
+from tasks.report.build import validation_markdown  # noqa: E402
+from tasks.report.publish import write_report  # noqa: E402
+
+DEFAULT_MAX_LAG_SECONDS = 60.0
+
+
+def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
+    """Pure: GO only when validation passed, nothing failed and every lag is under the threshold."""
+    reasons = list(synced.get("errors", []))
+    validation = synced["validation"]
+    if not validation.get("passed"):
+        reasons.append(f"validation found {validation.get('mismatches')}; see {validation.get('mismatchFile')}")
+    reasons += validation.get("errors", [])
+    for table, lag in synced.get("lagSeconds", {}).items():
+        if lag > max_lag_seconds:
+            reasons.append(f"table {table} lags {lag:.0f} s (GO needs <= {max_lag_seconds:.0f} s)")
+    reasons = list(dict.fromkeys(reasons))
+    return {"decision": "NO-GO" if reasons else "GO", "reasons": reasons, "maxLagSeconds": max_lag_seconds}
+
+
+def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[str, Any]]:
+    """Undo only the source-side changes (teardown's source phase): replication rule, versioning, streams."""
+    found = teardown.discover(backend, cfg)
+    plan = [a for a in teardown.teardown_plan(cfg, found) if a["phase"] == "source"]
+    return teardown.execute(backend, cfg, plan, delete_target_data=False)
+
+
+@flow(
+    name="cutover",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    on_failure=[alerts.on_flow_failure],
+    on_crashed=[alerts.on_flow_failure],
+)
+def cutover(
+    config_path: str = str(EXAMPLE_CONFIG),
+    endpoint_url: str | None = None,
+    use_aws: bool = False,
+    profile: str | None = None,
+    environment_suffix: str | None = None,
+    source_credentials_block: str | None = None,
+    target_credentials_block: str | None = None,
+    max_lag_seconds: float = DEFAULT_MAX_LAG_SECONDS,
+    remove_source_changes_on_go: bool = False,
+    report_path: str | None = None,
+) -> dict[str, Any]:
+    """Final catch-up + full validation -> GO / NO-GO, recorded; source changes removed only if asked."""
+    logger = get_run_logger()
+    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    backend = backend_from(
+        endpoint_url=endpoint_url,
+        use_aws=use_aws,
+        profile=profile,
+        cfg=cfg,
+        source_block=source_credentials_block,
+        target_block=target_credentials_block,
+    )
+    pf = steps.preflight_task(backend, cfg)
+    if pf.errors:
+        raise PreflightError("; ".join(pf.errors))
+    alerts.configure(backend, cfg, pf.account_id)
+    path = Path(report_path or f"reports/cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    synced = sync_once(backend, cfg, "full", path)
+    decision = decide(synced, max_lag_seconds)
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    CheckpointStore(backend, cfg.targetRegion, resource_names(cfg).checkpoint_table).put(
+        "cutover", at, {"decision": decision["decision"], "reasons": decision["reasons"]}
+    )
+    removed: list[dict[str, Any]] = []
+    if decision["decision"] == "GO" and remove_source_changes_on_go:
+        removed = remove_source_changes(backend, cfg)
+    result: dict[str, Any] = jsonable(
+        {
+            "migrationBatch": cfg.migrationBatch,
+            "environmentSuffix": cfg.environmentSuffix,
+            "backend": backend.describe(),
+            "decidedAt": at,
+            "verdict": decision,
+            **synced,
+            "sourceChangesRemoved": removed,
+        }
+    )
+    result["reportPath"] = str(write_report(result, path))
+    create_markdown_artifact(
+        key=f"migration-cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        markdown=cutover_markdown(result),
+        description="Cutover decision",
+    )
+    logger.info("cutover verdict %s at %s", decision["decision"], at)
+    alerts.publish(
+        f"region-migration {cfg.migrationBatch}: cutover {decision['decision']}",
+        "\n".join(decision["reasons"]) or f"GO at {at}: validation passed, lag under threshold.",
+    )
+    return result
+
+
+def cutover_markdown(result: dict[str, Any]) -> str:
+    v = result["verdict"]
+    lines = [
+        f"# Cutover {result['migrationBatch']} ({result['environmentSuffix']}): {v['decision']}",
+        "",
+        f"Decided {result['decidedAt']} on {result['backend']}; stream lag {result['lagSeconds']} "
+        f"(GO needs <= {v['maxLagSeconds']:.0f} s).",
+        "",
+    ]
+    lines += [f"- {r}" for r in v["reasons"]]
+    lines += ["", validation_markdown(result["validation"])]
+    if result["sourceChangesRemoved"]:
+        lines += ["", "## Source changes removed", ""]
+        lines += [f"- {r.get('resource')} {r.get('name')}: {r.get('status')}" for r in result["sourceChangesRemoved"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.cutover", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--max-lag-seconds", type=float, default=DEFAULT_MAX_LAG_SECONDS)
+    parser.add_argument(
+        "--remove-source-changes",
+        action="store_true",
+        help="on GO, remove the replication rules, versioning and streams this migration added",
+    )
+    parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
+    args = parser.parse_args(argv)
+    ready = prepare(args)
+    if isinstance(ready, int):
+        return ready
+    cfg, backend = ready
+    try:
+        migration_key_arn(backend, cfg)
+    except UserError as err:
+        return fail(str(err))
+    state = cutover(
+        **flow_params(args, backend),
+        max_lag_seconds=args.max_lag_seconds,
+        remove_source_changes_on_go=args.remove_source_changes,
+        report_path=args.report,
+        return_state=True,
+    )
+    if not state.is_completed() and isinstance(state.result(raise_on_failure=False), LockHeld):
+        return fail("a sync of this migration is running; run cutover again when it has finished", EXIT_FAILED)
+    result = finish(state, "cutover")
+    if isinstance(result, int):
+        return result
+    v = result["verdict"]
+    print(f"verdict: {v['decision']}")
+    for reason in v["reasons"]:
+        print(f"  - {reason}")
+    print(f"report: {result['reportPath']}")
+    return EXIT_OK if v["decision"] == "GO" else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

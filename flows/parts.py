@@ -1,0 +1,72 @@
+"""Pieces of flow composition shared by migrate, sync and cutover (Prefect futures, no AWS logic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import unmapped
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture
+
+from config.model import MigrationConfig
+from tasks import steps
+from tasks.aws import Backend
+from tasks.names import resource_names
+from tasks.report.build import summarize_copies
+
+
+def result_of(fut: PrefectFuture[Any]) -> Any:
+    """A task's result, or {'error': ...} when it failed for good (its hook has sent the alert)."""
+    value = fut.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        return {"error": f"{type(value).__name__}: {value}"}
+    return value
+
+
+class Progress:
+    """One Prefect progress artifact per bucket/table, updated as its partitions finish."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, Any] = {}
+        self.done: dict[str, int] = {}
+        self.total: dict[str, int] = {}
+
+    def start(self, name: str, total: int, what: str) -> None:
+        self.total[name] = max(total, 1)
+        self.done[name] = 0
+        self.ids[name] = create_progress_artifact(progress=0.0, description=f"{what} {name}")
+
+    def step(self, name: str) -> float:
+        self.done[name] += 1
+        pct = round(100.0 * self.done[name] / self.total[name], 1)
+        if self.ids.get(name):
+            update_progress_artifact(artifact_id=self.ids[name], progress=pct)
+        return pct
+
+
+def catch_up_all(
+    backend: Backend, cfg: MigrationConfig, kms_arn: str, skip: frozenset[str] = frozenset()
+) -> dict[str, dict[str, Any]]:
+    """S3 catch-up (what replication has not delivered: objects written after the listing, FAILED or
+    long-PENDING statuses) and DynamoDB stream replay, every bucket and table side by side.
+
+    Tables in `skip` (a failed backfill) are not replayed: replay onto a partial copy would hide the gap.
+    """
+    names = resource_names(cfg)
+    ckpt = names.checkpoint_table
+    b, c = unmapped(backend), unmapped(cfg)
+    parts = {s: steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s) for s in names.buckets if s not in skip}
+    tables = {s: steps.catch_up_task.submit(backend, cfg, s, t, ckpt) for s, t in names.tables.items() if s not in skip}
+    copies: dict[str, list[Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for s, fut in parts.items():
+        ranges = result_of(fut)
+        if isinstance(ranges, dict):
+            out[s] = {"catchUp": {"error": ranges["error"]}}
+            continue
+        copies[s] = list(steps.s3_copy_task.map(b, c, s, names.buckets[s], ranges, kms_arn, ckpt, "catchup"))
+    for s, futs in copies.items():
+        out[s] = {"catchUp": summarize_copies([result_of(f) for f in futs])}
+    for s, table_fut in tables.items():
+        out[s] = {"catchUp": result_of(table_fut)}
+    return out

@@ -1,0 +1,216 @@
+"""Continuous sync until cutover: S3 catch-up + DynamoDB stream replay, then a quick validation.
+
+Scheduled on an interval by the `sync` deployment, it keeps the target current between the backfill and
+cutover. Two runs of one migration never overlap (a lease lock in the checkpoint table, plus the
+deployment's concurrency limit); a run with nothing to do costs a few reads per bucket and table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from flows.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_common_args,
+    backend_from,
+    fail,
+    finish,
+    flow_params,
+    prepare,
+    quiet_prefect_defaults,
+)
+
+quiet_prefect_defaults()
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from flows.common import jsonable  # noqa: E402
+from flows.parts import catch_up_all  # noqa: E402
+from flows.validate import mismatch_path_for, run_validation  # noqa: E402
+from tasks import alerts, steps  # noqa: E402
+from tasks.aws import Backend, is_not_found  # noqa: E402
+from tasks.errors import PreflightError, UserError  # noqa: E402
+from tasks.move import lock  # noqa: E402
+from tasks.names import resource_names  # noqa: E402
+from tasks.report.build import lambda_line, validation_markdown  # noqa: E402
+from tasks.report.publish import write_report  # noqa: E402
+
+SYNC_LOCK = "sync"
+
+
+def migration_key_arn(backend: Backend, cfg: MigrationConfig) -> str:
+    """The migration's CMK, which must exist: sync and cutover only continue what migrate started."""
+    alias = resource_names(cfg).kms_alias
+    try:
+        meta = backend.client("kms", cfg.targetRegion).describe_key(KeyId=alias)["KeyMetadata"]
+    except Exception as err:
+        if is_not_found(err):
+            raise UserError(
+                f"{alias} not found in {cfg.targetRegion}: run the migration (python -m flows.migrate) "
+                "before sync or cutover"
+            ) from None
+        raise
+    return str(meta["Arn"])
+
+
+def lag_of(caught: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Measured stream lag per table (seconds); buckets have none."""
+    return {
+        s: float(c["catchUp"].get("lag_seconds", 0) or 0)
+        for s, c in caught.items()
+        if "lag_seconds" in (c.get("catchUp") or {})
+    }
+
+
+def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path) -> dict[str, Any]:
+    """One catch-up pass and a validation, under the migration's sync lock."""
+    names = resource_names(cfg)
+    kms_arn = migration_key_arn(backend, cfg)
+    t0 = time.monotonic()
+    with lock.held(backend, cfg.targetRegion, names.checkpoint_table, SYNC_LOCK):
+        caught = catch_up_all(backend, cfg, kms_arn)
+        validation = run_validation(backend, cfg, level, mismatch_path_for(out_path), invoke_lambda=False)
+    errors = [f"{s}: {c['catchUp']['error']}" for s, c in caught.items() if (c.get("catchUp") or {}).get("error")]
+    return {
+        "caughtUp": caught,
+        "lagSeconds": lag_of(caught),
+        "copied": sum(int(c["catchUp"].get("copied", 0) or 0) for c in caught.values()),
+        "streamRecordsApplied": sum(int(c["catchUp"].get("records", 0) or 0) for c in caught.values()),
+        "errors": errors,
+        "validation": validation,
+        "durationSeconds": round(time.monotonic() - t0, 2),
+    }
+
+
+@flow(
+    name="sync",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    on_failure=[alerts.on_flow_failure],
+    on_crashed=[alerts.on_flow_failure],
+)
+def sync(
+    config_path: str = str(EXAMPLE_CONFIG),
+    endpoint_url: str | None = None,
+    use_aws: bool = False,
+    profile: str | None = None,
+    environment_suffix: str | None = None,
+    source_credentials_block: str | None = None,
+    target_credentials_block: str | None = None,
+    validation_level: Literal["quick", "full"] = "quick",
+    report_path: str | None = None,
+) -> dict[str, Any]:
+    """Catch the target up with the source and check it; skipped at once if another sync is running."""
+    logger = get_run_logger()
+    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    backend = backend_from(
+        endpoint_url=endpoint_url,
+        use_aws=use_aws,
+        profile=profile,
+        cfg=cfg,
+        source_block=source_credentials_block,
+        target_block=target_credentials_block,
+    )
+    pf = steps.preflight_task(backend, cfg)
+    if pf.errors:
+        raise PreflightError("; ".join(pf.errors))
+    alerts.configure(backend, cfg, pf.account_id)
+    path = Path(report_path or f"reports/sync-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    base = {
+        "migrationBatch": cfg.migrationBatch,
+        "environmentSuffix": cfg.environmentSuffix,
+        "backend": backend.describe(),
+        "finishedAt": None,
+    }
+    try:
+        result: dict[str, Any] = {**base, "skipped": None, **sync_once(backend, cfg, validation_level, path)}
+    except lock.LockHeld as held:
+        logger.info("skipped: %s", held)
+        return {**base, "skipped": str(held)}
+    result["finishedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["ok"] = not result["errors"] and result["validation"]["passed"]
+    result = jsonable(result)
+    result["reportPath"] = str(write_report(result, path))
+    create_markdown_artifact(
+        key=f"migration-sync-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        markdown=sync_markdown(result),
+        description="Latest sync (catch-up + validation)",
+    )
+    logger.info(
+        "sync: copied %s objects, applied %s stream records, lag %s; validation %s",
+        result["copied"],
+        result["streamRecordsApplied"],
+        result["lagSeconds"],
+        "passed" if result["ok"] else "FAILED",
+    )
+    if not result["ok"]:
+        alerts.publish(
+            f"region-migration {cfg.migrationBatch}: sync found problems",
+            "\n".join(result["errors"]) or f"validation mismatches {result['validation']['mismatches']}",
+        )
+    return result
+
+
+def sync_markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"# Sync {result['migrationBatch']} ({result['environmentSuffix']}): "
+        f"{'in sync' if result.get('ok') else 'PROBLEMS'}",
+        "",
+        f"Finished {result['finishedAt']} on {result['backend']} in {result['durationSeconds']} s: "
+        f"{result['copied']} objects copied, {result['streamRecordsApplied']} stream records applied.",
+        "",
+        "| table | lag (s) |",
+        "|---|---|",
+    ]
+    lines += [f"| {t} | {lag} |" for t, lag in result["lagSeconds"].items()]
+    lines += [f"- error: {e}" for e in result["errors"]]
+    lines += ["", validation_markdown(result["validation"])]
+    if result["validation"].get("lambda"):
+        lines.append(f"Validator Lambda: {lambda_line(result['validation']['lambda'])}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.sync", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--validation-level", choices=("quick", "full"), default="quick")
+    parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
+    args = parser.parse_args(argv)
+    ready = prepare(args)
+    if isinstance(ready, int):
+        return ready
+    try:
+        migration_key_arn(ready[1], ready[0])
+    except UserError as err:
+        return fail(str(err))
+    result = finish(
+        sync(
+            **flow_params(args, ready[1]),
+            validation_level=args.validation_level,
+            report_path=args.report,
+            return_state=True,
+        ),
+        "sync",
+    )
+    if isinstance(result, int):
+        return result
+    if result.get("skipped"):
+        print(f"skipped: {result['skipped']}")
+        return EXIT_OK
+    print(
+        f"sync: {result['copied']} objects copied, {result['streamRecordsApplied']} stream records applied, "
+        f"lag {result['lagSeconds']}; validation {'passed' if result['ok'] else 'FAILED'}"
+    )
+    print(f"report: {result['reportPath']}")
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
