@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from tasks.validate.digest import (
     attribute_diff,
     attribute_type,
     digest_int,
+    is_expired,
     item_digest,
     key_string,
     parse_key_string,
@@ -65,20 +65,6 @@ def ttl_attribute(backend: Backend, region: str, table: str) -> str | None:
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
         return str(ttl.get("AttributeName") or "") or None
     return None
-
-
-def is_expired(item: dict[str, Any], ttl_attr: str | None, now: float) -> bool:
-    """True when the item's TTL attribute is a number of epoch seconds at or before `now` (as DynamoDB's
-    documented read-side filter does); a missing or non-number TTL never expires, as in DynamoDB."""
-    if not ttl_attr:
-        return False
-    value = item.get(ttl_attr)
-    if not value or "N" not in value:
-        return False
-    try:
-        return Decimal(value["N"]) <= Decimal(str(now))
-    except InvalidOperation:
-        return False
 
 
 class _Spool:

@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from config.model import MigrationConfig
 from tasks.aws import Backend
+from tasks.names import resource_names
+from tasks.provision.lambda_ import function_environment
 
 HANDLER_PATH = Path(__file__).resolve().parents[2] / "lambda" / "validator" / "handler.py"
 REGION = "eu-west-1"
@@ -270,6 +273,20 @@ def test_pairs_from_event_and_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert s["pairs"]["buckets"] == [{"source": "x", "target": "y"}]
     assert s["pairs"]["tables"] == [{"source": "ts", "target": "tt"}]
     assert s["buckets"] == ["y"]
+
+
+def test_provisioned_environment_reads_back_as_pairs(cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What function_environment writes is what settings() reads: every source -> target pair."""
+    names = resource_names(cfg)
+    env = function_environment(cfg, names, "arn:aws:sns:eu-west-1:1:t", "arn:key")
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    s = h.settings({})
+    assert s["sourceRegion"] == cfg.sourceRegion and s["targetRegion"] == cfg.targetRegion
+    assert {p["source"]: p["target"] for p in s["pairs"]["buckets"]} == names.buckets
+    assert {p["source"]: p["target"] for p in s["pairs"]["tables"]} == names.tables
+    assert sorted(s["buckets"]) == sorted(names.buckets.values())
+    assert sorted(s["tables"]) == sorted(names.tables.values())
 
 
 def test_evaluate_keys_pure() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +34,44 @@ def test_package_is_reproducible() -> None:
         assert b"def handler(" in zf.read("handler.py")
 
 
+def test_package_is_small_and_ships_the_shared_digest() -> None:
+    package = lam_mod.build_package()
+    assert len(package) < 50 * 1024, f"package grew to {len(package)} bytes"
+    with zipfile.ZipFile(io.BytesIO(package)) as zf:
+        assert zf.namelist() == ["digest.py", "handler.py"]
+        # The flow's own file, byte for byte: one comparison, not two copies drifting apart.
+        assert zf.read("digest.py") == lam_mod.SHARED_MODULES["digest.py"].read_bytes()
+        assert {i.external_attr >> 16 for i in zf.infolist()} == {0o100644}
+
+
+def test_shared_module_may_not_replace_a_package_file(tmp_path: Path) -> None:
+    (tmp_path / "handler.py").write_text("def handler(e, c):\n    return e\n")
+    (tmp_path / "digest.py").write_text("# a stale copy\n")
+    with pytest.raises(ValueError, match=r"digest\.py"):
+        lam_mod.build_package(tmp_path)
+    assert zipfile.ZipFile(io.BytesIO(lam_mod.build_package(tmp_path, shared={}))).namelist() == [
+        "digest.py",
+        "handler.py",
+    ]
+
+
+def test_package_runs_standalone(tmp_path: Path) -> None:
+    """Unzipped alone (as in /var/task), the handler imports digest.py from the zip and no pandas."""
+    zipfile.ZipFile(io.BytesIO(lam_mod.build_package())).extractall(tmp_path)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import handler\n"
+        "assert handler.digest.__file__.startswith(sys.argv[1]), handler.digest.__file__\n"
+        "assert 'pandas' not in sys.modules and 'tasks' not in sys.modules, sorted(sys.modules)\n"
+        "print(handler.digest.compare_keys({'a': 1, 'b': 2}, {'b': 3, 'c': None}))\n"
+    )
+    # -I: no PYTHONPATH, no cwd on sys.path; run from tmp_path so the repository is out of reach.
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{'missing': ['a'], 'extra': ['c'], 'different': ['b']}"
+
+
 def test_configuration_drift_pure(cfg: MigrationConfig) -> None:
     names = resource_names(cfg)
     desired = lam_mod.desired_configuration(cfg, names, "arn:role", "arn:topic", "arn:key")
@@ -42,6 +83,9 @@ def test_configuration_drift_pure(cfg: MigrationConfig) -> None:
     env = desired["Environment"]["Variables"]
     assert env["BUCKETS"].split(",") == sorted(names.buckets.values())
     assert env["TOPIC_ARN"] == "arn:topic" and env["TARGET_REGION"] == REGION
+    assert env["SOURCE_REGION"] == cfg.sourceRegion
+    assert env["BUCKET_PAIRS"] == ",".join(f"{s}={names.buckets[s]}" for s in sorted(names.buckets))
+    assert env["TABLE_PAIRS"] == ",".join(f"{s}={names.tables[s]}" for s in sorted(names.tables))
 
 
 def _prereqs(backend: Backend, cfg: MigrationConfig) -> dict[str, str]:
@@ -80,7 +124,15 @@ def test_ensure_validator_creates_then_converges(backend: Backend, cfg: Migratio
         "kmsKeyId": p["kms_key_arn"],
     }
     assert cfg.owns(out["tags"])
-    assert set(out["environmentKeys"]) >= {"TARGET_REGION", "TOPIC_ARN", "BUCKETS", "TABLES"}
+    assert set(out["environmentKeys"]) >= {
+        "TARGET_REGION",
+        "SOURCE_REGION",
+        "TOPIC_ARN",
+        "BUCKETS",
+        "TABLES",
+        "BUCKET_PAIRS",
+        "TABLE_PAIRS",
+    }
     _dlq_is_measured(out, p["topic_arn"])
 
     again = lam_mod.ensure_validator(backend, cfg, **p)
