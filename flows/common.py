@@ -32,6 +32,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", default=str(EXAMPLE_CONFIG), help="migration config JSON (default: the shipped example)"
     )
+    parser.add_argument("--config-block", help="a saved MigrationConfigBlock to use instead of --config")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--endpoint-url",
@@ -76,7 +77,7 @@ def backend_from(
 
 def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
     """Config then backend, each failing as a UserError/ConfigError with one line."""
-    cfg = load_config(args.config, environment_suffix=args.environment_suffix)
+    cfg = flow_config(args.config, args.config_block, args.environment_suffix)
     backend = backend_from(
         endpoint_url=args.endpoint_url,
         use_aws=args.aws,
@@ -142,6 +143,7 @@ def flow_params(args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
     """The flow parameters every CLI passes on (the embedded emulator is found again by the flow)."""
     return {
         "config_path": args.config,
+        "config_block": args.config_block,
         "endpoint_url": backend.endpoint_url if backend.kind == "endpoint" else None,
         "use_aws": args.aws,
         "profile": args.profile,
@@ -157,3 +159,12 @@ def finish(state: Any, what: str) -> dict[str, Any] | int:
         return fail(f"{what} run {str(state.name).lower()}: {state.message}", EXIT_FAILED)
     result: dict[str, Any] = state.result()
     return result
+
+
+def flow_config(config_path: str, config_block: str | None, environment_suffix: str | None) -> MigrationConfig:
+    """The run's config: a saved MigrationConfigBlock when named (a UI run picks a saved migration), else the file."""
+    if config_block:
+        from blocks.config_block import load_config_block
+
+        return load_config_block(config_block, environment_suffix=environment_suffix)
+    return load_config(config_path, environment_suffix=environment_suffix)

@@ -19,6 +19,7 @@ from flows.common import (
     backend_from,
     fail,
     finish,
+    flow_config,
     flow_params,
     jsonable,
     prepare,
@@ -31,7 +32,7 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
 from flows.sync import migration_key_arn, sync_once  # noqa: E402
 from tasks import alerts, steps, teardown  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
@@ -74,6 +75,7 @@ def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[s
 )
 def cutover(
     config_path: str = str(EXAMPLE_CONFIG),
+    config_block: str | None = None,
     endpoint_url: str | None = None,
     use_aws: bool = False,
     profile: str | None = None,
@@ -86,7 +88,7 @@ def cutover(
 ) -> dict[str, Any]:
     """Final catch-up + full validation -> GO / NO-GO, recorded; source changes removed only if asked."""
     logger = get_run_logger()
-    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    cfg = flow_config(config_path, config_block, environment_suffix)
     backend = backend_from(
         endpoint_url=endpoint_url,
         use_aws=use_aws,

@@ -19,6 +19,7 @@ from flows.common import (
     add_common_args,
     backend_from,
     finish,
+    flow_config,
     flow_params,
     jsonable,
     prepare,
@@ -31,7 +32,7 @@ from prefect import flow, get_run_logger, unmapped  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
 from flows.parts import Progress, catch_up_all, result_of  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
@@ -210,6 +211,7 @@ def assemble(
 )
 def migrate(
     config_path: str = str(EXAMPLE_CONFIG),
+    config_block: str | None = None,
     endpoint_url: str | None = None,
     use_aws: bool = False,
     profile: str | None = None,
@@ -222,7 +224,7 @@ def migrate(
     """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
     t0, started = time.monotonic(), _now()
-    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    cfg = flow_config(config_path, config_block, environment_suffix)
     backend = backend_from(
         endpoint_url=endpoint_url,
         use_aws=use_aws,

@@ -20,6 +20,7 @@ from flows.common import (
     backend_from,
     fail,
     finish,
+    flow_config,
     flow_params,
     prepare,
     quiet_prefect_defaults,
@@ -31,7 +32,7 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
 from flows.common import jsonable  # noqa: E402
 from flows.parts import catch_up_all  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
@@ -98,6 +99,7 @@ def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path
 )
 def sync(
     config_path: str = str(EXAMPLE_CONFIG),
+    config_block: str | None = None,
     endpoint_url: str | None = None,
     use_aws: bool = False,
     profile: str | None = None,
@@ -109,7 +111,7 @@ def sync(
 ) -> dict[str, Any]:
     """Catch the target up with the source and check it; skipped at once if another sync is running."""
     logger = get_run_logger()
-    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    cfg = flow_config(config_path, config_block, environment_suffix)
     backend = backend_from(
         endpoint_url=endpoint_url,
         use_aws=use_aws,

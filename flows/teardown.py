@@ -20,6 +20,8 @@ from flows.common import (
     add_common_args,
     backend_from,
     fail,
+    flow_config,
+    flow_params,
     jsonable,
     load,
     quiet_prefect_defaults,
@@ -31,7 +33,7 @@ quiet_prefect_defaults()
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks import teardown as td  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
@@ -91,6 +93,7 @@ def _markdown(cfg: MigrationConfig, results: list[dict[str, Any]]) -> str:
 @flow(name="teardown", on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure])
 def teardown(
     config_path: str = str(EXAMPLE_CONFIG),
+    config_block: str | None = None,
     endpoint_url: str | None = None,
     use_aws: bool = False,
     profile: str | None = None,
@@ -104,7 +107,7 @@ def teardown(
     """Discover, plan, then undo source changes, remove target resources, and finally the checkpoint table
     and the KMS key. Returns {plan, results, ok}; results are measured after each deletion."""
     logger = get_run_logger()
-    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    cfg = flow_config(config_path, config_block, environment_suffix)
     backend = backend_from(
         endpoint_url=endpoint_url,
         use_aws=use_aws,
@@ -167,14 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as err:
         return fail(str(err))
     state = teardown(
-        config_path=args.config,
-        endpoint_url=backend.endpoint_url if backend.kind == "endpoint" else None,
-        use_aws=args.aws,
-        profile=args.profile,
-        environment_suffix=args.environment_suffix,
+        **flow_params(args, backend),
         delete_target_data=args.delete_target_data,
-        source_credentials_block=args.source_credentials_block,
-        target_credentials_block=args.target_credentials_block,
         report_path=args.report,
         return_state=True,
     )

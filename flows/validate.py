@@ -18,6 +18,7 @@ from flows.common import (
     add_common_args,
     backend_from,
     finish,
+    flow_config,
     flow_params,
     jsonable,
     prepare,
@@ -31,7 +32,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact  #
 from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig, load_config  # noqa: E402
+from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
 from tasks.errors import PreflightError  # noqa: E402
@@ -117,6 +118,7 @@ def mismatch_path_for(report_path: Path) -> Path:
 )
 def validate(
     config_path: str = str(EXAMPLE_CONFIG),
+    config_block: str | None = None,
     endpoint_url: str | None = None,
     use_aws: bool = False,
     profile: str | None = None,
@@ -128,7 +130,7 @@ def validate(
 ) -> dict[str, Any]:
     """Compare every source bucket/table with its target; a markdown artifact and a CSV of every mismatch."""
     logger = get_run_logger()
-    cfg = load_config(config_path, environment_suffix=environment_suffix)
+    cfg = flow_config(config_path, config_block, environment_suffix)
     backend = backend_from(
         endpoint_url=endpoint_url,
         use_aws=use_aws,

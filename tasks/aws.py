@@ -56,15 +56,15 @@ class Backend:
         with _LOCK:
             cached = _CLIENTS.get(key)
             if cached is None:
-                session: Any = self._session(region)
+                session, endpoint = self._session(region)
                 cached = session.client(
-                    service, region_name=region, endpoint_url=self.endpoint_url, config=self._config(max_attempts)
+                    service, region_name=region, endpoint_url=endpoint, config=self._config(max_attempts, endpoint)
                 )
                 _CLIENTS[key] = cached
         return cached
 
-    def _config(self, max_attempts: int) -> botocore.config.Config:
-        s3: dict[str, Any] = {"addressing_style": "path"} if self.endpoint_url else {}
+    def _config(self, max_attempts: int, endpoint_url: str | None) -> botocore.config.Config:
+        s3: dict[str, Any] = {"addressing_style": "path"} if endpoint_url else {}
         return botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             max_pool_connections=MAX_POOL,
@@ -73,21 +73,23 @@ class Backend:
             s3=s3,  # type: ignore[arg-type]
         )
 
-    def _session(self, region: str) -> boto3.session.Session:
+    def _session(self, region: str) -> tuple[Any, str | None]:
+        """The session for `region` and the endpoint its clients use (a credentials block's AwsClientParameters
+        endpoint_url, e.g. the emulator's, wins over the backend's)."""
         if self.kind == "emulator":
-            return boto3.session.Session(
+            session = boto3.session.Session(
                 aws_access_key_id=EMULATOR_ACCESS_KEY,
                 aws_secret_access_key=EMULATOR_SECRET_KEY,
                 region_name=region,
             )
+            return session, self.endpoint_url
         blocks = dict(self.credentials_blocks)
         if region in blocks:
             from prefect_aws import AwsCredentials
 
             creds: Any = AwsCredentials.load(blocks[region])
-            session: boto3.session.Session = creds.get_boto3_session()
-            return session
-        return boto3.session.Session(profile_name=self.profile, region_name=region)
+            return creds.get_boto3_session(), creds.aws_client_parameters.endpoint_url or self.endpoint_url
+        return boto3.session.Session(profile_name=self.profile, region_name=region), self.endpoint_url
 
 
 _LOCK = threading.Lock()
