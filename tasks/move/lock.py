@@ -27,8 +27,13 @@ def acquire(backend: Backend, region: str, table: str, name: str, lease_s: int, 
     try:
         backend.client("dynamodb", region).put_item(
             TableName=table,
-            Item={"pk": {"S": LOCK_PK}, "sk": {"S": name}, "holder": {"S": holder},
-                  "expiresAt": {"N": str(now + lease_s)}, "updatedAt": {"N": str(now)}},
+            Item={
+                "pk": {"S": LOCK_PK},
+                "sk": {"S": name},
+                "holder": {"S": holder},
+                "expiresAt": {"N": str(now + lease_s)},
+                "updatedAt": {"N": str(now)},
+            },
             ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
             ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": holder}},
         )

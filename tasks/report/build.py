@@ -89,16 +89,23 @@ def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> l
     for t in report["resources"].get("dynamodbTables", []):
         src = t.get("capacityFrom") or {}
         if src.get("billingMode") == "PROVISIONED":
-            diffs.append({
-                "setting": f"capacity {t.get('source')}",
-                "source": f"read {src.get('readCapacity')}, write {src.get('writeCapacity')}",
-                "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')} "
-                f"(x{src.get('scalingFactor')}, rounded up)",
-            })
+            diffs.append(
+                {
+                    "setting": f"capacity {t.get('source')}",
+                    "source": f"read {src.get('readCapacity')}, write {src.get('writeCapacity')}",
+                    "target": f"read {t.get('readCapacity')}, write {t.get('writeCapacity')} "
+                    f"(x{src.get('scalingFactor')}, rounded up)",
+                }
+            )
         ttl = t.get("ttl") or {}
         if ttl:
-            diffs.append({"setting": f"ttl {t.get('source')}", "source": str(t.get("sourceTtl") or "see source"),
-                          "target": f"{ttl.get('status')} on {ttl.get('attribute')}"})
+            diffs.append(
+                {
+                    "setting": f"ttl {t.get('source')}",
+                    "source": str(t.get("sourceTtl") or "see source"),
+                    "target": f"{ttl.get('status')} on {ttl.get('attribute')}",
+                }
+            )
     for b in report["resources"].get("s3Buckets", []):
         lc = b.get("lifecycle")
         if lc:
