@@ -16,10 +16,8 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
-    backend_from,
     fail,
     finish,
-    flow_config,
     flow_params,
     jsonable,
     prepare,
@@ -33,10 +31,11 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from flows.parts import begin  # noqa: E402
 from flows.sync import migration_key_arn, sync_once  # noqa: E402
-from tasks import alerts, steps, teardown  # noqa: E402
+from tasks import alerts, teardown  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
-from tasks.errors import PreflightError, UserError  # noqa: E402
+from tasks.errors import UserError  # noqa: E402
 from tasks.move.checkpoints import CheckpointStore  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
@@ -88,19 +87,16 @@ def cutover(
 ) -> dict[str, Any]:
     """Final catch-up + full validation -> GO / NO-GO, recorded; source changes removed only if asked."""
     logger = get_run_logger()
-    cfg = flow_config(config_path, config_block, environment_suffix)
-    backend = backend_from(
-        endpoint_url=endpoint_url,
-        use_aws=use_aws,
-        profile=profile,
-        cfg=cfg,
-        source_block=source_credentials_block,
-        target_block=target_credentials_block,
+    cfg, backend, _ = begin(
+        config_path,
+        config_block,
+        endpoint_url,
+        use_aws,
+        profile,
+        environment_suffix,
+        source_credentials_block,
+        target_credentials_block,
     )
-    pf = steps.preflight_task(backend, cfg)
-    if pf.errors:
-        raise PreflightError("; ".join(pf.errors))
-    alerts.configure(backend, cfg, pf.account_id)
     path = Path(report_path or f"reports/cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
     synced = sync_once(backend, cfg, "full", path)
     decision = decide(synced, max_lag_seconds)

@@ -17,9 +17,7 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
-    backend_from,
     finish,
-    flow_config,
     flow_params,
     jsonable,
     prepare,
@@ -33,11 +31,10 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
-from flows.parts import Progress, catch_up_all, result_of  # noqa: E402
+from flows.parts import Progress, begin, catch_up_all, result_of  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
-from tasks.errors import PreflightError  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.report.build import (  # noqa: E402
     bucket_status,
@@ -224,29 +221,21 @@ def migrate(
     """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
     t0, started = time.monotonic(), _now()
-    cfg = flow_config(config_path, config_block, environment_suffix)
-    backend = backend_from(
-        endpoint_url=endpoint_url,
-        use_aws=use_aws,
-        profile=profile,
-        cfg=cfg,
-        source_block=source_credentials_block,
-        target_block=target_credentials_block,
+    cfg, backend, account = begin(
+        config_path,
+        config_block,
+        endpoint_url,
+        use_aws,
+        profile,
+        environment_suffix,
+        source_credentials_block,
+        target_credentials_block,
     )
-    if backend.kind == "emulator":
-        from tasks.emulator import seed_demo  # setting up the demo's sources, not part of the data path
-
-        seed_demo(backend, cfg)
-    logger.info("backend: %s; %s -> %s", backend.describe(), cfg.sourceRegion, cfg.targetRegion)
-    pf = steps.preflight_task(backend, cfg)
-    if pf.errors:
-        raise PreflightError("; ".join(pf.errors))
-    alerts.configure(backend, cfg, pf.account_id)
-    res = provision(backend, cfg, pf.account_id)
+    res = provision(backend, cfg, account)
     moved = move(backend, cfg, res)
     path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
-    report = assemble(cfg, backend, pf.account_id, res, moved, validation, started, t0)
+    report = assemble(cfg, backend, account, res, moved, validation, started, t0)
     report["reportPath"] = str(write_report(report, path))
     publish_artifacts(report)
     decision = report["verdict"]

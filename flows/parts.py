@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import unmapped
+from prefect import get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture
 
@@ -70,3 +70,47 @@ def catch_up_all(
     for s, table_fut in tables.items():
         out[s] = {"catchUp": result_of(table_fut)}
     return out
+
+
+def begin(
+    config_path: str,
+    config_block: str | None,
+    endpoint_url: str | None,
+    use_aws: bool,
+    profile: str | None,
+    environment_suffix: str | None,
+    source_credentials_block: str | None,
+    target_credentials_block: str | None,
+    *,
+    preflight: bool = True,
+) -> tuple[MigrationConfig, Backend, str]:
+    """Every flow's start: config, backend, the preflight task, and alerts pointed at the topic.
+
+    Returns (config, backend, account id); account is '' without preflight (teardown, which must run
+    even when some of the sources it would check are already gone).
+    """
+    from flows.common import backend_from, flow_config
+    from tasks import alerts
+    from tasks.errors import PreflightError
+
+    cfg = flow_config(config_path, config_block, environment_suffix)
+    backend = backend_from(
+        endpoint_url=endpoint_url,
+        use_aws=use_aws,
+        profile=profile,
+        cfg=cfg,
+        source_block=source_credentials_block,
+        target_block=target_credentials_block,
+    )
+    get_run_logger().info("backend: %s; %s -> %s", backend.describe(), cfg.sourceRegion, cfg.targetRegion)
+    if not preflight:
+        return cfg, backend, ""
+    if backend.kind == "emulator":
+        from tasks.emulator import seed_demo  # the demo's sources, not part of the data path
+
+        seed_demo(backend, cfg)
+    pf = steps.preflight_task(backend, cfg)
+    if pf.errors:
+        raise PreflightError("; ".join(pf.errors))
+    alerts.configure(backend, cfg, pf.account_id)
+    return cfg, backend, pf.account_id

@@ -17,10 +17,8 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
-    backend_from,
     fail,
     finish,
-    flow_config,
     flow_params,
     prepare,
     quiet_prefect_defaults,
@@ -34,11 +32,11 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
 from flows.common import jsonable  # noqa: E402
-from flows.parts import catch_up_all  # noqa: E402
+from flows.parts import begin, catch_up_all  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
-from tasks import alerts, steps  # noqa: E402
+from tasks import alerts  # noqa: E402
 from tasks.aws import Backend, is_not_found  # noqa: E402
-from tasks.errors import PreflightError, UserError  # noqa: E402
+from tasks.errors import UserError  # noqa: E402
 from tasks.move import lock  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.report.build import lambda_line, validation_markdown  # noqa: E402
@@ -111,19 +109,16 @@ def sync(
 ) -> dict[str, Any]:
     """Catch the target up with the source and check it; skipped at once if another sync is running."""
     logger = get_run_logger()
-    cfg = flow_config(config_path, config_block, environment_suffix)
-    backend = backend_from(
-        endpoint_url=endpoint_url,
-        use_aws=use_aws,
-        profile=profile,
-        cfg=cfg,
-        source_block=source_credentials_block,
-        target_block=target_credentials_block,
+    cfg, backend, _ = begin(
+        config_path,
+        config_block,
+        endpoint_url,
+        use_aws,
+        profile,
+        environment_suffix,
+        source_credentials_block,
+        target_credentials_block,
     )
-    pf = steps.preflight_task(backend, cfg)
-    if pf.errors:
-        raise PreflightError("; ".join(pf.errors))
-    alerts.configure(backend, cfg, pf.account_id)
     path = Path(report_path or f"reports/sync-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
     base = {
         "migrationBatch": cfg.migrationBatch,

@@ -18,9 +18,7 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
-    backend_from,
     fail,
-    flow_config,
     flow_params,
     jsonable,
     load,
@@ -34,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from flows.parts import begin  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks import teardown as td  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
@@ -107,14 +106,16 @@ def teardown(
     """Discover, plan, then undo source changes, remove target resources, and finally the checkpoint table
     and the KMS key. Returns {plan, results, ok}; results are measured after each deletion."""
     logger = get_run_logger()
-    cfg = flow_config(config_path, config_block, environment_suffix)
-    backend = backend_from(
-        endpoint_url=endpoint_url,
-        use_aws=use_aws,
-        profile=profile,
-        cfg=cfg,
-        source_block=source_credentials_block,
-        target_block=target_credentials_block,
+    cfg, backend, _ = begin(
+        config_path,
+        config_block,
+        endpoint_url,
+        use_aws,
+        profile,
+        environment_suffix,
+        source_credentials_block,
+        target_credentials_block,
+        preflight=False,
     )
     logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
     found = discover_task(backend, cfg, _report_path(cfg, report_path))

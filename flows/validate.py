@@ -16,9 +16,7 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_args,
-    backend_from,
     finish,
-    flow_config,
     flow_params,
     jsonable,
     prepare,
@@ -33,9 +31,9 @@ from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from flows.parts import begin  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
-from tasks.errors import PreflightError  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.report.build import validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
@@ -130,19 +128,16 @@ def validate(
 ) -> dict[str, Any]:
     """Compare every source bucket/table with its target; a markdown artifact and a CSV of every mismatch."""
     logger = get_run_logger()
-    cfg = flow_config(config_path, config_block, environment_suffix)
-    backend = backend_from(
-        endpoint_url=endpoint_url,
-        use_aws=use_aws,
-        profile=profile,
-        cfg=cfg,
-        source_block=source_credentials_block,
-        target_block=target_credentials_block,
+    cfg, backend, _ = begin(
+        config_path,
+        config_block,
+        endpoint_url,
+        use_aws,
+        profile,
+        environment_suffix,
+        source_credentials_block,
+        target_credentials_block,
     )
-    pf = steps.preflight_task(backend, cfg)
-    if pf.errors:
-        raise PreflightError("; ".join(pf.errors))
-    alerts.configure(backend, cfg, pf.account_id)
     path = Path(report_path or f"reports/validation-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
     result = run_validation(backend, cfg, level, mismatch_path_for(path))
     result.update(
