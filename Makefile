@@ -4,8 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo plan test lint typecheck bench emulator-stop clean
+# The Prefect server of `make server`, and the one `make deploy` / `make worker` use: PREFECT_API_URL from the
+# environment or the active Prefect profile (`prefect config set PREFECT_API_URL=...`), else `make server`'s.
+PREFECT_HOST ?= 127.0.0.1
+PREFECT_PORT ?= 4200
+POOL ?= region-migration
+API_URL = $(BIN)/python -c 'from prefect.settings import PREFECT_API_URL as u; \
+	print(u.value() or "http://$(PREFECT_HOST):$(PREFECT_PORT)/api")'
+
+.PHONY: demo plan test lint typecheck bench emulator-stop clean server deploy worker browser
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,10 +35,18 @@ plan: $(STAMP)
 	$(BIN)/python -m flows.migrate --plan $(ARGS)
 
 ## Lint, type-check and run the whole test suite.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy config flows tasks blocks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The headless browser the UI test drives: Debian's chromium + chromedriver, installed only when missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing chromium and chromium-driver (for tests/e2e/test_ui.py)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,6 +60,25 @@ bench: $(VENV)/.bench
 
 emulator-stop: $(STAMP)
 	$(BIN)/python -m tasks.emulator stop
+
+## Run it from the Prefect UI: `make server` (one terminal), `make deploy`, `make worker` (another terminal).
+## A local Prefect server with the UI on http://$(PREFECT_HOST):$(PREFECT_PORT) (state in ~/.prefect).
+server: $(STAMP)
+	PREFECT_SERVER_API_HOST=$(PREFECT_HOST) PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+		PREFECT_UI_API_URL=http://$(PREFECT_HOST):$(PREFECT_PORT)/api \
+		$(BIN)/prefect server start --host $(PREFECT_HOST) --port $(PREFECT_PORT)
+
+## Create the process work pool if needed and register every deployment of deployments/prefect.yaml.
+deploy: $(STAMP)
+	@api="$$($(API_URL))"; export PREFECT_API_URL="$$api"; echo "Prefect API: $$api"; \
+	$(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || \
+		$(BIN)/prefect work-pool create $(POOL) --type process || exit 1; \
+	$(BIN)/prefect --no-prompt deploy --all --prefect-file deployments/prefect.yaml
+
+## A process worker on the pool: runs the flow runs the UI, the schedules and the API create.
+worker: $(STAMP)
+	@api="$$($(API_URL))"; export PREFECT_API_URL="$$api"; echo "Prefect API: $$api"; \
+	exec $(BIN)/prefect worker start --pool $(POOL) --type process
 
 clean:
 	rm -rf $(VENV) .state reports .pytest_cache .mypy_cache .ruff_cache

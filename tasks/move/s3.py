@@ -371,15 +371,19 @@ def _copy_range(
     pk = manifest_pk(target_bucket)
     digest_key = (range_pk(target_bucket), range_sk(start_after, end))
 
-    src = src_listing if src_listing is not None else _list_range(src_s3, source_bucket, start_after, end)
-    dst = _list_range(dst_s3, target_bucket, start_after, end, expect=len(src) if end is not None else None)
+    # Both listings and the stored digest are independent reads: do them at once (a re-run is only these).
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="s3list") as reads:
+        src_f = None if src_listing is not None else reads.submit(_list_range, src_s3, source_bucket, start_after, end)
+        dst_f = reads.submit(_list_range, dst_s3, target_bucket, start_after, end)
+        stored_f = reads.submit(store.get, *digest_key)
+        src: dict[str, dict[str, Any]] = src_f.result() if src_f is not None else (src_listing or {})
+        dst, stored = dst_f.result(), stored_f.result()
     stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
     stats.seen = len(src)
     stats.bytes_seen = sum(o["size"] for o in src.values())
     stats.target_only = sum(1 for k in dst if k not in src)
 
     # Fast path: both listings match the digest stored when this range last finished clean.
-    stored = store.get(*digest_key)
     if src and stored and stored.get("digest") == range_digest(listing_rows(src, dst)):
         stats.skipped = stats.seen
         return _finish(stats, source_bucket, target_bucket, mode, t0)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,15 +22,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _reset(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
+
+
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
+    """A moto server per module, starting and leaving empty: moto's state is process-wide (every server
+    and mock in this pytest process shares it), so each module resets it rather than trusting a new port."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    _reset(url)
+    yield url
+    _reset(url)
     server.stop()
 
 
