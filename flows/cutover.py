@@ -22,6 +22,7 @@ from flows.common import (
     jsonable,
     prepare,
     quiet_prefect_defaults,
+    with_parameter_docs,
 )
 
 quiet_prefect_defaults()
@@ -71,6 +72,11 @@ def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[s
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
+)
+@with_parameter_docs(
+    max_lag_seconds="GO needs every table's stream lag at or under this many seconds.",
+    remove_source_changes_on_go="On GO, remove the replication rules, versioning and streams this migration added.",
+    report_path="Where to write the JSON result (default: reports/cutover-{batch}-{suffix}.json).",
 )
 def cutover(
     config_path: str = str(EXAMPLE_CONFIG),

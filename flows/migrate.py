@@ -22,6 +22,7 @@ from flows.common import (
     jsonable,
     prepare,
     quiet_prefect_defaults,
+    with_parameter_docs,
 )
 
 quiet_prefect_defaults()
@@ -205,6 +206,10 @@ def assemble(
     task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
+)
+@with_parameter_docs(
+    report_path="Where to write the JSON report (default: reports/migration-report-{batch}-{suffix}.json).",
+    validation_level="quick: keys and sizes; full: also every content (default).",
 )
 def migrate(
     config_path: str = str(EXAMPLE_CONFIG),

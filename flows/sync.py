@@ -22,6 +22,7 @@ from flows.common import (
     flow_params,
     prepare,
     quiet_prefect_defaults,
+    with_parameter_docs,
 )
 
 quiet_prefect_defaults()
@@ -94,6 +95,10 @@ def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
+)
+@with_parameter_docs(
+    validation_level="Validation after the catch-up: quick (keys and sizes, default) or full.",
+    report_path="Where to write the JSON result (default: reports/sync-{batch}-{suffix}.json).",
 )
 def sync(
     config_path: str = str(EXAMPLE_CONFIG),

@@ -24,6 +24,7 @@ from flows.common import (
     load,
     quiet_prefect_defaults,
     user_errors,
+    with_parameter_docs,
 )
 
 quiet_prefect_defaults()
@@ -90,6 +91,11 @@ def _markdown(cfg: MigrationConfig, results: list[dict[str, Any]]) -> str:
 
 
 @flow(name="teardown", on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure])
+@with_parameter_docs(
+    delete_target_data="Also delete target buckets and tables that hold data (and then the KMS key).",
+    plan_only="Only list what would be removed or undone; change nothing.",
+    report_path="The migration's JSON report, read for evidence of source versioning it enabled.",
+)
 def teardown(
     config_path: str = str(EXAMPLE_CONFIG),
     config_block: str | None = None,

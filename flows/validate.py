@@ -21,6 +21,7 @@ from flows.common import (
     jsonable,
     prepare,
     quiet_prefect_defaults,
+    with_parameter_docs,
 )
 
 quiet_prefect_defaults()
@@ -113,6 +114,10 @@ def mismatch_path_for(report_path: Path) -> Path:
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
+)
+@with_parameter_docs(
+    level="quick: keys and sizes; full: also every content (default).",
+    report_path="Where to write the JSON result (default: reports/validation-{batch}-{suffix}.json).",
 )
 def validate(
     config_path: str = str(EXAMPLE_CONFIG),

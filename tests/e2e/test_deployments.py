@@ -81,6 +81,8 @@ def test_make_deploy_registers_every_deployment_with_typed_parameters_and_schedu
         assert {"type": "string"} in props["endpoint_url"]["anyOf"]
         assert {"type": "null"} in props["endpoint_url"]["anyOf"]
         assert props["use_aws"]["type"] == "boolean"
+        # The UI's run form explains every parameter.
+        assert all(p.get("description") for p in props.values()), name
         assert dep.parameters["config_path"] == "config/migration.example.json"
         assert (ROOT / dep.parameters["config_path"]).is_file()
     assert found["migrate"].parameter_openapi_schema["properties"]["validation_level"]["enum"] == ["quick", "full"]
