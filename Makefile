@@ -57,6 +57,7 @@ typecheck: $(STAMP)
 ## Benchmarks against peers on a local moto server (prints medians and ratios).
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_move.py $(ARGS)
+	$(BIN)/python benchmarks/bench_validate.py
 
 emulator-stop: $(STAMP)
 	$(BIN)/python -m tasks.emulator stop
