@@ -38,6 +38,8 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out["partitions"] = len(parts)
     out["failedPartitions"] = sum(1 for p in parts if p.get("error"))
     out["durationSeconds"] = round(duration, 2)
+    out["objectsPerSecond"] = _rate(out["copied"], duration)
+    out["bytesPerSecond"] = _rate(out["bytes_copied"], duration)
     out["failures"] = failed_examples[:20]
     return out
 
@@ -47,8 +49,15 @@ def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: _sum(segs, k) for k in ("scanned", "written", "pages", "retries", "bytes")}
     out["segments"] = len(segs)
     out["failedSegments"] = sum(1 for s in segs if s.get("error"))
-    out["durationSeconds"] = round(max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0), 2)
+    duration = max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0)
+    out["durationSeconds"] = round(duration, 2)
+    out["itemsPerSecond"] = _rate(out["written"], duration)
     return out
+
+
+def _rate(count: int, seconds: float) -> float:
+    """Throughput over the slowest partition's wall time (partitions run side by side)."""
+    return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
 def bucket_status(entry: dict[str, Any]) -> str:

@@ -107,6 +107,24 @@ def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend) ->
     mismatches = Path(decision["validation"]["mismatchFile"]).read_text().splitlines()
     assert len(mismatches) == 2 and "i7" in mismatches[1] and "different" in mismatches[1]
 
+    # Repaired, cutover says GO and, asked to, removes exactly the source-side changes it made.
+    dst.put_item(TableName=target_table, Item={"id": {"S": "i7"}, "n": {"N": "7"}})
+    go = cutover(**params, remove_source_changes_on_go=True, report_path=str(tmp / "cutover.json"))
+    assert go["verdict"]["decision"] == "GO", go["verdict"]
+    assert {(r["resource"], r["status"]) for r in go["sourceChangesRemoved"]} == {
+        ("s3-replication-rule", "removed"),
+        ("source-versioning", "suspended"),
+        ("source-stream", "disabled"),
+    }
+    src_s3 = backend.client("s3", "us-east-1")
+    assert src_s3.get_bucket_versioning(Bucket="flow-src-bucket")["Status"] == "Suspended"
+    with pytest.raises(Exception, match="ReplicationConfigurationNotFound"):
+        src_s3.get_bucket_replication(Bucket="flow-src-bucket")
+    assert (
+        not src.describe_table(TableName="flow-src-table")["Table"].get("StreamSpecification", {}).get("StreamEnabled")
+    )
+    assert len(src_s3.list_objects_v2(Bucket="flow-src-bucket")["Contents"]) == 26  # source data untouched
+
 
 def test_a_task_failing_for_good_sends_exactly_one_alert(
     prefect_harness: None, backend: Backend, cfg: MigrationConfig

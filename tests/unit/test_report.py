@@ -44,6 +44,7 @@ def test_summaries_add_up_partitions_and_keep_failures() -> None:
     assert s["seen"] == 20 and s["copied"] == 17 and s["skipped"] == 2 and s["failed"] == 1
     assert s["partitions"] == 3 and s["failedPartitions"] == 1
     assert s["failures"] == [{"key": "k", "error": "boom"}]
+    assert s["objectsPerSecond"] == round(17 / 1.5, 1)  # over the slowest partition: they run side by side
     d = summarize_segments([{"scanned": 5, "written": 5, "duration_s": 2}, {"error": "x"}])
     assert d == {
         "scanned": 5,
@@ -54,6 +55,7 @@ def test_summaries_add_up_partitions_and_keep_failures() -> None:
         "segments": 2,
         "failedSegments": 1,
         "durationSeconds": 2.0,
+        "itemsPerSecond": 2.5,
     }
 
 
