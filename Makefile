@@ -14,7 +14,7 @@ POOL ?= region-migration
 API_URL = $(BIN)/python -c 'from prefect.settings import PREFECT_API_URL as u; \
 	print(u.value() or "http://$(PREFECT_HOST):$(PREFECT_PORT)/api")'
 
-.PHONY: demo plan test lint typecheck bench emulator-stop clean server deploy worker browser
+.PHONY: demo plan test lint typecheck bench blocks emulator-stop clean server deploy worker browser
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,6 +58,10 @@ typecheck: $(STAMP)
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_move.py $(ARGS)
 	$(BIN)/python benchmarks/bench_validate.py
+
+## Register the block types and create the example blocks (credentials per region, config, SNS alert).
+blocks: $(STAMP)
+	$(BIN)/python -m blocks.register $(ARGS)
 
 emulator-stop: $(STAMP)
 	$(BIN)/python -m tasks.emulator stop
