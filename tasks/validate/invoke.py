@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from config.model import MigrationConfig
-from tasks.aws import Backend
+from tasks.aws import Backend, error_code
 from tasks.names import resource_names
 
 
@@ -42,9 +44,15 @@ def invoke_validator(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
         "buckets": sorted(names.buckets.values()),
         "tables": sorted(names.tables.values()),
     }
-    resp = backend.client("lambda", cfg.targetRegion).invoke(
-        FunctionName=names.lambda_function, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
-    )
+    # One attempt: an invocation is not idempotent (the function publishes alerts), and a backend that
+    # fails to run it answers 5xx, which botocore would otherwise retry with backoff for minutes.
+    try:
+        resp = backend.client("lambda", cfg.targetRegion, max_attempts=1).invoke(
+            FunctionName=names.lambda_function, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+        )
+    except ClientError as err:
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return {"function": names.lambda_function, **interpret(status, error_code(err), {"errorMessage": str(err)})}
     raw = resp["Payload"].read()
     try:
         payload: Any = json.loads(raw) if raw else None
