@@ -130,6 +130,8 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
 
             seed_demo(backend, cfg)
         print(f"backend: {backend.describe()}", flush=True)
+        if backend.kind == "emulator":
+            print("  (the embedded emulator keeps its state between runs; `make emulator-stop` ends it)", flush=True)
         pf = preflight.check(backend, cfg)
     except user_errors() as err:
         return fail(str(err))
