@@ -1,4 +1,4 @@
-"""The migration flow: preflight -> provision -> move (S3 and DynamoDB at once) -> catch-up -> report.
+"""The migration flow: preflight -> provision -> move (S3 and DynamoDB at once) -> catch-up -> validate -> report.
 
 Run it as `python -m flows.migrate` (embedded emulator by default), from the Prefect UI through the
 `migrate` deployment, or import `migrate` and call it. The flow is a thin composition: every step is a
