@@ -138,7 +138,6 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
     if pf.errors:
         for line in pf.errors:
             print(f"error: {line}", file=sys.stderr)
-        print("nothing was created", file=sys.stderr)
         return EXIT_BAD_INPUT
     return cfg, backend
 
