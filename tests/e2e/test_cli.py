@@ -98,6 +98,7 @@ def test_missing_source_is_one_line_and_creates_nothing(
     assert proc.returncode == 2
     assert "s3Buckets[0] (no-such-bucket-anywhere): source bucket does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert all_names(moto_url) == before
 
 
