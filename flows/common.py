@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig, load_config
 from tasks.aws import Backend
 from tasks.errors import UserError
@@ -77,18 +79,25 @@ def backend_from(
     return Backend(kind="emulator", endpoint_url=ensure_emulator())
 
 
-def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
-    """Config then backend, each failing as a UserError/ConfigError with one line."""
-    cfg = flow_config(args.config, args.config_block, args.environment_suffix)
-    backend = backend_from(
+def options_from(args: argparse.Namespace) -> RunOptions:
+    """The CLI's common options as the flows' RunOptions."""
+    return RunOptions(
+        config_path=args.config,
+        config_block=args.config_block,
         endpoint_url=args.endpoint_url,
         use_aws=args.aws,
         profile=args.profile,
-        cfg=cfg,
-        source_block=args.source_credentials_block,
-        target_block=args.target_credentials_block,
+        environment_suffix=args.environment_suffix,
+        source_credentials_block=args.source_credentials_block,
+        target_credentials_block=args.target_credentials_block,
     )
-    return cfg, backend
+
+
+def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
+    """Config then backend, each failing as a UserError/ConfigError with one line."""
+    options = options_from(args)
+    cfg = options.config()
+    return cfg, options.backend(cfg)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
@@ -142,18 +151,9 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
     return cfg, backend
 
 
-def flow_params(args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
-    """The flow parameters every CLI passes on (the embedded emulator is found again by the flow)."""
-    return {
-        "config_path": args.config,
-        "config_block": args.config_block,
-        "endpoint_url": backend.endpoint_url if backend.kind == "endpoint" else None,
-        "use_aws": args.aws,
-        "profile": args.profile,
-        "environment_suffix": args.environment_suffix,
-        "source_credentials_block": args.source_credentials_block,
-        "target_credentials_block": args.target_credentials_block,
-    }
+def flow_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The flow parameters every CLI passes on (with no endpoint the flow finds the embedded emulator again)."""
+    return {"options": options_from(args)}
 
 
 def finish(state: Any, what: str) -> dict[str, Any] | int:
@@ -173,17 +173,53 @@ def flow_config(config_path: str, config_block: str | None, environment_suffix: 
     return load_config(config_path, environment_suffix=environment_suffix)
 
 
-_COMMON_ARGS = {
-    "config_path": "Migration config JSON in the seed's format (default: the shipped example).",
-    "config_block": "Name of a saved Region Migration Config block; used instead of config_path when set.",
-    "endpoint_url": "Any AWS-compatible endpoint (a moto server, LocalStack) for every service and region; "
-    "leave empty for the embedded emulator.",
-    "use_aws": "Use real AWS (standard credential chain, profile or credentials blocks). Never the default.",
-    "profile": "AWS profile name, with use_aws.",
-    "environment_suffix": "Overrides the config's environmentSuffix (part of every resource name).",
-    "source_credentials_block": "prefect-aws AwsCredentials block for the source region (with use_aws).",
-    "target_credentials_block": "prefect-aws AwsCredentials block for the target region (with use_aws).",
-}
+class RunOptions(BaseModel):
+    """Which migration, and where its AWS is: the first parameter of every flow (one form section in the UI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config_path: str = Field(
+        default=str(EXAMPLE_CONFIG),
+        description="Migration config JSON in the seed's format (default: the shipped example).",
+    )
+    config_block: str | None = Field(
+        default=None, description="Name of a saved Region Migration Config block; used instead of config_path when set."
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Any AWS-compatible endpoint (a moto server, LocalStack) for every service and region; "
+        "leave empty for the embedded emulator.",
+    )
+    use_aws: bool = Field(
+        default=False,
+        description="Use real AWS (standard credential chain, profile or credentials blocks). Never the default.",
+    )
+    profile: str | None = Field(default=None, description="AWS profile name, with use_aws.")
+    environment_suffix: str | None = Field(
+        default=None, description="Overrides the config's environmentSuffix (part of every resource name)."
+    )
+    source_credentials_block: str | None = Field(
+        default=None, description="prefect-aws AwsCredentials block for the source region (with use_aws)."
+    )
+    target_credentials_block: str | None = Field(
+        default=None, description="prefect-aws AwsCredentials block for the target region (with use_aws)."
+    )
+
+    def config(self) -> MigrationConfig:
+        """The run's config: the saved block when named, else the file."""
+        return flow_config(self.config_path, self.config_block, self.environment_suffix)
+
+    def backend(self, cfg: MigrationConfig) -> Backend:
+        """The backend these options name (the embedded emulator when none)."""
+        return backend_from(
+            endpoint_url=self.endpoint_url,
+            use_aws=self.use_aws,
+            profile=self.profile,
+            cfg=cfg,
+            source_block=self.source_credentials_block,
+            target_block=self.target_credentials_block,
+        )
+
 
 C = TypeVar("C", bound=Callable[..., Any])
 
@@ -192,7 +228,10 @@ def with_parameter_docs(**specific: str) -> Callable[[C], C]:
     """Append a Google-style Args section, so the Prefect UI's run form explains every parameter."""
 
     def wrap(fn: C) -> C:
-        docs = {**_COMMON_ARGS, **specific}
+        docs = {
+            "options": "Which migration (config file or block) and which backend (emulator, endpoint or AWS).",
+            **specific,
+        }
         names = [n for n in inspect.signature(fn).parameters if n in docs]
         lines = "\n".join(f"    {n}: {docs[n]}" for n in names)
         fn.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nArgs:\n{lines}\n"

@@ -15,6 +15,7 @@ from typing import Any
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
+    RunOptions,
     add_common_args,
     fail,
     finish,
@@ -31,7 +32,7 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from config.model import MigrationConfig  # noqa: E402
 from flows.parts import begin  # noqa: E402
 from flows.sync import migration_key_arn, sync_once  # noqa: E402
 from tasks import alerts, teardown  # noqa: E402
@@ -79,30 +80,14 @@ def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[s
     report_path="Where to write the JSON result (default: reports/cutover-{batch}-{suffix}.json).",
 )
 def cutover(
-    config_path: str = str(EXAMPLE_CONFIG),
-    config_block: str | None = None,
-    endpoint_url: str | None = None,
-    use_aws: bool = False,
-    profile: str | None = None,
-    environment_suffix: str | None = None,
-    source_credentials_block: str | None = None,
-    target_credentials_block: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
     max_lag_seconds: float = DEFAULT_MAX_LAG_SECONDS,
     remove_source_changes_on_go: bool = False,
     report_path: str | None = None,
 ) -> dict[str, Any]:
     """Final catch-up + full validation -> GO / NO-GO, recorded; source changes removed only if asked."""
     logger = get_run_logger()
-    cfg, backend, _ = begin(
-        config_path,
-        config_block,
-        endpoint_url,
-        use_aws,
-        profile,
-        environment_suffix,
-        source_credentials_block,
-        target_credentials_block,
-    )
+    cfg, backend, _ = begin(options)
     path = Path(report_path or f"reports/cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
     synced = sync_once(backend, cfg, "full", path)
     decision = decide(synced, max_lag_seconds)
@@ -175,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         return fail(str(err))
     state = cutover(
-        **flow_params(args, backend),
+        **flow_params(args),
         max_lag_seconds=args.max_lag_seconds,
         remove_source_changes_on_go=args.remove_source_changes,
         report_path=args.report,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
+    RunOptions,
     add_common_args,
     finish,
     flow_params,
@@ -31,7 +32,7 @@ from prefect import flow, get_run_logger, unmapped  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from config.model import MigrationConfig  # noqa: E402
 from flows.parts import Progress, begin, catch_up_all, result_of  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
@@ -212,30 +213,14 @@ def assemble(
     validation_level="quick: keys and sizes; full: also every content (default).",
 )
 def migrate(
-    config_path: str = str(EXAMPLE_CONFIG),
-    config_block: str | None = None,
-    endpoint_url: str | None = None,
-    use_aws: bool = False,
-    profile: str | None = None,
-    environment_suffix: str | None = None,
-    source_credentials_block: str | None = None,
-    target_credentials_block: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
     report_path: str | None = None,
     validation_level: Literal["quick", "full"] = "full",
 ) -> dict[str, Any]:
     """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
     t0, started = time.monotonic(), _now()
-    cfg, backend, account = begin(
-        config_path,
-        config_block,
-        endpoint_url,
-        use_aws,
-        profile,
-        environment_suffix,
-        source_credentials_block,
-        target_credentials_block,
-    )
+    cfg, backend, account = begin(options)
     res = provision(backend, cfg, account)
     moved = move(backend, cfg, res)
     path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
@@ -272,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print(preflight.format_plan(preflight.plan(backend, cfg)))
         return EXIT_OK
     state = migrate(
-        **flow_params(args, backend), report_path=args.report, validation_level=args.validation_level, return_state=True
+        **flow_params(args), report_path=args.report, validation_level=args.validation_level, return_state=True
     )
     report = finish(state, "migration")
     if isinstance(report, int):

@@ -9,6 +9,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture
 
 from config.model import MigrationConfig
+from flows.common import RunOptions
 from tasks import steps
 from tasks.aws import Backend
 from tasks.names import resource_names
@@ -72,36 +73,17 @@ def catch_up_all(
     return out
 
 
-def begin(
-    config_path: str,
-    config_block: str | None,
-    endpoint_url: str | None,
-    use_aws: bool,
-    profile: str | None,
-    environment_suffix: str | None,
-    source_credentials_block: str | None,
-    target_credentials_block: str | None,
-    *,
-    preflight: bool = True,
-) -> tuple[MigrationConfig, Backend, str]:
+def begin(options: RunOptions, *, preflight: bool = True) -> tuple[MigrationConfig, Backend, str]:
     """Every flow's start: config, backend, the preflight task, and alerts pointed at the topic.
 
     Returns (config, backend, account id); account is '' without preflight (teardown, which must run
     even when some of the sources it would check are already gone).
     """
-    from flows.common import backend_from, flow_config
     from tasks import alerts
     from tasks.errors import PreflightError
 
-    cfg = flow_config(config_path, config_block, environment_suffix)
-    backend = backend_from(
-        endpoint_url=endpoint_url,
-        use_aws=use_aws,
-        profile=profile,
-        cfg=cfg,
-        source_block=source_credentials_block,
-        target_block=target_credentials_block,
-    )
+    cfg = options.config()
+    backend = options.backend(cfg)
     get_run_logger().info("backend: %s; %s -> %s", backend.describe(), cfg.sourceRegion, cfg.targetRegion)
     if not preflight:
         return cfg, backend, ""

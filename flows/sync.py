@@ -16,6 +16,7 @@ from typing import Any, Literal
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
+    RunOptions,
     add_common_args,
     fail,
     finish,
@@ -31,7 +32,7 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from config.model import MigrationConfig  # noqa: E402
 from flows.common import jsonable  # noqa: E402
 from flows.parts import begin, catch_up_all  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
@@ -101,29 +102,13 @@ def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path
     report_path="Where to write the JSON result (default: reports/sync-{batch}-{suffix}.json).",
 )
 def sync(
-    config_path: str = str(EXAMPLE_CONFIG),
-    config_block: str | None = None,
-    endpoint_url: str | None = None,
-    use_aws: bool = False,
-    profile: str | None = None,
-    environment_suffix: str | None = None,
-    source_credentials_block: str | None = None,
-    target_credentials_block: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
     validation_level: Literal["quick", "full"] = "quick",
     report_path: str | None = None,
 ) -> dict[str, Any]:
     """Catch the target up with the source and check it; skipped at once if another sync is running."""
     logger = get_run_logger()
-    cfg, backend, _ = begin(
-        config_path,
-        config_block,
-        endpoint_url,
-        use_aws,
-        profile,
-        environment_suffix,
-        source_credentials_block,
-        target_credentials_block,
-    )
+    cfg, backend, _ = begin(options)
     path = Path(report_path or f"reports/sync-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
     base = {
         "migrationBatch": cfg.migrationBatch,
@@ -194,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(err))
     result = finish(
         sync(
-            **flow_params(args, ready[1]),
+            **flow_params(args),
             validation_level=args.validation_level,
             report_path=args.report,
             return_state=True,

@@ -17,6 +17,7 @@ from typing import Any
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
+    RunOptions,
     add_common_args,
     fail,
     flow_params,
@@ -32,7 +33,7 @@ quiet_prefect_defaults()
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from config.model import MigrationConfig  # noqa: E402
 from flows.parts import begin  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks import teardown as td  # noqa: E402
@@ -97,32 +98,15 @@ def _markdown(cfg: MigrationConfig, results: list[dict[str, Any]]) -> str:
     report_path="The migration's JSON report, read for evidence of source versioning it enabled.",
 )
 def teardown(
-    config_path: str = str(EXAMPLE_CONFIG),
-    config_block: str | None = None,
-    endpoint_url: str | None = None,
-    use_aws: bool = False,
-    profile: str | None = None,
-    environment_suffix: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
     delete_target_data: bool = False,
     plan_only: bool = False,
-    source_credentials_block: str | None = None,
-    target_credentials_block: str | None = None,
     report_path: str | None = None,
 ) -> dict[str, Any]:
     """Discover, plan, then undo source changes, remove target resources, and finally the checkpoint table
     and the KMS key. Returns {plan, results, ok}; results are measured after each deletion."""
     logger = get_run_logger()
-    cfg, backend, _ = begin(
-        config_path,
-        config_block,
-        endpoint_url,
-        use_aws,
-        profile,
-        environment_suffix,
-        source_credentials_block,
-        target_credentials_block,
-        preflight=False,
-    )
+    cfg, backend, _ = begin(options, preflight=False)
     logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
     found = discover_task(backend, cfg, _report_path(cfg, report_path))
     plan = td.teardown_plan(cfg, found)
@@ -177,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as err:
         return fail(str(err))
     state = teardown(
-        **flow_params(args, backend),
+        **flow_params(args),
         delete_target_data=args.delete_target_data,
         report_path=args.report,
         return_state=True,

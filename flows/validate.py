@@ -15,6 +15,7 @@ from typing import Any, Literal
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
+    RunOptions,
     add_common_args,
     finish,
     flow_params,
@@ -31,7 +32,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact  #
 from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import EXAMPLE_CONFIG, MigrationConfig  # noqa: E402
+from config.model import MigrationConfig  # noqa: E402
 from flows.parts import begin  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
@@ -120,29 +121,13 @@ def mismatch_path_for(report_path: Path) -> Path:
     report_path="Where to write the JSON result (default: reports/validation-{batch}-{suffix}.json).",
 )
 def validate(
-    config_path: str = str(EXAMPLE_CONFIG),
-    config_block: str | None = None,
-    endpoint_url: str | None = None,
-    use_aws: bool = False,
-    profile: str | None = None,
-    environment_suffix: str | None = None,
-    source_credentials_block: str | None = None,
-    target_credentials_block: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
     level: Literal["quick", "full"] = "full",
     report_path: str | None = None,
 ) -> dict[str, Any]:
     """Compare every source bucket/table with its target; a markdown artifact and a CSV of every mismatch."""
     logger = get_run_logger()
-    cfg, backend, _ = begin(
-        config_path,
-        config_block,
-        endpoint_url,
-        use_aws,
-        profile,
-        environment_suffix,
-        source_credentials_block,
-        target_credentials_block,
-    )
+    cfg, backend, _ = begin(options)
     path = Path(report_path or f"reports/validation-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
     result = run_validation(backend, cfg, level, mismatch_path_for(path))
     result.update(
@@ -182,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ready = prepare(args)
     if isinstance(ready, int):
         return ready
-    _, backend = ready
     result = finish(
-        validate(**flow_params(args, backend), level=args.level, report_path=args.report, return_state=True),
+        validate(**flow_params(args), level=args.level, report_path=args.report, return_state=True),
         "validation",
     )
     if isinstance(result, int):

@@ -76,15 +76,19 @@ def test_make_deploy_registers_every_deployment_with_typed_parameters_and_schedu
         assert dep.work_pool_name == POOL
         # The pull step runs this checkout: the worker's flow run starts in the project root.
         assert dep.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
-        props = dep.parameter_openapi_schema["properties"]
-        assert props["config_path"]["type"] == "string"
-        assert {"type": "string"} in props["endpoint_url"]["anyOf"]
-        assert {"type": "null"} in props["endpoint_url"]["anyOf"]
-        assert props["use_aws"]["type"] == "boolean"
+        schema = dep.parameter_openapi_schema
+        props = schema["properties"]
+        # Which migration and which backend: one typed section of the form, shared by every flow.
+        assert props["options"]["$ref"] == "#/definitions/RunOptions"
+        options = schema["definitions"]["RunOptions"]["properties"]
+        assert options["config_path"]["type"] == "string"
+        assert {"type": "string"} in options["endpoint_url"]["anyOf"]
+        assert {"type": "null"} in options["endpoint_url"]["anyOf"]
+        assert options["use_aws"]["type"] == "boolean"
         # The UI's run form explains every parameter.
-        assert all(p.get("description") for p in props.values()), name
-        assert dep.parameters["config_path"] == "config/migration.example.json"
-        assert (ROOT / dep.parameters["config_path"]).is_file()
+        assert all(p.get("description") for p in [*props.values(), *options.values()]), name
+        assert dep.parameters["options"]["config_path"] == "config/migration.example.json"
+        assert (ROOT / dep.parameters["options"]["config_path"]).is_file()
     assert found["migrate"].parameter_openapi_schema["properties"]["validation_level"]["enum"] == ["quick", "full"]
     assert found["validate"].parameter_openapi_schema["properties"]["level"]["enum"] == ["quick", "full"]
     assert found["teardown"].parameter_openapi_schema["properties"]["delete_target_data"]["type"] == "boolean"
@@ -171,8 +175,7 @@ def test_process_worker_runs_the_migrate_deployment_to_a_go_report(
     run = run_deployment(
         "migrate/migrate",
         parameters={
-            "config_path": str(config_path),
-            "endpoint_url": moto_url,
+            "options": {"config_path": str(config_path), "endpoint_url": moto_url},
             "report_path": str(report_path),
             "validation_level": "quick",
         },

@@ -16,6 +16,7 @@ import pytest
 from prefect import flow
 
 from config.model import MigrationConfig, parse_config
+from flows.common import RunOptions
 from flows.cutover import cutover
 from flows.migrate import migrate
 from flows.sync import SYNC_LOCK, sync
@@ -54,7 +55,7 @@ def migrated(prefect_harness: None, backend: Backend, tmp_path: Path) -> Iterato
         ddb.put_item(TableName="flow-src-table", Item={"id": {"S": f"i{i}"}, "n": {"N": str(i)}})
     path = tmp_path / "migration.json"
     path.write_text(json.dumps(CONFIG))
-    params = {"config_path": str(path), "use_aws": True}
+    params = {"options": RunOptions(config_path=str(path), use_aws=True)}
     report = migrate(**params, report_path=str(tmp_path / "report.json"))
     yield {"report": report, "params": params, "cfg": parse_config(CONFIG), "tmp": tmp_path}
 

@@ -533,6 +533,7 @@ def test_cli_plan_changes_nothing_and_bad_config_is_one_line(
 
 def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cfg: MigrationConfig) -> None:
     """The flow itself (use_aws=True lands in the same in-process moto): phases run as tasks, data is kept."""
+    from flows.common import RunOptions
     from flows.teardown import teardown
 
     names = resource_names(cfg)
@@ -541,7 +542,7 @@ def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cf
     ensure_checkpoint_table(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
     s3.ensure_bucket(backend, cfg, cfg.s3Buckets[0], key)
     backend.client("s3", TARGET).put_object(Bucket=names.buckets[RAW], Key="k", Body=b"v")
-    out = teardown(config_path=str(EXAMPLE_CONFIG), use_aws=True)
+    out = teardown(options=RunOptions(config_path=str(EXAMPLE_CONFIG), use_aws=True))
     assert out["ok"] is True
     status = {r["name"]: r["status"] for r in out["results"]}
     assert status == {
