@@ -41,7 +41,7 @@ from tasks.errors import UserError  # noqa: E402
 from tasks.move.checkpoints import CheckpointStore  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
-from tasks.report.build import validation_markdown  # noqa: E402
+from tasks.report.build import go_no_go, validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
 
 DEFAULT_MAX_LAG_SECONDS = 60.0
@@ -49,16 +49,7 @@ DEFAULT_MAX_LAG_SECONDS = 60.0
 
 def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
     """Pure: GO only when validation passed, nothing failed and every lag is under the threshold."""
-    reasons = list(synced.get("errors", []))
-    validation = synced["validation"]
-    if not validation.get("passed"):
-        reasons.append(f"validation found {validation.get('mismatches')}; see {validation.get('mismatchFile')}")
-    reasons += validation.get("errors", [])
-    for table, lag in synced.get("lagSeconds", {}).items():
-        if lag > max_lag_seconds:
-            reasons.append(f"table {table} lags {lag:.0f} s (GO needs <= {max_lag_seconds:.0f} s)")
-    reasons = list(dict.fromkeys(reasons))
-    return {"decision": "NO-GO" if reasons else "GO", "reasons": reasons, "maxLagSeconds": max_lag_seconds}
+    return go_no_go(synced.get("errors", []), synced["validation"], synced.get("lagSeconds", {}), max_lag_seconds)
 
 
 def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[str, Any]]:

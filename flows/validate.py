@@ -29,11 +29,10 @@ quiet_prefect_defaults()
 
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
-from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
-from flows.parts import begin  # noqa: E402
+from flows.parts import begin, result_of  # noqa: E402
 from tasks import alerts, steps  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
@@ -43,11 +42,6 @@ from tasks.validate.compare import write_mismatches  # noqa: E402
 
 MISMATCH_ROWS_IN_ARTIFACT = 50
 COUNT_KEYS = ("missing", "extra", "different")
-
-
-def _value(fut: PrefectFuture[Any]) -> Any:
-    value = fut.result(raise_on_failure=False)
-    return {"error": f"{type(value).__name__}: {value}"} if isinstance(value, BaseException) else value
 
 
 def run_validation(
@@ -64,13 +58,13 @@ def run_validation(
     tables: list[dict[str, Any]] = []
     for rows, futs in ((buckets, bucket_fs), (tables, table_fs)):
         for source, fut in futs.items():
-            res = _value(fut)
+            res = result_of(fut)
             frame = res.pop("mismatches", None)
             if frame is not None:
                 frames[source] = frame
             rows.append({"source": source, **res})
     path = write_mismatches(frames, mismatch_path)
-    lam = _value(steps.invoke_validator_task.submit(backend, cfg)) if invoke_lambda else None
+    lam = result_of(steps.invoke_validator_task.submit(backend, cfg)) if invoke_lambda else None
     total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}
     errors = [f"{r['source']}: {r['error']}" for r in buckets + tables if r.get("error")]
     passed = not errors and not any(total.values())

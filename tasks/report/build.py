@@ -175,10 +175,14 @@ def overall(report: dict[str, Any]) -> dict[str, Any]:
 MAX_LAG_FOR_GO_SECONDS = 60.0
 
 
-def verdict(report: dict[str, Any], max_lag_seconds: float = MAX_LAG_FOR_GO_SECONDS) -> dict[str, Any]:
-    """GO only when every measurement says so: data in sync, validation passed, stream lag small."""
-    reasons = list(report["status"]["problems"])
-    validation = report.get("validation")
+def go_no_go(
+    problems: list[str], validation: dict[str, Any] | None, lags: dict[str, float], max_lag_seconds: float
+) -> dict[str, Any]:
+    """GO only when every measurement says so: no problem, validation passed, every stream lag small.
+
+    Shared by the migration report and the cutover decision, so both say GO for the same reasons.
+    """
+    reasons = list(problems)
     if not validation:
         reasons.append("validation did not run")
     else:
@@ -192,12 +196,20 @@ def verdict(report: dict[str, Any], max_lag_seconds: float = MAX_LAG_FOR_GO_SECO
         lam = validation.get("lambda") or {}
         if lam.get("executed") and not lam.get("ok"):
             reasons.append(f"validator Lambda reported: {lam.get('summary')}")
-    for t in report["resources"].get("dynamodbTables", []):
-        lag = float((t.get("catchUp") or {}).get("lag_seconds", 0) or 0)
+    for table, lag in lags.items():
         if lag > max_lag_seconds:
-            reasons.append(f"table {t.get('source')} lags {lag:.0f} s (GO needs <= {max_lag_seconds:.0f} s)")
+            reasons.append(f"table {table} lags {lag:.0f} s (GO needs <= {max_lag_seconds:.0f} s)")
     unique = list(dict.fromkeys(reasons))
     return {"decision": "NO-GO" if unique else "GO", "reasons": unique, "maxLagSeconds": max_lag_seconds}
+
+
+def verdict(report: dict[str, Any], max_lag_seconds: float = MAX_LAG_FOR_GO_SECONDS) -> dict[str, Any]:
+    """The migration report's verdict, from its measured status, validation and stream lags."""
+    lags = {
+        str(t.get("source")): float((t.get("catchUp") or {}).get("lag_seconds", 0) or 0)
+        for t in report["resources"].get("dynamodbTables", [])
+    }
+    return go_no_go(report["status"]["problems"], report.get("validation"), lags, max_lag_seconds)
 
 
 def lambda_line(lam: dict[str, Any] | None) -> str:
