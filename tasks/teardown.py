@@ -128,12 +128,20 @@ def _count_versions(s3: Any, bucket: str, cap: int = COUNT_CAP) -> tuple[int, in
 
 
 def _bucket_has_data(s3: Any, bucket: str) -> bool:
-    resp = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
-    return bool(resp.get("Versions"))
+    """Whether any object version exists, read page by page until one is seen or the listing ends.
+
+    One page is no answer: MaxKeys counts delete markers too, so a bucket whose first keys end in delete markers
+    (common after cutover, from replication or lifecycle) answers a page with no Versions while older versions of
+    those keys, and every later key, still hold data.
+    """
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
+    return any(page.get("Versions") for page in pages)
 
 
 def _table_has_data(ddb: Any, table: str) -> bool:
-    return int(ddb.scan(TableName=table, Select="COUNT", Limit=1).get("Count", 0)) > 0
+    """Whether the table holds any item; a Scan page may come back empty with a LastEvaluatedKey, so follow it."""
+    pages = ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT", PaginationConfig={"PageSize": 1})
+    return any(int(page.get("Count", 0)) > 0 for page in pages)
 
 
 def _table_tags(ddb: Any, arn: str) -> dict[str, str]:
@@ -245,7 +253,8 @@ def _find_buckets(backend: Backend, cfg: MigrationConfig, names: ResourceNames) 
         entry: dict[str, Any] = {"name": bucket, "source": source, "region": cfg.targetRegion, "owned": cfg.owns(tags)}
         if entry["owned"]:
             versions, markers, capped = _count_versions(s3, bucket)
-            entry.update(objectVersions=versions, deleteMarkers=markers, countCapped=capped, hasData=versions > 0)
+            has_data = versions > 0 or (capped and _bucket_has_data(s3, bucket))
+            entry.update(objectVersions=versions, deleteMarkers=markers, countCapped=capped, hasData=has_data)
         out.append(entry)
     return out
 

@@ -552,3 +552,49 @@ def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cf
         names.kms_alias: td.KEPT_KEY,
     }
     assert backend.client("kms", TARGET).describe_key(KeyId=names.kms_alias)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_bucket_whose_first_key_ends_in_a_delete_marker_still_holds_data(
+    backend: Backend, cfg: MigrationConfig
+) -> None:
+    """MaxKeys counts delete markers: one page of one entry is no answer to "does this bucket hold data?"."""
+    s3c = backend.client("s3", TARGET)
+    bucket = resource_names(cfg).buckets[RAW]
+    s3c.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": TARGET})
+    s3c.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list(cfg.tags())})
+    s3c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for key in ("a", "b"):
+        s3c.put_object(Bucket=bucket, Key=key, Body=b"data")
+    s3c.delete_object(Bucket=bucket, Key="a")  # newest entry of the first key: a delete marker
+    assert not s3c.list_object_versions(Bucket=bucket, MaxKeys=1).get("Versions")  # the trap, as S3 answers it
+
+    assert td._bucket_has_data(s3c, bucket)
+    found = td._find_buckets(backend, cfg, resource_names(cfg))
+    assert [b["hasData"] for b in found if b["name"] == bucket] == [True]
+    result = td._delete_bucket(backend, {"name": bucket, "region": TARGET}, delete_data=False)
+    assert result["status"] == td.KEPT_DATA
+    assert len(s3c.list_object_versions(Bucket=bucket)["Versions"]) == 2
+
+    # only delete markers left: nothing to keep, the bucket may go
+    for v in s3c.list_object_versions(Bucket=bucket)["Versions"]:
+        s3c.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+    s3c.delete_object(Bucket=bucket, Key="b")
+    assert not td._bucket_has_data(s3c, bucket)
+    assert td._delete_bucket(backend, {"name": bucket, "region": TARGET}, delete_data=False)["status"] == td.REMOVED
+
+
+def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
+    """A Scan page may hold no item and still a LastEvaluatedKey: only the end of the scan says "empty"."""
+
+    class Pages:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "scan"
+            return self
+
+        def paginate(self, **kwargs: Any) -> Any:
+            return iter([self.scan(**kwargs), {"Count": 1}])
+
+        def scan(self, **kwargs: Any) -> dict[str, Any]:
+            return {"Count": 0, "LastEvaluatedKey": {"pk": {"S": "x"}}}
+
+    assert td._table_has_data(Pages(), "t")
