@@ -43,6 +43,7 @@ from tasks.report.build import (  # noqa: E402
     configuration_differences,
     next_steps,
     overall,
+    source_region_changes,
     summarize_copies,
     summarize_segments,
     table_status,
@@ -63,6 +64,8 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     key = steps.kms_task(backend, cfg, account_id)
     arn = key["arn"]
     topic_f = steps.topic_task.submit(backend, cfg, arn)
+    # Only S3 replication alarms live in the source region: no buckets, no source-region topic or key.
+    source_f = steps.source_alerts_task.submit(backend, cfg, account_id) if cfg.s3Buckets else None
     ckpt_f = steps.checkpoint_table_task.submit(backend, cfg, arn)
     repl_role_f = steps.replication_role_task.submit(backend, cfg, arn)
     bucket_fs = [steps.bucket_task.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
@@ -70,11 +73,13 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     topic = topic_f.result()
     lambda_role = steps.lambda_role_task(backend, cfg, arn, topic["arn"])
     lam_f = steps.lambda_task.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
-    alarms_f = steps.alarms_task.submit(backend, cfg, topic["arn"])
+    source = source_f.result() if source_f else {}
+    alarms_f = steps.alarms_task.submit(backend, cfg, topic["arn"], (source.get("sns") or {}).get("arn"))
     watch = alarms_f.result()
     return {
         "kms": key,
         "sns": topic,
+        "sourceRegion": source,
         "checkpoints": ckpt_f.result(),
         "iam": {"replicationRole": repl_role_f.result(), "validatorRole": lambda_role},
         "s3Buckets": [f.result() for f in bucket_fs],
@@ -176,6 +181,7 @@ def assemble(
         source_changes += (row.get("replication") or {}).get("sourceChanged", []) or []
     for row in tables:
         source_changes += (row.get("stream") or {}).get("sourceChanged", []) or []
+    source_changes += source_region_changes(res.get("sourceRegion") or {})
     report: dict[str, Any] = {
         "migrationBatch": cfg.migrationBatch,
         "sourceRegion": cfg.sourceRegion,

@@ -9,10 +9,13 @@ from config.model import MigrationConfig
 
 @dataclass(frozen=True)
 class ResourceNames:
-    """Target-region names; buckets and tables map source name -> target name."""
+    """Target-region names (plus the source-region alert key and topic); buckets and tables map source
+    name -> target name."""
 
     kms_alias: str
     topic: str
+    source_kms_alias: str
+    source_topic: str
     lambda_function: str
     lambda_role: str
     replication_role: str
@@ -31,6 +34,9 @@ def resource_names(cfg: MigrationConfig) -> ResourceNames:
     return ResourceNames(
         kms_alias=f"alias/{n('migration-key')}",
         topic=n("migration-alerts"),
+        # In the source region, for the S3 replication alarms (an alarm's SNS action must be in its region).
+        source_kms_alias=f"alias/{n('migration-source-alerts-key')}",
+        source_topic=n("migration-source-alerts"),
         lambda_function=function,
         lambda_role=n("migration-validator-role")[:64],
         replication_role=n("migration-s3-replication")[:64],

@@ -90,6 +90,13 @@ def topic_task(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict
     return sns.ensure_topic(backend, cfg, kms_key_arn)
 
 
+@step("provision-source-alerts")
+def source_alerts_task(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
+    """The source region's alert key and topic, for the S3 replication alarms that live there."""
+    key = kms.ensure_source_key(backend, cfg, account_id)
+    return {"kms": key, "sns": sns.ensure_source_topic(backend, cfg, key["arn"])}
+
+
 @step("provision-checkpoints")
 def checkpoint_table_task(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
     names = resource_names(cfg)
@@ -114,10 +121,12 @@ def lambda_task(
 
 
 @step("provision-alarms")
-def alarms_task(backend: Backend, cfg: MigrationConfig, topic_arn: str) -> dict[str, Any]:
+def alarms_task(
+    backend: Backend, cfg: MigrationConfig, topic_arn: str, source_topic_arn: str | None = None
+) -> dict[str, Any]:
     rule_id = replication_rule_id(cfg)
     return {
-        "alarms": cloudwatch.ensure_alarms(backend, cfg, topic_arn, rule_id),
+        "alarms": cloudwatch.ensure_alarms(backend, cfg, topic_arn, rule_id, source_topic_arn=source_topic_arn),
         "dashboard": cloudwatch.ensure_dashboard(backend, cfg, rule_id),
     }
 

@@ -204,8 +204,11 @@ def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path 
     found["targetTables"] = _find_tables(backend, cfg, names.tables)
     ckpt = _find_tables(backend, cfg, {"": names.checkpoint_table})
     found["checkpointTable"] = ckpt[0] if ckpt else None
-    found["kmsKey"] = _find_key(backend, cfg, names)
-    found["topic"] = _find_topic(backend, cfg, names, account)
+    found["kmsKey"] = _find_key(backend, cfg, tgt, names.kms_alias)
+    found["topic"] = _find_topic(backend, cfg, tgt, names.topic, account)
+    # The source region's alert topic and its key (for the S3 replication alarms there).
+    found["sourceTopic"] = _find_topic(backend, cfg, cfg.sourceRegion, names.source_topic, account)
+    found["sourceKmsKey"] = _find_key(backend, cfg, cfg.sourceRegion, names.source_kms_alias)
     found["lambda"] = _find_function(backend, cfg, names)
     found["logGroup"] = _find_log_group(backend, cfg, names)
     found["roles"] = _find_roles(backend, cfg, names)
@@ -284,16 +287,15 @@ def _find_tables(backend: Backend, cfg: MigrationConfig, tables: Mapping[str, st
     return out
 
 
-def _find_key(backend: Backend, cfg: MigrationConfig, names: ResourceNames) -> dict[str, Any] | None:
+def _find_key(backend: Backend, cfg: MigrationConfig, region: str, alias: str) -> dict[str, Any] | None:
     """The key behind our alias; without the alias (a previous teardown, or a crash before create_alias)
     the customer key tagged with our Name, whatever its state."""
-    kms = backend.client("kms", cfg.targetRegion)
-    alias = names.kms_alias
+    kms = backend.client("kms", region)
     resp = _exists(kms.describe_key, KeyId=alias)
     if resp is not None:
         meta = resp["KeyMetadata"]
         tags = _kms_tags(kms, meta["KeyId"])
-        return _key_entry(meta, tags, cfg, alias, alias_exists=True)
+        return _key_entry(meta, tags, cfg, region, alias, alias_exists=True)
     name = alias.removeprefix("alias/")
     candidates = []
     for page in kms.get_paginator("list_keys").paginate():
@@ -308,20 +310,26 @@ def _find_key(backend: Backend, cfg: MigrationConfig, names: ResourceNames) -> d
                     continue
                 raise
             if cfg.owns(tags) and tags.get(NAME_TAG) == name:
-                candidates.append(_key_entry(meta, tags, cfg, alias, alias_exists=False))
+                candidates.append(_key_entry(meta, tags, cfg, region, alias, alias_exists=False))
     # One entry: a key still usable first (it needs deleting), else the pending one (for its date).
     candidates.sort(key=lambda e: e["state"] == "PendingDeletion")
     return candidates[0] if candidates else None
 
 
 def _key_entry(
-    meta: Mapping[str, Any], tags: Mapping[str, str], cfg: MigrationConfig, alias: str, *, alias_exists: bool
+    meta: Mapping[str, Any],
+    tags: Mapping[str, str],
+    cfg: MigrationConfig,
+    region: str,
+    alias: str,
+    *,
+    alias_exists: bool,
 ) -> dict[str, Any]:
     return {
         "name": alias,
         "keyId": meta["KeyId"],
         "arn": meta["Arn"],
-        "region": cfg.targetRegion,
+        "region": region,
         "state": meta.get("KeyState"),
         "deletionDate": _iso(meta.get("DeletionDate")),
         "aliasExists": alias_exists,
@@ -329,13 +337,13 @@ def _key_entry(
     }
 
 
-def _find_topic(backend: Backend, cfg: MigrationConfig, names: ResourceNames, account: str) -> dict[str, Any] | None:
-    sns = backend.client("sns", cfg.targetRegion)
-    arn = topic_arn(cfg.targetRegion, account, names.topic)
+def _find_topic(backend: Backend, cfg: MigrationConfig, region: str, name: str, account: str) -> dict[str, Any] | None:
+    sns = backend.client("sns", region)
+    arn = topic_arn(region, account, name)
     if _exists(sns.get_topic_attributes, TopicArn=arn) is None:
         return None
     tags = tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
-    return {"name": names.topic, "arn": arn, "region": cfg.targetRegion, "owned": cfg.owns(tags)}
+    return {"name": name, "arn": arn, "region": region, "owned": cfg.owns(tags)}
 
 
 def _find_function(backend: Backend, cfg: MigrationConfig, names: ResourceNames) -> dict[str, Any] | None:
@@ -661,6 +669,34 @@ def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[s
                     reason="data still encrypted with it becomes unreadable" if data else "",
                 )
             )
+    plan += _source_alerts_plan(found)
+    return plan
+
+
+def _source_alerts_plan(found: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The source-region alert topic, then its key: last, after the alarms that publish to the topic. The
+    key encrypts alert messages only (no data), so it goes whatever target data is kept."""
+    plan: list[dict[str, Any]] = []
+    if found.get("sourceTopic"):
+        plan.append(_owned_or_skip("final", "source-sns-topic", found["sourceTopic"], "delete"))
+    key = found.get("sourceKmsKey")
+    if not key:
+        return plan
+    if not key["owned"]:
+        return [*plan, _act("final", "source-kms-key", key, "skip", reason="not ours: the key lacks our tags")]
+    if key["aliasExists"]:
+        plan.append(_act("final", "source-kms-alias", key, "delete-alias"))
+    if key["state"] != "PendingDeletion":
+        plan.append(
+            _act(
+                "final",
+                "source-kms-key",
+                key,
+                "schedule-key-deletion",
+                pendingWindowDays=KMS_PENDING_WINDOW_DAYS,
+                reason="encrypts the source-region alert topic only",
+            )
+        )
     return plan
 
 
@@ -742,7 +778,7 @@ def _run(
         )
     if res == "iam-role":
         return _delete_role(backend, cfg, a)
-    if res == "sns-topic":
+    if res in ("sns-topic", "source-sns-topic"):
         sns = backend.client("sns", a["region"])
         return _delete(
             lambda: sns.delete_topic(TopicArn=a["arn"]),
@@ -760,6 +796,10 @@ def _run(
         if _data_kept(done):
             return {"status": KEPT_KEY}
         return _delete_alias(backend, a) if res == "kms-alias" else _schedule_key_deletion(backend, a)
+    if res == "source-kms-alias":
+        return _delete_alias(backend, a)
+    if res == "source-kms-key":
+        return _schedule_key_deletion(backend, a)
     raise ValueError(f"unknown teardown action {res}/{act}")
 
 
@@ -996,9 +1036,12 @@ def format_plan(plan: list[dict[str, Any]], found: Mapping[str, Any] | None = No
         data = " [DESTROYS DATA]" if a["destroysData"] else ""
         why = f" - {a['reason']}" if a.get("reason") else ""
         lines.append(f"{a['action']:<33} {a['resource']:<20} {a['name']} ({where}){data}{why}")
-    key = (found or {}).get("kmsKey")
-    if key and key.get("owned") and key.get("state") == "PendingDeletion":
-        lines.append(f"note: KMS key {key['keyId']} is already scheduled for deletion on {key['deletionDate']}")
+    for key in ((found or {}).get("kmsKey"), (found or {}).get("sourceKmsKey")):
+        if key and key.get("owned") and key.get("state") == "PendingDeletion":
+            lines.append(
+                f"note: KMS key {key['keyId']} ({key['region']}) is already scheduled for deletion on "
+                f"{key['deletionDate']}"
+            )
     for note in (found or {}).get("notes", []):
         lines.append(f"note: {note}")
     if not changes(plan):

@@ -1,4 +1,5 @@
-"""The customer-managed KMS key that encrypts everything the migration creates in the target region.
+"""The customer-managed KMS key that encrypts everything the migration creates in the target region, and the
+small key of the source-region alert topic.
 
 One key per migration, found again through its alias, so re-runs converge instead of piling up keys
 (a KMS key costs money every month and cannot be deleted immediately).
@@ -13,10 +14,16 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, is_not_found, tag_dict
 from tasks.errors import CollisionError
 from tasks.names import resource_names
+from tasks.provision.cloudwatch import alarm_prefix
 
 ROOT_SID = "AccountRootAdmin"
-SERVICE_SID = "AllowUseByMigrationServices"
-USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+LOGS_SID = "AllowCloudWatchLogsForOurLogGroup"
+ALARMS_SID = "AllowOurAlarmsToPublishToTheTopic"
+# As in the CloudWatch Logs guide ("Encrypt log data in CloudWatch Logs using AWS KMS", step 2).
+LOGS_ACTIONS = ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+# What an alarm needs to publish to a topic under this key (SNS guide, "compatibility between event sources
+# from AWS services and encrypted topics").
+ALARM_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey*"]
 # Extra tag (beyond cfg.tags()) naming the key, so a key orphaned by a crash before create_alias is found
 # again for *this* migration and not one of the same batch/environment with another timestamp.
 NAME_TAG = "Name"
@@ -31,45 +38,79 @@ def partition(region: str) -> str:
     return "aws"
 
 
-def service_principals(region: str) -> list[str]:
-    """The only services that may use the key: those that store or carry migrated data and alerts.
+def log_group_arn(region: str, account_id: str, name: str) -> str:
+    """The log group's ARN as CloudWatch Logs puts it in the encryption context (no trailing ':*')."""
+    return f"arn:{partition(region)}:logs:{region}:{account_id}:log-group:{name}"
 
-    CloudWatch is among them because alarms publish to the CMK-encrypted topic, which needs
-    kms:GenerateDataKey* and kms:Decrypt for cloudwatch.amazonaws.com, or no alarm is ever delivered.
-    """
-    return [
-        "cloudwatch.amazonaws.com",
-        "dynamodb.amazonaws.com",
-        "lambda.amazonaws.com",
-        f"logs.{region}.amazonaws.com",
-        "s3.amazonaws.com",
-        "sns.amazonaws.com",
+
+def alarm_arn_pattern(region: str, account_id: str, name_prefix: str) -> str:
+    """ARN pattern of this migration's alarms in `region` (every alarm name starts with the prefix)."""
+    return f"arn:{partition(region)}:cloudwatch:{region}:{account_id}:alarm:{name_prefix}*"
+
+
+def key_policy(account_id: str, region: str, *, alarm_name_prefix: str, log_group: str | None = None) -> dict[str, Any]:
+    """Root of the account administers the key and delegates to IAM: S3, DynamoDB, Lambda and S3 replication
+    use it with their callers' IAM permissions (kms:ViaService in the roles' policies), and SNS encrypts with
+    the publisher's. Only two services act as themselves, each pinned to what is ours: CloudWatch Logs for
+    our log group (its encryption context), and CloudWatch alarms for our alarms publishing to the encrypted
+    topic (aws:SourceArn + aws:SourceAccount, against the confused deputy)."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": ROOT_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition(region)}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
     ]
+    if log_group:
+        statements.append(
+            {
+                "Sid": LOGS_SID,
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": list(LOGS_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn(region, account_id, log_group)}
+                },
+            }
+        )
+    statements.append(
+        {
+            "Sid": ALARMS_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": list(ALARM_ACTIONS),
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": alarm_arn_pattern(region, account_id, alarm_name_prefix)},
+                "StringEquals": {"aws:SourceAccount": account_id},
+            },
+        }
+    )
+    return {"Version": "2012-10-17", "Id": "region-migration-key-policy", "Statement": statements}
 
 
-def key_policy(account_id: str, region: str) -> dict[str, Any]:
-    """Root of the account administers the key (so IAM policies keep working and nobody is locked out);
-    the listed service principals may only use it."""
-    return {
-        "Version": "2012-10-17",
-        "Id": "region-migration-key-policy",
-        "Statement": [
-            {
-                "Sid": ROOT_SID,
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition(region)}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": SERVICE_SID,
-                "Effect": "Allow",
-                "Principal": {"Service": service_principals(region)},
-                "Action": list(USE_ACTIONS),
-                "Resource": "*",
-            },
-        ],
-    }
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, dict)) else list(value)
+
+
+def service_grants(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Service principal -> {sid, actions, conditions} of each statement naming one (read back for the report)."""
+    out: dict[str, dict[str, Any]] = {}
+    for st in _as_list(policy.get("Statement")):
+        principal = st.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        for service in services:
+            out[str(service)] = {
+                "sid": st.get("Sid"),
+                "actions": sorted(str(a) for a in _as_list(st.get("Action"))),
+                "conditions": st.get("Condition") or {},
+            }
+    return out
 
 
 def _canon(value: Any) -> Any:
@@ -135,12 +176,30 @@ def _find_orphan(kms: Any, cfg: MigrationConfig, name: str) -> str | None:
 
 def ensure_key(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
     """Create or converge the migration CMK (rotation, key policy, alias, tags); return it read back."""
+    names = resource_names(cfg)
     region = cfg.targetRegion
+    policy = key_policy(account_id, region, alarm_name_prefix=alarm_prefix(cfg), log_group=names.log_group)
+    description = f"region-migration CMK for {cfg.migrationBatch} ({cfg.sourceRegion} -> {region})"
+    return _ensure(backend, cfg, region, names.kms_alias, policy, description)
+
+
+def ensure_source_key(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
+    """The source region's own key, for the alert topic of the S3 replication alarms there: CloudWatch
+    cannot publish to a topic under the AWS managed key (its policy cannot grant cloudwatch.amazonaws.com),
+    and a key serves only its own region. It encrypts alert messages only, never data."""
+    region = cfg.sourceRegion
+    policy = key_policy(account_id, region, alarm_name_prefix=alarm_prefix(cfg))
+    description = f"region-migration alert topic key for {cfg.migrationBatch} (source region {region})"
+    return _ensure(backend, cfg, region, resource_names(cfg).source_kms_alias, policy, description)
+
+
+def _ensure(
+    backend: Backend, cfg: MigrationConfig, region: str, alias: str, want_policy: dict[str, Any], description: str
+) -> dict[str, Any]:
+    """Create or converge one key of this migration behind `alias` in `region`."""
     kms = backend.client("kms", region)
-    alias = resource_names(cfg).kms_alias
     name = alias.removeprefix("alias/")
     want_tags = {**cfg.tags(), NAME_TAG: name}
-    want_policy = key_policy(account_id, region)
     created = False
     repaired: list[str] = []
 
@@ -157,7 +216,7 @@ def ensure_key(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[
         key_id = _find_orphan(kms, cfg, name)
         if key_id is None:
             meta = kms.create_key(
-                Description=f"region-migration CMK for {cfg.migrationBatch} ({cfg.sourceRegion} -> {region})",
+                Description=description,
                 KeyUsage="ENCRYPT_DECRYPT",
                 KeySpec="SYMMETRIC_DEFAULT",
                 Policy=json.dumps(want_policy),
@@ -219,5 +278,6 @@ def describe_key(backend: Backend, region: str, alias: str) -> dict[str, Any]:
         "keyManager": meta.get("KeyManager"),
         "keySpec": meta.get("KeySpec"),
         "policyStatements": [s.get("Sid") for s in statements],
+        "serviceGrants": service_grants(policy),
         "tags": _tags(kms, key_id),
     }

@@ -1,4 +1,6 @@
-"""The KMS-encrypted SNS topic that receives alerts (failed tasks, alarms, Lambda dead letters)."""
+"""The KMS-encrypted SNS topics that receive alerts: the target region's (failed tasks, alarms, Lambda dead
+letters) and the source region's (the S3 replication alarms there: an alarm's SNS action must be in its own
+region, so they cannot use the target topic)."""
 
 from __future__ import annotations
 
@@ -26,13 +28,22 @@ def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
 
 
 def ensure_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
-    """Create or converge the alert topic (CMK encryption, tags); return it read back plus created/repaired.
+    """Create or converge the target-region alert topic under the migration CMK."""
+    return _ensure(backend, cfg, cfg.targetRegion, resource_names(cfg).topic, kms_key_arn)
+
+
+def ensure_source_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
+    """Create or converge the source-region alert topic under the source region's own key (nothing is
+    subscribed: the user subscribes the on-call endpoints)."""
+    return _ensure(backend, cfg, cfg.sourceRegion, resource_names(cfg).source_topic, kms_key_arn)
+
+
+def _ensure(backend: Backend, cfg: MigrationConfig, region: str, name: str, kms_key_arn: str) -> dict[str, Any]:
+    """Create or converge one alert topic (CMK encryption, tags); return it read back plus created/repaired.
 
     CreateTopic is idempotent in AWS, so we look first: that tells us whether we created it and lets us
     refuse a same-named topic someone else owns instead of silently adopting it.
     """
-    region = cfg.targetRegion
-    name = resource_names(cfg).topic
     sns = backend.client("sns", region)
     account_id = backend.client("sts", region).get_caller_identity()["Account"]
     arn = topic_arn(region, account_id, name)

@@ -122,6 +122,20 @@ def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> l
     return diffs
 
 
+def source_region_changes(source: dict[str, Any]) -> list[str]:
+    """What provisioning created or repaired in the source region (the alert key and topic of the S3
+    replication alarms), as sourceChanges lines; teardown removes both."""
+    lines: list[str] = []
+    for what, item in (("KMS key", source.get("kms") or {}), ("SNS topic", source.get("sns") or {})):
+        name = item.get("alias") or item.get("name") or item.get("arn")
+        where = f"{what} {name} in {item.get('region')}"
+        if item.get("created"):
+            lines.append(f"created {where} (alerts of the S3 replication alarms)")
+        elif item.get("repaired"):
+            lines.append(f"repaired {where}: {', '.join(item['repaired'])}")
+    return lines
+
+
 def next_steps(report: dict[str, Any]) -> list[str]:
     """Next steps that follow from the measured state, not a fixed list."""
     steps: list[str] = []
@@ -157,6 +171,9 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     steps.append(
         f"Subscribe the on-call endpoints to the alert topic {(report['resources'].get('sns') or {}).get('arn', '')}."
     )
+    source_topic = ((report["resources"].get("sourceRegion") or {}).get("sns") or {}).get("arn")
+    if source_topic:
+        steps.append(f"Subscribe them to the source-region topic {source_topic} too (S3 replication alarms).")
     return steps
 
 
@@ -306,6 +323,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     ):
         if item:
             lines.append(f"| {kind} | {item.get('alias') or item.get('name', '')} | {item.get('arn', '')} |")
+    for kind, item in (("KMS key", "kms"), ("SNS topic", "sns")):
+        src = (res.get("sourceRegion") or {}).get(item)
+        if src:
+            name = src.get("alias") or src.get("name", "")
+            lines.append(f"| {kind} (source region {src.get('region')}) | {name} | {src.get('arn', '')} |")
     for role in (res.get("iam") or {}).values():
         lines.append(f"| IAM role | {role.get('name', '')} | {role.get('arn', '')} |")
     lines.append(f"| CloudWatch alarms | {len(res.get('alarms') or [])} alarms | |")
@@ -328,6 +350,7 @@ def backend_gaps(report: dict[str, Any]) -> list[str]:
     res = report["resources"]
     entries = [*res.get("s3Buckets", []), *res.get("dynamodbTables", [])]
     entries += [res.get(k) or {} for k in ("kms", "sns", "lambda", "checkpoints", "dashboard")]
+    entries += list((res.get("sourceRegion") or {}).values())
     entries += [b.get("replication") or {} for b in res.get("s3Buckets", [])]
     for entry in entries:
         name = entry.get("name") or entry.get("bucket") or entry.get("alias") or "?"
@@ -370,6 +393,15 @@ def resource_rows(report: dict[str, Any]) -> list[dict[str, str]]:
                     "status": "provisioned",
                 }
             )
+    for kind, item in (res.get("sourceRegion") or {}).items():
+        rows.append(
+            {
+                "type": f"{kind} (source region)",
+                "name": str(item.get("alias") or item.get("name", "")),
+                "arn": str(item.get("arn", "")),
+                "status": "provisioned",
+            }
+        )
     for role in (res.get("iam") or {}).values():
         rows.append(
             {

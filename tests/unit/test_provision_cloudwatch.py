@@ -179,3 +179,67 @@ def test_put_lag_metric(backend: Backend, cfg: MigrationConfig) -> None:
     assert [(m["MetricName"], m["Dimensions"]) for m in metrics] == [
         (cwm.LAG_METRIC, [{"Name": "TableName", "Value": target_table}])
     ]
+
+
+def test_provisioning_gives_the_source_region_alarms_their_own_topic(
+    prefect_harness: None, backend: Backend, cfg: MigrationConfig
+) -> None:
+    """Item 12 at flow level: provisioning creates the source-region key and topic and wires every S3
+    replication alarm (source region) to that topic, the others to the target topic; a re-run creates
+    nothing; a tables-only migration makes nothing in the source region."""
+    from prefect import flow
+
+    from flows.migrate import provision
+    from tasks.provision.iam import account_id
+    from tasks.report.build import source_region_changes
+
+    src_s3 = backend.client("s3", SOURCE)
+    for bucket in cfg.s3Buckets:
+        src_s3.create_bucket(Bucket=bucket.name)
+    users = cfg.dynamodbTables[1]
+    backend.client("dynamodb", SOURCE).create_table(
+        TableName=users.name,
+        KeySchema=[{"AttributeName": "userId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "userId", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    )
+    cfg = cfg.model_copy(update={"dynamodbTables": [users]})
+    account = account_id(backend, TARGET)
+
+    @flow
+    def provision_only(which: str) -> dict:
+        return provision(backend, cfg if which == "all" else tables_only, account)
+
+    tables_only = cfg.model_copy(update={"s3Buckets": [], "timestamp": "20270101"})
+    res = provision_only("all")
+    names = resource_names(cfg)
+    source = res["sourceRegion"]
+    assert source["kms"]["alias"] == names.source_kms_alias and source["kms"]["region"] == SOURCE
+    assert source["sns"]["name"] == names.source_topic and source["sns"]["region"] == SOURCE
+    assert source["kms"]["created"] is True and source["sns"]["created"] is True
+    src_topic, tgt_topic = source["sns"]["arn"], res["sns"]["arn"]
+    assert src_topic.startswith(f"arn:aws:sns:{SOURCE}:") and source["sns"]["kmsMasterKeyId"] == source["kms"]["arn"]
+    # Read back from CloudWatch in each region, not from our return value.
+    prefix = cwm.alarm_prefix(cfg)
+    src_alarms = backend.client("cloudwatch", SOURCE).describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    assert len(src_alarms) == 2 * len(cfg.s3Buckets)
+    assert all(a["AlarmActions"] == [src_topic] and a["OKActions"] == [src_topic] for a in src_alarms)
+    tgt_alarms = backend.client("cloudwatch", TARGET).describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    assert tgt_alarms and all(a["AlarmActions"] == [tgt_topic] for a in tgt_alarms)
+    assert not [a for a in res["alarms"] if "error" in a or not a["actions"]]
+    # The report lists both as source-region changes of this migration (teardown removes them).
+    assert source_region_changes(source) == [
+        f"created KMS key {names.source_kms_alias} in {SOURCE} (alerts of the S3 replication alarms)",
+        f"created SNS topic {names.source_topic} in {SOURCE} (alerts of the S3 replication alarms)",
+    ]
+
+    again = provision_only("all")
+    assert again["sourceRegion"]["kms"]["created"] is False and again["sourceRegion"]["kms"]["repaired"] == []
+    assert again["sourceRegion"]["sns"]["created"] is False and again["sourceRegion"]["sns"]["repaired"] == []
+    assert not any(a["created"] or a["repaired"] for a in again["alarms"])
+    assert source_region_changes(again["sourceRegion"]) == []
+    assert len(backend.client("kms", SOURCE).list_keys()["Keys"]) == 1
+    assert len(backend.client("sns", SOURCE).list_topics()["Topics"]) == 1
+
+    assert provision_only("tables")["sourceRegion"] == {}
+    assert len(backend.client("kms", SOURCE).list_keys()["Keys"]) == 1

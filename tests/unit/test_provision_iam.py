@@ -154,3 +154,37 @@ def test_foreign_role_is_a_collision(backend: Backend, cfg: MigrationConfig) -> 
     )
     with pytest.raises(CollisionError, match=name):
         iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)
+
+
+def test_replication_kms_statements_follow_the_s3_replication_docs(backend: Backend, cfg: MigrationConfig) -> None:
+    """S3 User Guide, replicating encrypted objects: kms:Decrypt of source objects only via S3 in the source
+    region for the source buckets' objects, kms:Encrypt of replicas only via S3 in the destination region for
+    the destination buckets' objects; with S3 Bucket Keys the context is the bucket ARN, so both forms are
+    listed. The conditions must survive the round trip through IAM."""
+    names = resource_names(cfg)
+    src = sorted(f"arn:aws:s3:::{b}" for b in names.buckets)
+    dst = sorted(f"arn:aws:s3:::{b}" for b in names.buckets.values())
+    out = iam.ensure_replication_role(backend, cfg, KEY)
+    doc = backend.client("iam", "eu-west-1").get_role_policy(RoleName=out["name"], PolicyName=iam.POLICY_NAME)
+    stored = doc["PolicyDocument"]
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    kms_statements = {s["Sid"]: s for s in stored["Statement"] if any(a.startswith("kms:") for a in s["Action"])}
+    assert sorted(kms_statements) == ["DecryptSourceObjectsViaS3", "EncryptReplicasWithTargetKey"]
+
+    decrypt = kms_statements["DecryptSourceObjectsViaS3"]
+    assert decrypt["Action"] == ["kms:Decrypt"]
+    assert decrypt["Resource"] == [SOURCE_KMS_PATTERN]
+    assert decrypt["Condition"]["StringEquals"] == {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+    assert sorted(decrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]) == sorted(
+        src + [f"{a}/*" for a in src]
+    )
+
+    encrypt = kms_statements["EncryptReplicasWithTargetKey"]
+    assert "kms:Encrypt" in encrypt["Action"] and "kms:Decrypt" not in encrypt["Action"]
+    assert encrypt["Resource"] == [KEY]
+    assert encrypt["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+    assert sorted(encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]) == sorted(
+        dst + [f"{a}/*" for a in dst]
+    )
+    # No KMS statement without both conditions.
+    assert all({"kms:ViaService"} <= set(s["Condition"]["StringEquals"]) for s in kms_statements.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -11,7 +12,18 @@ from config.model import MigrationConfig
 from tasks.aws import Backend
 from tasks.errors import CollisionError
 from tasks.names import resource_names
-from tasks.provision.kms import ROOT_SID, SERVICE_SID, ensure_key, key_policy, policies_equal
+from tasks.provision import cloudwatch
+from tasks.provision.cloudwatch import alarm_prefix
+from tasks.provision.kms import (
+    ALARMS_SID,
+    LOGS_SID,
+    ROOT_SID,
+    ensure_key,
+    ensure_source_key,
+    key_policy,
+    policies_equal,
+    service_grants,
+)
 
 ACCOUNT = "123456789012"
 TARGET = "eu-west-1"
@@ -21,32 +33,96 @@ def kms(backend: Backend) -> Any:
     return backend.client("kms", TARGET)
 
 
-def test_key_policy_root_admin_and_service_use_only() -> None:
-    policy = key_policy(ACCOUNT, TARGET)
-    root, services = policy["Statement"]
+def _policy(cfg: MigrationConfig, region: str = TARGET, log_group: bool = True) -> dict[str, Any]:
+    names = resource_names(cfg)
+    return key_policy(
+        ACCOUNT, region, alarm_name_prefix=alarm_prefix(cfg), log_group=names.log_group if log_group else None
+    )
+
+
+# The policy every key had before issue 8: six service principals, no conditions.
+OLD_SERVICES = [
+    "cloudwatch.amazonaws.com",
+    "dynamodb.amazonaws.com",
+    "lambda.amazonaws.com",
+    f"logs.{TARGET}.amazonaws.com",
+    "s3.amazonaws.com",
+    "sns.amazonaws.com",
+]
+
+
+def _old_policy() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": ROOT_SID,
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AllowUseByMigrationServices",
+                "Effect": "Allow",
+                "Principal": {"Service": OLD_SERVICES},
+                "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def test_key_policy_grants_services_only_what_is_ours(cfg: MigrationConfig) -> None:
+    """Root delegates to IAM; only CloudWatch Logs (our log group) and CloudWatch alarms (ours, this account)
+    act as themselves, each under conditions; S3, DynamoDB, Lambda and SNS get no principal grant."""
+    names = resource_names(cfg)
+    policy = _policy(cfg)
+    root = policy["Statement"][0]
     assert root["Sid"] == ROOT_SID
     assert root["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     assert (root["Action"], root["Resource"], root["Effect"]) == ("kms:*", "*", "Allow")
-    assert services["Sid"] == SERVICE_SID
-    assert set(services["Principal"]) == {"Service"}
-    assert sorted(services["Principal"]["Service"]) == [
-        "cloudwatch.amazonaws.com",
-        "dynamodb.amazonaws.com",
-        "lambda.amazonaws.com",
-        "logs.eu-west-1.amazonaws.com",
-        "s3.amazonaws.com",
-        "sns.amazonaws.com",
-    ]
-    assert sorted(services["Action"]) == sorted(
-        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    assert [s for s in policy["Statement"][1:] if "AWS" in s["Principal"]] == []
+
+    grants = service_grants(policy)
+    assert sorted(grants) == ["cloudwatch.amazonaws.com", f"logs.{TARGET}.amazonaws.com"]
+    assert all(s.get("Condition") for s in policy["Statement"][1:])  # no unconditioned service grant
+
+    logs = grants[f"logs.{TARGET}.amazonaws.com"]
+    assert logs["sid"] == LOGS_SID
+    group_arn = f"arn:aws:logs:{TARGET}:{ACCOUNT}:log-group:/aws/lambda/{names.lambda_function}"
+    assert logs["conditions"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}}
+
+    alarms = grants["cloudwatch.amazonaws.com"]
+    assert alarms["sid"] == ALARMS_SID
+    assert alarms["actions"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    pattern = alarms["conditions"]["ArnLike"]["aws:SourceArn"]
+    assert pattern == f"arn:aws:cloudwatch:{TARGET}:{ACCOUNT}:alarm:migration-alarm-eu-20261128-dev-*"
+    assert alarms["conditions"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    # Every alarm this migration creates in the target region matches; another environment's does not.
+    specs = cloudwatch.alarm_specs(cfg, names, list(names.buckets), "rule")
+    for spec in specs:
+        if cloudwatch.alarm_region(cfg, spec) == TARGET:
+            assert fnmatchcase(f"arn:aws:cloudwatch:{TARGET}:{ACCOUNT}:alarm:{spec['AlarmName']}", pattern)
+    other = cfg.model_copy(update={"environmentSuffix": "prod"})
+    theirs = cloudwatch.alarm_specs(other, resource_names(other), list(names.buckets), "rule")[0]["AlarmName"]
+    assert not fnmatchcase(f"arn:aws:cloudwatch:{TARGET}:{ACCOUNT}:alarm:{theirs}", pattern)
+
+    # The source region's key: root + our alarms there, nothing else.
+    source = service_grants(_policy(cfg, "us-east-1", log_group=False))
+    assert list(source) == ["cloudwatch.amazonaws.com"]
+    assert source["cloudwatch.amazonaws.com"]["conditions"]["ArnLike"]["aws:SourceArn"].startswith(
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:migration-alarm-"
     )
-    # No wildcard action outside the root statement.
-    assert "kms:*" not in services["Action"] and "*" not in services["Action"]
-    assert key_policy(ACCOUNT, "cn-north-1")["Statement"][0]["Principal"]["AWS"].startswith("arn:aws-cn:")
+    china = _policy(cfg, "cn-north-1")
+    assert china["Statement"][0]["Principal"]["AWS"].startswith("arn:aws-cn:")
+    assert service_grants(china)["logs.cn-north-1.amazonaws.com"]["conditions"]["ArnEquals"][
+        "kms:EncryptionContext:aws:logs:arn"
+    ].startswith("arn:aws-cn:logs:cn-north-1:")
 
 
-def test_policies_equal_ignores_order_and_one_item_lists() -> None:
-    a = key_policy(ACCOUNT, TARGET)
+def test_policies_equal_ignores_order_and_one_item_lists(cfg: MigrationConfig) -> None:
+    a = _old_policy()
     b = json.loads(json.dumps(a))
     b["Statement"].reverse()
     b["Statement"][1]["Action"] = [b["Statement"][1]["Action"]]  # root: "kms:*" -> ["kms:*"]
@@ -55,6 +131,7 @@ def test_policies_equal_ignores_order_and_one_item_lists() -> None:
     assert policies_equal(a, b)
     b["Statement"][0]["Principal"]["Service"].append("ec2.amazonaws.com")
     assert not policies_equal(a, b)
+    assert not policies_equal(_old_policy(), _policy(cfg))
 
 
 def test_ensure_key_creates_everything_and_reads_it_back(backend: Backend, cfg: MigrationConfig) -> None:
@@ -64,7 +141,8 @@ def test_ensure_key_creates_everything_and_reads_it_back(backend: Backend, cfg: 
     assert out["alias"] == alias == "alias/migration-key-eu-20261128-dev"
     assert out["rotationEnabled"] is True
     assert out["keyState"] == "Enabled" and out["keyManager"] == "CUSTOMER"
-    assert out["policyStatements"] == [ROOT_SID, SERVICE_SID]
+    assert out["policyStatements"] == [ROOT_SID, LOGS_SID, ALARMS_SID]
+    assert sorted(out["serviceGrants"]) == ["cloudwatch.amazonaws.com", f"logs.{TARGET}.amazonaws.com"]
     assert out["arn"].startswith(f"arn:aws:kms:{TARGET}:{ACCOUNT}:key/")
 
     # Straight from moto, not from our return value.
@@ -74,10 +152,11 @@ def test_ensure_key_creates_everything_and_reads_it_back(backend: Backend, cfg: 
     assert meta["KeyUsage"] == "ENCRYPT_DECRYPT"
     assert client.get_key_rotation_status(KeyId=out["keyId"])["KeyRotationEnabled"] is True
     stored = json.loads(client.get_key_policy(KeyId=out["keyId"], PolicyName="default")["Policy"])
-    assert policies_equal(stored, key_policy(ACCOUNT, TARGET))
+    assert policies_equal(stored, _policy(cfg))
+    assert service_grants(stored) == out["serviceGrants"]  # the conditions survive the round trip
     tags = {t["TagKey"]: t["TagValue"] for t in client.list_resource_tags(KeyId=out["keyId"])["Tags"]}
     assert cfg.tags().items() <= tags.items()
-    assert backend.client("kms", "us-east-1").list_keys()["Keys"] == []  # nothing in the source region
+    assert backend.client("kms", "us-east-1").list_keys()["Keys"] == []  # the target key: nothing in the source
 
 
 def test_ensure_key_twice_creates_nothing_new(backend: Backend, cfg: MigrationConfig) -> None:
@@ -95,8 +174,8 @@ def test_ensure_key_repairs_rotation_and_policy(backend: Backend, cfg: Migration
     first = ensure_key(backend, cfg, ACCOUNT)
     client = kms(backend)
     client.disable_key_rotation(KeyId=first["keyId"])
-    loose = key_policy(ACCOUNT, TARGET)
-    loose["Statement"][1]["Principal"]["Service"].append("ec2.amazonaws.com")
+    loose = _policy(cfg)
+    del loose["Statement"][2]["Condition"]["StringEquals"]  # aws:SourceAccount dropped
     client.put_key_policy(KeyId=first["keyId"], PolicyName="default", Policy=json.dumps(loose))
 
     out = ensure_key(backend, cfg, ACCOUNT)
@@ -104,7 +183,39 @@ def test_ensure_key_repairs_rotation_and_policy(backend: Backend, cfg: Migration
     assert sorted(out["repaired"]) == ["keyPolicy", "rotation"]
     assert client.get_key_rotation_status(KeyId=first["keyId"])["KeyRotationEnabled"] is True
     stored = json.loads(client.get_key_policy(KeyId=first["keyId"], PolicyName="default")["Policy"])
-    assert policies_equal(stored, key_policy(ACCOUNT, TARGET))
+    assert policies_equal(stored, _policy(cfg))
+
+
+def test_key_with_the_old_unconditioned_policy_is_tightened(backend: Backend, cfg: MigrationConfig) -> None:
+    """A key provisioned before issue 8 (six service principals, no conditions) is repaired on the next run."""
+    first = ensure_key(backend, cfg, ACCOUNT)
+    client = kms(backend)
+    client.put_key_policy(KeyId=first["keyId"], PolicyName="default", Policy=json.dumps(_old_policy()))
+    out = ensure_key(backend, cfg, ACCOUNT)
+    assert out["repaired"] == ["keyPolicy"]
+    stored = json.loads(client.get_key_policy(KeyId=first["keyId"], PolicyName="default")["Policy"])
+    assert sorted(service_grants(stored)) == ["cloudwatch.amazonaws.com", f"logs.{TARGET}.amazonaws.com"]
+    assert ensure_key(backend, cfg, ACCOUNT)["repaired"] == []
+
+
+def test_source_key_is_its_own_tagged_idempotent_key(backend: Backend, cfg: MigrationConfig) -> None:
+    """The source-region alert key: named from tasks.names, in the source region, tagged, rotated, policy =
+    root + our alarms there; a re-run creates nothing."""
+    target = ensure_key(backend, cfg, ACCOUNT)
+    out = ensure_source_key(backend, cfg, ACCOUNT)
+    alias = resource_names(cfg).source_kms_alias
+    assert out["created"] is True and out["alias"] == alias and out["region"] == "us-east-1"
+    assert out["arn"].startswith(f"arn:aws:kms:us-east-1:{ACCOUNT}:key/") and out["keyId"] != target["keyId"]
+    assert out["rotationEnabled"] is True and out["policyStatements"] == [ROOT_SID, ALARMS_SID]
+    src = backend.client("kms", "us-east-1")
+    stored = json.loads(src.get_key_policy(KeyId=out["keyId"], PolicyName="default")["Policy"])
+    assert policies_equal(stored, _policy(cfg, "us-east-1", log_group=False))
+    tags = {t["TagKey"]: t["TagValue"] for t in src.list_resource_tags(KeyId=out["keyId"])["Tags"]}
+    assert cfg.tags().items() <= tags.items()
+    keys = src.list_keys()["Keys"]
+    again = ensure_source_key(backend, cfg, ACCOUNT)
+    assert again["created"] is False and again["repaired"] == [] and again["keyId"] == out["keyId"]
+    assert src.list_keys()["Keys"] == keys
 
 
 def test_ensure_key_reenables_a_disabled_key(backend: Backend, cfg: MigrationConfig) -> None:

@@ -10,7 +10,8 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, tag_dict
 from tasks.errors import CollisionError
 from tasks.names import resource_names
-from tasks.provision.sns import ensure_topic, topic_arn
+from tasks.provision.kms import ensure_source_key
+from tasks.provision.sns import ensure_source_topic, ensure_topic, topic_arn
 
 TARGET = "eu-west-1"
 
@@ -67,3 +68,21 @@ def test_foreign_topic_with_our_name_is_a_collision(backend: Backend, cfg: Migra
     with pytest.raises(CollisionError) as exc:
         ensure_topic(backend, cfg, new_key(backend))
     assert resource_names(cfg).topic in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_source_topic_lives_in_the_source_region_under_its_own_key(backend: Backend, cfg: MigrationConfig) -> None:
+    """The S3 replication alarms' topic: in the source region (an alarm's action must be in its region),
+    encrypted with the source region's own key, tagged, subscribed to nothing, found again on a re-run."""
+    key = ensure_source_key(backend, cfg, "123456789012")["arn"]
+    out = ensure_source_topic(backend, cfg, key)
+    name = resource_names(cfg).source_topic
+    assert out["created"] is True and out["region"] == "us-east-1" and out["name"] == name
+    assert out["arn"] == f"arn:aws:sns:us-east-1:123456789012:{name}"
+    src = backend.client("sns", "us-east-1")
+    assert src.get_topic_attributes(TopicArn=out["arn"])["Attributes"]["KmsMasterKeyId"] == key
+    assert tag_dict(src.list_tags_for_resource(ResourceArn=out["arn"])["Tags"]) == cfg.tags()
+    assert src.list_subscriptions_by_topic(TopicArn=out["arn"])["Subscriptions"] == []
+    assert sns(backend).list_topics()["Topics"] == []  # nothing in the target region
+    again = ensure_source_topic(backend, cfg, key)
+    assert again["created"] is False and again["repaired"] == []
+    assert [t["TopicArn"] for t in src.list_topics()["Topics"]] == [out["arn"]]

@@ -598,3 +598,76 @@ def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
             return {"Count": 0, "LastEvaluatedKey": {"pk": {"S": "x"}}}
 
     assert td._table_has_data(Pages(), "t")
+
+
+# ---------------------------------------------------------------- the source-region alert topic and key (item 12)
+
+
+def _source_alerts(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
+    """Target key + topic, the source-region key + topic, and the alarms wired to them, as provisioning does."""
+    account = iam.account_id(backend, TARGET)
+    key = kms.ensure_key(backend, cfg, account)["arn"]
+    topic = sns.ensure_topic(backend, cfg, key)["arn"]
+    source_key = kms.ensure_source_key(backend, cfg, account)
+    source_topic = sns.ensure_source_topic(backend, cfg, source_key["arn"])["arn"]
+    cloudwatch.ensure_alarms(backend, cfg, topic, replication_rule_id(cfg), source_topic_arn=source_topic)
+    return {"key": key, "sourceKey": source_key, "sourceTopic": source_topic}
+
+
+def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cfg: MigrationConfig) -> None:
+    """Teardown shows and removes the source-region topic (after the alarms publishing to it) and its key
+    (alias deleted, key scheduled for deletion), even while target data and its key are kept."""
+    names = resource_names(cfg)
+    made = _source_alerts(backend, cfg)
+    s3.ensure_bucket(backend, cfg, cfg.s3Buckets[0], made["key"])
+    backend.client("s3", TARGET).put_object(Bucket=names.buckets[cfg.s3Buckets[0].name], Key="k", Body=b"v")
+
+    found = td.discover(backend, cfg)
+    plan = td.teardown_plan(cfg, found)
+    topic = _by(plan, "source-sns-topic")[names.source_topic]
+    assert (topic["action"], topic["region"], topic["phase"], topic["arn"]) == (
+        "delete",
+        SOURCE,
+        "final",
+        made["sourceTopic"],
+    )
+    assert _by(plan, "source-kms-alias")[names.source_kms_alias]["action"] == "delete-alias"
+    key = _by(plan, "source-kms-key")[names.source_kms_alias]
+    assert (key["action"], key["region"], key["keyId"]) == ("schedule-key-deletion", SOURCE, made["sourceKey"]["keyId"])
+    order = [a["resource"] for a in plan]
+    last_alarm = max(i for i, r in enumerate(order) if r == "cloudwatch-alarm")
+    positions = [order.index(r) for r in ("source-sns-topic", "source-kms-alias", "source-kms-key")]
+    assert last_alarm < positions[0] < positions[1] < positions[2]
+    text = td.format_plan(plan, found)
+    assert f"{names.source_topic} ({SOURCE})" in text and f"{names.source_kms_alias} ({SOURCE})" in text
+
+    results = td.execute(backend, cfg, plan, delete_target_data=False)
+    status = {(r["resource"], r["name"]): r["status"] for r in results}
+    assert status[("source-sns-topic", names.source_topic)] == td.REMOVED
+    assert status[("source-kms-alias", names.source_kms_alias)] == td.REMOVED
+    assert status[("source-kms-key", names.source_kms_alias)].startswith("scheduled for deletion on ")
+    assert status[("kms-key", names.kms_alias)] == td.KEPT_KEY  # the target key stays with the kept data
+    # Measured on moto: topic and alias gone, key pending deletion, no source-region alarm left.
+    src_kms = backend.client("kms", SOURCE)
+    assert backend.client("sns", SOURCE).list_topics()["Topics"] == []
+    assert [a for a in src_kms.list_aliases()["Aliases"] if a["AliasName"] == names.source_kms_alias] == []
+    meta = src_kms.describe_key(KeyId=made["sourceKey"]["keyId"])["KeyMetadata"]
+    assert meta["KeyState"] == "PendingDeletion"
+    cw = backend.client("cloudwatch", SOURCE)
+    assert cw.describe_alarms(AlarmNamePrefix=cloudwatch.alarm_prefix(cfg))["MetricAlarms"] == []
+
+    again = td.discover(backend, cfg)
+    replan = td.teardown_plan(cfg, again)
+    assert [a for a in replan if a["resource"].startswith("source-") and a["phase"] == "final"] == []
+    assert f"{made['sourceKey']['keyId']} ({SOURCE}) is already scheduled for deletion" in td.format_plan(replan, again)
+    assert td.succeeded(td.execute(backend, cfg, replan, delete_target_data=False))
+
+
+def test_foreign_source_topic_with_our_name_is_never_touched(backend: Backend, cfg: MigrationConfig) -> None:
+    names = resource_names(cfg)
+    theirs = backend.client("sns", SOURCE).create_topic(Name=names.source_topic)["TopicArn"]
+    plan = td.teardown_plan(cfg, td.discover(backend, cfg))
+    assert _by(plan, "source-sns-topic")[names.source_topic]["action"] == "skip"
+    results = td.execute(backend, cfg, plan, delete_target_data=False)
+    assert {r["status"] for r in results if r["resource"] == "source-sns-topic"} == {td.SKIPPED}
+    assert [t["TopicArn"] for t in backend.client("sns", SOURCE).list_topics()["Topics"]] == [theirs]
