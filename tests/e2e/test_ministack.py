@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.ministack]
 
 SOURCE, TARGET = "us-east-1", "eu-west-1"
 BUCKET, TABLE = "ms-bucket", "ms-table"
