@@ -111,6 +111,9 @@ def everything(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "buckets": sorted(b["Name"] for b in client(url, "s3", SOURCE).list_buckets()["Buckets"]),
         "roles": sorted(r["RoleName"] for r in client(url, "iam", SOURCE).list_roles()["Roles"]),
+        "policies": sorted(
+            p["PolicyName"] for p in client(url, "iam", SOURCE).list_policies(Scope="Local")["Policies"]
+        ),
     }
     for region in (SOURCE, TARGET):
         kms = client(url, "kms", region)
@@ -126,6 +129,9 @@ def everything(url: str) -> dict[str, Any]:
             ),
             "functions": sorted(f["FunctionName"] for f in client(url, "lambda", region).list_functions()["Functions"]),
             "topics": sorted(t["TopicArn"] for t in client(url, "sns", region).list_topics()["Topics"]),
+            "subscriptions": sorted(
+                x["SubscriptionArn"] for x in client(url, "sns", region).list_subscriptions()["Subscriptions"]
+            ),
             "logGroups": sorted(
                 g["logGroupName"] for g in client(url, "logs", region).describe_log_groups()["logGroups"]
             ),
@@ -265,7 +271,8 @@ def test_writes_on_the_source_then_sync_converge(chain: dict[str, Any]) -> None:
     assert bucket_state(url, TARGET, TARGET_BUCKET) == source_now[0]
     assert table_state(url, TARGET, TARGET_TABLE) == source_now[1]
     # MiniStack replicates the two new writes itself, without SSE-KMS: the catch-up must put them under the key.
-    assert not_under_key(url, key_arn) == {}
+    wrong = not_under_key(url, key_arn)
+    assert wrong == {}, f"target objects not under the migration key after sync (key: (SSE, key id)): {wrong}"
 
 
 def test_teardown_removes_everything_of_ours_and_undoes_the_source_changes(chain: dict[str, Any]) -> None:
@@ -279,13 +286,14 @@ def test_teardown_removes_everything_of_ours_and_undoes_the_source_changes(chain
 
     left = everything(url)
     assert left["buckets"] == [BUCKET]
-    assert left["roles"] == []
+    assert left["roles"] == [] and left["policies"] == []
     assert left[SOURCE] == {
         "tables": [TABLE],
         "liveKeys": [],
         "aliases": [],
         "functions": [],
         "topics": [],
+        "subscriptions": [],
         "logGroups": [],
         "alarms": [],
         "dashboards": [],
@@ -296,6 +304,7 @@ def test_teardown_removes_everything_of_ours_and_undoes_the_source_changes(chain
         "aliases": [],
         "functions": [],
         "topics": [],
+        "subscriptions": [],
         "logGroups": [],
         "alarms": [],
         "dashboards": [],
