@@ -38,7 +38,7 @@ CONFIG = {
 
 
 def client(url: str, service: str, region: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # any service name, one credentials pair
         service, endpoint_url=url, region_name=region, aws_access_key_id="test", aws_secret_access_key="test"
     )
 
