@@ -44,10 +44,9 @@ def client(url: str, service: str, region: str) -> Any:
 
 
 def cli(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
-    return proc
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:
@@ -212,8 +211,8 @@ def test_migrate_reaches_go_with_data_equal_under_the_key_and_the_lambda_execute
 
     # Every target object under the migration's key, from a HEAD of each.
     key_arn = report["resources"]["kms"]["arn"]
-    alias_arn = client(url, "kms", TARGET).describe_key(KeyId=report["resources"]["kms"]["alias"])["KeyMetadata"]
-    assert alias_arn["Arn"] == key_arn
+    by_alias = client(url, "kms", TARGET).describe_key(KeyId=report["resources"]["kms"]["alias"])["KeyMetadata"]
+    assert by_alias["Arn"] == key_arn
     assert not_under_key(url, key_arn) == {}
 
     # The validator really executed and passed: the report says so, and the function's own log shows the run.
