@@ -6,6 +6,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# MiniStack, the second emulator of the end-to-end tests, in a venv of its own: it pins botocore exactly, and it
+# runs Python Lambdas in its own interpreter, so boto3 is installed beside it (as real Lambda runtimes ship it).
+MINISTACK_VENV := .venv-ministack
+MINISTACK_VERSION := 1.5.33
+MINISTACK_BOTO3 := 1.43.106
+MINISTACK_STAMP := $(MINISTACK_VENV)/.installed-$(MINISTACK_VERSION)-$(MINISTACK_BOTO3)
+
 # The Prefect server of `make server`, and the one `make deploy` / `make worker` use: PREFECT_API_URL from the
 # environment or the active Prefect profile (`prefect config set PREFECT_API_URL=...`), else `make server`'s.
 PREFECT_HOST ?= 127.0.0.1
@@ -14,13 +21,23 @@ POOL ?= region-migration
 API_URL = $(BIN)/python -c 'from prefect.settings import PREFECT_API_URL as u; \
 	print(u.value() or "http://$(PREFECT_HOST):$(PREFECT_PORT)/api")'
 
-.PHONY: demo plan test lint typecheck bench blocks emulator-stop clean server deploy worker browser
+.PHONY: demo plan test lint typecheck bench blocks emulator-stop clean server deploy worker browser ministack
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+$(MINISTACK_STAMP):
+	rm -rf $(MINISTACK_VENV)
+	$(PY) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/pip install -q --upgrade pip
+	$(MINISTACK_VENV)/bin/pip install -q 'ministack==$(MINISTACK_VERSION)' 'boto3==$(MINISTACK_BOTO3)'
+	touch $@
+
+## Build MiniStack's own venv (tests/e2e/test_ministack.py starts $(MINISTACK_VENV)/bin/ministack).
+ministack: $(MINISTACK_STAMP)
 
 $(VENV)/.bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'
@@ -35,7 +52,7 @@ plan: $(STAMP)
 	$(BIN)/python -m flows.migrate --plan $(ARGS)
 
 ## Lint, type-check and run the whole test suite.
-test: $(STAMP) browser
+test: $(STAMP) $(MINISTACK_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy config flows tasks blocks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -86,4 +103,4 @@ worker: $(STAMP)
 	exec $(BIN)/prefect worker start --pool $(POOL) --type process
 
 clean:
-	rm -rf $(VENV) .state reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MINISTACK_VENV) .state reports .pytest_cache .mypy_cache .ruff_cache

@@ -1,11 +1,16 @@
-"""A moto server and a small seeded source for the end-to-end tests."""
+"""The emulators of the end-to-end tests (a moto server; MiniStack, the second one) and a small seeded source."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +19,8 @@ import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Built by `make ministack` (a dependency of `make test`): MiniStack pins botocore exactly, so it has its own venv.
+MINISTACK_BIN = ROOT / ".venv-ministack" / "bin" / "ministack"
 
 
 def _free_port() -> int:
@@ -41,6 +48,63 @@ def moto_url() -> Iterator[str]:
     yield url
     _reset(url)
     server.stop()
+
+
+def _ministack_answers(url: str, path: str, method: str = "GET") -> bool:
+    try:
+        req = urllib.request.Request(f"{url}{path}", method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def ministack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One MiniStack per session on a free loopback port, its state dir private to the session. A missing
+    binary fails loudly: CI runs `make test`, which builds it, so a skip would hide a broken setup."""
+    if not MINISTACK_BIN.exists():
+        raise RuntimeError(f"{MINISTACK_BIN} not found: run `make ministack` (part of `make test`) to build it")
+    state = tmp_path_factory.mktemp("ministack")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_", "PYTHON"))}
+    env.update(GATEWAY_PORT=str(port), BIND_HOST="127.0.0.1", STATE_DIR=str(state / "state"), PERSIST_STATE="0")
+    log_path = state / "ministack.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [str(MINISTACK_BIN)],
+            env=env,
+            cwd=state,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its Lambda workers are its children: one group to end at teardown
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _ministack_answers(url, "/_ministack/health"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"MiniStack did not answer {url}/_ministack/health; its log ends:\n{tail}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def ministack_url(ministack_server: str) -> Iterator[str]:
+    """The session's MiniStack, empty at the start and the end of each module that uses it."""
+    assert _ministack_answers(ministack_server, "/_ministack/reset", method="POST"), "MiniStack reset failed"
+    yield ministack_server
+    _ministack_answers(ministack_server, "/_ministack/reset", method="POST")
 
 
 @pytest.fixture(scope="module")
