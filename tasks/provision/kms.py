@@ -11,6 +11,7 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, is_not_found, tag_dict
+from tasks.aws import partition_of as partition  # the one partition source (botocore)
 from tasks.errors import CollisionError
 from tasks.names import resource_names
 
@@ -20,15 +21,6 @@ USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDat
 # Extra tag (beyond cfg.tags()) naming the key, so a key orphaned by a crash before create_alias is found
 # again for *this* migration and not one of the same batch/environment with another timestamp.
 NAME_TAG = "Name"
-
-
-def partition(region: str) -> str:
-    """The ARN partition of a region ('aws', 'aws-cn', 'aws-us-gov')."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def service_principals(region: str) -> list[str]:
