@@ -19,7 +19,7 @@ from botocore.exceptions import (
 )
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, error_code, is_not_found, tag_dict
+from tasks.aws import Backend, arn, bucket_region, error_code, is_not_found, tag_dict
 from tasks.names import resource_names
 
 
@@ -72,7 +72,7 @@ def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> Non
     for i, spec in enumerate(cfg.s3Buckets):
         where = f"s3Buckets[{i}] ({spec.name})"
         try:
-            loc = s3.get_bucket_location(Bucket=spec.name).get("LocationConstraint") or "us-east-1"
+            loc = bucket_region(s3.get_bucket_location(Bucket=spec.name).get("LocationConstraint"))
         except ClientError as err:
             if is_not_found(err):
                 pf.errors.append(f"{where}: source bucket does not exist; check the name or sourceRegion")
@@ -189,7 +189,7 @@ def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) 
     else:
         pf.targets.append({"type": "kms key", "name": names.kms_alias, "state": "absent"})
 
-    topic_arn = f"arn:aws:sns:{region}:{pf.account_id}:{names.topic}"
+    topic_arn = arn("sns", region, pf.account_id, names.topic)
     try:
         tags = tag_dict(backend.client("sns", region).list_tags_for_resource(ResourceArn=topic_arn).get("Tags"))
         _own(pf, cfg, "sns topic", names.topic, tags)

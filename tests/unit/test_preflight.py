@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
-from config.model import MigrationConfig
+from config.model import MigrationConfig, parse_config
 from tasks.aws import Backend
 from tasks.preflight import check, format_plan, plan
 
@@ -131,3 +132,24 @@ def test_unreachable_endpoint_is_one_line(cfg: MigrationConfig) -> None:
     pf = check(Backend(kind="emulator", endpoint_url="http://127.0.0.1:9"), cfg)
     assert len(pf.errors) == 1
     assert pf.errors[0].startswith("cannot reach http://127.0.0.1:9")
+
+
+def test_old_eu_bucket_answering_eu_is_in_eu_west_1(backend: Backend, cfg: MigrationConfig) -> None:
+    """GetBucketLocation answers 'EU' for old eu-west-1 buckets (S3 API reference); moto cannot create one,
+    so the source-region client answers that call exactly as S3 does."""
+    eu = parse_config(cfg.model_dump() | {"sourceRegion": "eu-west-1", "targetRegion": "eu-central-1"})
+    s3 = backend.client("s3", "eu-west-1")
+    for b in eu.s3Buckets:
+        s3.create_bucket(Bucket=b.name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+    def legacy_location(**_: Any) -> tuple[Any, dict[str, Any]]:
+        # As botocore's Stubber answers: a parsed response, no raw body to re-parse.
+        return AWSResponse(None, 200, {}, None), {"LocationConstraint": "EU", "ResponseMetadata": {}}
+
+    s3.meta.events.register("before-call.s3.GetBucketLocation", legacy_location)
+    try:
+        pf = check(backend, eu.model_copy(update={"dynamodbTables": []}))
+    finally:
+        s3.meta.events.unregister("before-call.s3.GetBucketLocation", legacy_location)
+    assert pf.errors == []
+    assert [b["region"] for b in pf.buckets] == ["eu-west-1", "eu-west-1"]
