@@ -101,8 +101,10 @@ def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    """Print one line to stderr and return the exit code."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print the message to stderr, one 'error:' line per problem (a ConfigError holds one per line), and
+    return the exit code."""
+    for line in message.splitlines() or [message]:
+        print(f"error: {line}", file=sys.stderr)
     return code
 
 
