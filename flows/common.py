@@ -150,6 +150,8 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
         for line in pf.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for line in pf.warnings:
+        print(f"warning: {line}", flush=True)
     return cfg, backend
 
 

@@ -94,5 +94,7 @@ def begin(options: RunOptions, *, preflight: bool = True) -> tuple[MigrationConf
     pf = steps.preflight_task(backend, cfg)
     if pf.errors:
         raise PreflightError("; ".join(pf.errors))
+    for warning in pf.warnings:
+        get_run_logger().warning("preflight: %s", warning)
     alerts.configure(backend, cfg, pf.account_id)
     return cfg, backend, pf.account_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,84 @@ def test_old_eu_bucket_answering_eu_is_in_eu_west_1(backend: Backend, cfg: Migra
         s3.meta.events.unregister("before-call.s3.GetBucketLocation", legacy_location)
     assert pf.errors == []
     assert [b["region"] for b in pf.buckets] == ["eu-west-1", "eu-west-1"]
+
+
+# ------------------------------------------------------------------ existing readers of the source stream
+
+
+def _with_stream(backend: Backend, cfg: MigrationConfig) -> str:
+    """Sources as usual, analytics-events with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
+    make_sources(backend, cfg)
+    ddb = backend.client("dynamodb", cfg.sourceRegion)
+    ddb.update_table(
+        TableName="analytics-events",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return str(ddb.describe_table(TableName="analytics-events")["Table"]["LatestStreamArn"])
+
+
+def _reader_function(backend: Backend, region: str) -> str:
+    role = backend.client("iam", region).create_role(RoleName="partner-reader", AssumeRolePolicyDocument="{}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("h.py", "def h(event, context):\n    return None\n")
+    backend.client("lambda", region).create_function(
+        FunctionName="partner-reader",
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="h.h",
+        Code={"ZipFile": buf.getvalue()},
+    )
+    return str(role["Role"]["Arn"])
+
+
+def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: MigrationConfig) -> None:
+    stream = _with_stream(backend, cfg)
+    pf = check(backend, cfg)
+    assert pf.errors == [] and pf.warnings == []
+    assert pf.tables[0]["streamConsumers"]["lambdaEventSourceMappings"] == []
+
+    role = _reader_function(backend, cfg.sourceRegion)
+    mapping = backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
+        EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
+    )
+    pf = check(backend, cfg)
+    assert pf.errors == []
+    assert len(pf.warnings) == 1
+    assert pf.warnings[0].startswith(
+        f"dynamodbTables[0] (analytics-events): the source stream already has 1 reader(s) (Lambda event source "
+        f"mapping {mapping['UUID']} ("
+    )
+    assert "makes 2: at the limit" in pf.warnings[0]
+
+    backend.client("pipes", cfg.sourceRegion).create_pipe(
+        Name="partner-pipe",
+        RoleArn=role,
+        Source=stream,
+        SourceParameters={"DynamoDBStreamParameters": {"StartingPosition": "LATEST"}},
+        Target="arn:aws:sqs:us-east-1:123456789012:partner",
+    )
+    pf = check(backend, cfg)
+    assert pf.errors == [] and len(pf.warnings) == 1
+    assert "2 reader(s)" in pf.warnings[0] and "pipe partner-pipe" in pf.warnings[0]
+    assert "makes 3: over the limit" in pf.warnings[0]
+    assert [p["name"] for p in pf.tables[0]["streamConsumers"]["pipes"]] == ["partner-pipe"]
+
+
+def test_a_backend_without_pipes_is_reported_and_skipped(backend: Backend, cfg: MigrationConfig) -> None:
+    _with_stream(backend, cfg)
+    pipes = backend.client("pipes", cfg.sourceRegion)
+
+    def not_implemented(**_: Any) -> tuple[Any, dict[str, Any]]:
+        return AWSResponse(None, 501, {}, None), {
+            "Error": {"Code": "NotImplemented", "Message": "not here"},
+            "ResponseMetadata": {"HTTPStatusCode": 501},
+        }
+
+    pipes.meta.events.register("before-call.pipes.ListPipes", not_implemented)
+    try:
+        pf = check(backend, cfg)
+    finally:
+        pipes.meta.events.unregister("before-call.pipes.ListPipes", not_implemented)
+    assert pf.errors == [] and pf.warnings == []
+    assert pf.tables[0]["streamConsumers"]["notSupportedByBackend"] == ["pipes: NotImplemented"]
