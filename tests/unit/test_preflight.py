@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
 
 from config.model import MigrationConfig, parse_config
 from tasks.aws import Backend
@@ -137,24 +137,18 @@ def test_unreachable_endpoint_is_one_line(cfg: MigrationConfig) -> None:
 
 
 def test_old_eu_bucket_answering_eu_is_in_eu_west_1(backend: Backend, cfg: MigrationConfig) -> None:
-    """GetBucketLocation answers 'EU' for old eu-west-1 buckets (S3 API reference); moto cannot create one,
-    so the source-region client answers that call exactly as S3 does."""
-    eu = parse_config(cfg.model_dump() | {"sourceRegion": "eu-west-1", "targetRegion": "eu-central-1"})
-    s3 = backend.client("s3", "eu-west-1")
-    for b in eu.s3Buckets:
-        s3.create_bucket(Bucket=b.name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-
-    def legacy_location(**_: Any) -> tuple[Any, dict[str, Any]]:
-        # As botocore's Stubber answers: a parsed response, no raw body to re-parse.
-        return AWSResponse(None, 200, {}, None), {"LocationConstraint": "EU", "ResponseMetadata": {}}
-
-    s3.meta.events.register("before-call.s3.GetBucketLocation", legacy_location)
-    try:
-        pf = check(backend, eu.model_copy(update={"dynamodbTables": []}))
-    finally:
-        s3.meta.events.unregister("before-call.s3.GetBucketLocation", legacy_location)
-    assert pf.errors == []
-    assert [b["region"] for b in pf.buckets] == ["eu-west-1", "eu-west-1"]
+    """GetBucketLocation answers 'EU' for old eu-west-1 buckets (S3 API reference; 'EU' is a value of the
+    model's BucketLocationConstraint). moto cannot create one: the source client is stubbed (Stubber checks
+    the answers against the real service model); the target side is moto's."""
+    data = cfg.model_dump() | {"sourceRegion": "eu-west-1", "targetRegion": "eu-central-1", "dynamodbTables": []}
+    eu = parse_config(data | {"s3Buckets": data["s3Buckets"][:1]})
+    with Stubber(backend.client("s3", "eu-west-1")) as source:
+        source.add_response("get_bucket_location", {"LocationConstraint": "EU"}, {"Bucket": "analytics-raw-data"})
+        source.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": "analytics-raw-data"})
+        pf = check(backend, eu)
+        assert pf.errors == []
+        source.assert_no_pending_responses()
+    assert pf.buckets == [{"name": "analytics-raw-data", "region": "eu-west-1", "versioning": "Enabled"}]
 
 
 # ------------------------------------------------------------------ existing readers of the source stream
@@ -221,18 +215,8 @@ def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: Migrat
 
 def test_a_backend_without_pipes_is_reported_and_skipped(backend: Backend, cfg: MigrationConfig) -> None:
     _with_stream(backend, cfg)
-    pipes = backend.client("pipes", cfg.sourceRegion)
-
-    def not_implemented(**_: Any) -> tuple[Any, dict[str, Any]]:
-        return AWSResponse(None, 501, {}, None), {
-            "Error": {"Code": "NotImplemented", "Message": "not here"},
-            "ResponseMetadata": {"HTTPStatusCode": 501},
-        }
-
-    pipes.meta.events.register("before-call.pipes.ListPipes", not_implemented)
-    try:
+    with Stubber(backend.client("pipes", cfg.sourceRegion)) as pipes:
+        pipes.add_client_error("list_pipes", "NotImplemented", "not here", 501)
         pf = check(backend, cfg)
-    finally:
-        pipes.meta.events.unregister("before-call.pipes.ListPipes", not_implemented)
     assert pf.errors == [] and pf.warnings == []
     assert pf.tables[0]["streamConsumers"]["notSupportedByBackend"] == ["pipes: NotImplemented"]
