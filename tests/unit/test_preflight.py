@@ -220,3 +220,30 @@ def test_a_backend_without_pipes_is_reported_and_skipped(backend: Backend, cfg: 
         pf = check(backend, cfg)
     assert pf.errors == [] and pf.warnings == []
     assert pf.tables[0]["streamConsumers"]["notSupportedByBackend"] == ["pipes: NotImplemented"]
+
+
+def test_flows_pass_the_stream_warning_on(
+    prefect_harness: None, backend: Backend, cfg: MigrationConfig, tmp_path: Path
+) -> None:
+    """flows.parts.begin logs preflight's warnings and hands them to the report (migrate: preflightWarnings)."""
+    from prefect import flow
+
+    from flows.common import RunOptions
+    from flows.parts import begin
+
+    stream = _with_stream(backend, cfg)
+    _reader_function(backend, cfg.sourceRegion)
+    backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
+        EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
+    )
+    path = tmp_path / "migration.json"
+    path.write_text(cfg.model_dump_json())
+
+    @flow
+    def start() -> list[str]:
+        warnings: list[str] = []
+        begin(RunOptions(config_path=str(path), use_aws=True), warnings=warnings)
+        return warnings
+
+    warnings = start()
+    assert len(warnings) == 1 and "the source stream already has 1 reader(s)" in warnings[0]
