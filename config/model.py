@@ -367,7 +367,7 @@ def parse_config(data: Any, *, source: str = "config", environment_suffix: str |
 
 
 def load_config(path: str | Path, *, environment_suffix: str | None = None) -> MigrationConfig:
-    """Read and validate a config file, turning every problem into a one-line ConfigError."""
+    """Read and validate a config file, turning every problem into a ConfigError (one line per problem)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

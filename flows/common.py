@@ -94,7 +94,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 
 def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
-    """Config then backend, each failing as a UserError/ConfigError with one line."""
+    """Config then backend, each failing as a UserError/ConfigError (one line per problem)."""
     options = options_from(args)
     cfg = options.config()
     return cfg, options.backend(cfg)
