@@ -50,7 +50,7 @@ class MigrationConfigBlock(Block):
     def to_config(self, environment_suffix: str | None = None) -> MigrationConfig:
         """The validated config; the suffix comes from the argument, then ENVIRONMENT_SUFFIX, then the block.
 
-        Raises ConfigError with one line naming the block and the field, like a bad config file does.
+        Raises ConfigError with one line per problem, naming the block and the field, like a bad config file does.
         """
         name = getattr(self, "_block_document_name", None)
         source = f"config block {name!r}" if name else "config block"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig, load_config
 from flows.common import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_prefect_defaults
-from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
+from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, arn
 from tasks.errors import UserError
 from tasks.names import resource_names
 
@@ -32,7 +32,7 @@ EMULATOR_ACCOUNT = "123456789012"  # the account id moto answers with
 
 def topic_arn(cfg: MigrationConfig, account_id: str = EMULATOR_ACCOUNT) -> str:
     """The migration's alert topic ARN (same rule as tasks.alerts.configure)."""
-    return f"arn:aws:sns:{cfg.targetRegion}:{account_id}:{resource_names(cfg).topic}"
+    return arn("sns", cfg.targetRegion, account_id, resource_names(cfg).topic)
 
 
 def register_block_types() -> list[str]:
@@ -75,12 +75,12 @@ def create_example_blocks(endpoint_url: str, account_id: str = EMULATOR_ACCOUNT)
         f"{cfg.sourceRegion} -> {cfg.targetRegion})"
     )
 
-    arn = topic_arn(cfg, account_id)
+    alert_topic = topic_arn(cfg, account_id)
     # The saved target-region credentials block is stored as a reference, not a copy.
-    SnsAlert(topic_arn=arn, region=cfg.targetRegion, aws_credentials=credentials[cfg.targetRegion]).save(
+    SnsAlert(topic_arn=alert_topic, region=cfg.targetRegion, aws_credentials=credentials[cfg.targetRegion]).save(
         ALERT_BLOCK, overwrite=True
     )
-    created[ALERT_BLOCK] = f"{SnsAlert.get_block_type_slug()} ({arn}, credentials {TARGET_BLOCK})"
+    created[ALERT_BLOCK] = f"{SnsAlert.get_block_type_slug()} ({alert_topic}, credentials {TARGET_BLOCK})"
     return created
 
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from tasks import names as naming
 
 PROJECT_TAG = "region-migration"
 KeyType = Literal["S", "N", "B"]
@@ -27,7 +30,11 @@ _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 class ConfigError(ValueError):
-    """A user mistake in the config: its message is one line, fit to print as-is."""
+    """User mistakes in the config: one line per problem (each naming its field), fit to print as-is."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 @cache
@@ -138,6 +145,69 @@ class TableSpec(BaseModel):
         return max(1, math.ceil(capacity * self.scalingFactor - 1e-9))
 
 
+Loc = tuple[int | str, ...]
+
+
+def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Checks that need several fields, on plain values; a value that failed its own check is None and every
+    check that needs it is skipped, so one bad value gives one line, not a cascade.
+
+    `s3Buckets` / `dynamodbTables` are lists of names (None for an entry whose name is invalid).
+    """
+    out: list[tuple[Loc, str]] = []
+    source, target = values.get("sourceRegion"), values.get("targetRegion")
+    timestamp, suffix = values.get("timestamp"), values.get("environmentSuffix")
+    buckets: list[str | None] | None = values.get("s3Buckets")
+    tables: list[str | None] | None = values.get("dynamodbTables")
+    if source and source == target:
+        out.append(((), f"sourceRegion and targetRegion are both {source!r}; set targetRegion to another region"))
+    if buckets is not None and tables is not None and not buckets and not tables:
+        out.append(((), "nothing to migrate; list at least one entry in s3Buckets or dynamodbTables"))
+    for field, entries in (("s3Buckets", buckets), ("dynamodbTables", tables)):
+        listed = [n for n in entries or [] if n]
+        for dupe in sorted({n for n in listed if listed.count(n) > 1}):
+            out.append(((), f"{field} lists {dupe!r} more than once; list each name once"))
+    if not (target and timestamp and suffix):
+        return out  # the derived names need all three
+    names = naming.derived_names(
+        target, timestamp, suffix, [b for b in buckets or [] if b], [t for t in tables or [] if t]
+    )
+    fixed = naming.fixed_name_problems(names)
+    if fixed:
+        # One line for all of them: they share the cause (timestamp + environmentSuffix are too long).
+        field = "timestamp" if len(timestamp) > len(suffix) else "environmentSuffix"
+        budget = naming.fixed_name_budget(target)
+        out.append(
+            (
+                (field,),
+                f"{'; '.join(fixed)}; shorten timestamp and environmentSuffix to at most {budget} characters "
+                f"together (now {len(timestamp) + len(suffix)})",
+            )
+        )
+    for i, bucket in enumerate(buckets or []):
+        if bucket:
+            problem = bucket_name_problem(names.buckets[bucket])
+            if problem:
+                out.append(
+                    (
+                        ("s3Buckets", i, "name"),
+                        f"target bucket name {names.buckets[bucket]!r} {problem}; "
+                        "shorten the bucket name, timestamp or environmentSuffix",
+                    )
+                )
+    for i, table in enumerate(tables or []):
+        if table:
+            problem = naming.name_problem(naming.RULES["tables"], names.tables[table])
+            if problem:
+                out.append(
+                    (
+                        ("dynamodbTables", i, "name"),
+                        f"target {problem}; shorten the table name, timestamp or environmentSuffix",
+                    )
+                )
+    return out
+
+
 class MigrationConfig(BaseModel):
     """A whole migration batch: where from, where to, and which buckets and tables."""
 
@@ -174,41 +244,35 @@ class MigrationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _whole(self) -> MigrationConfig:
-        if self.sourceRegion == self.targetRegion:
-            raise ValueError(
-                f"sourceRegion and targetRegion are both {self.sourceRegion!r}; set targetRegion to another region"
+        problems = cross_field_problems(
+            {
+                "sourceRegion": self.sourceRegion,
+                "targetRegion": self.targetRegion,
+                "timestamp": self.timestamp,
+                "environmentSuffix": self.environmentSuffix,
+                "s3Buckets": [b.name for b in self.s3Buckets],
+                "dynamodbTables": [t.name for t in self.dynamodbTables],
+            }
+        )
+        if problems:
+            # A ValidationError raised here keeps one error per problem, each with its own field.
+            raise ValidationError.from_exception_data(
+                "MigrationConfig",
+                [
+                    InitErrorDetails(type=PydanticCustomError("config", "{msg}", {"msg": msg}), loc=loc, input=None)
+                    for loc, msg in problems
+                ],
             )
-        if not self.s3Buckets and not self.dynamodbTables:
-            raise ValueError("nothing to migrate; list at least one entry in s3Buckets or dynamodbTables")
-        for field, names in (
-            ("s3Buckets", [b.name for b in self.s3Buckets]),
-            ("dynamodbTables", [t.name for t in self.dynamodbTables]),
-        ):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{field} lists {dupes[0]!r} more than once; list each name once")
-        for i, bucket in enumerate(self.s3Buckets):
-            target = self.target_name(bucket.name)
-            problem = bucket_name_problem(target)
-            if problem:
-                raise ValueError(
-                    f"s3Buckets[{i}].name: target bucket name {target!r} {problem}; "
-                    "shorten the bucket name, timestamp or environmentSuffix"
-                )
-        for i, table in enumerate(self.dynamodbTables):
-            target = self.target_name(table.name)
-            if len(target) > 255:
-                raise ValueError(f"dynamodbTables[{i}].name: target table name is longer than 255 characters")
         return self
 
     @property
     def region_prefix(self) -> str:
         """First part of the target region: 'eu' for eu-west-1."""
-        return self.targetRegion.split("-")[0]
+        return naming.region_prefix(self.targetRegion)
 
     def target_name(self, name: str) -> str:
-        """`{name}-{regionprefix}-{timestamp}-{environmentSuffix}`, the seed's naming rule."""
-        return f"{name}-{self.region_prefix}-{self.timestamp}-{self.environmentSuffix}"
+        """`{name}-{regionprefix}-{timestamp}-{environmentSuffix}`, the seed's naming rule (tasks.names)."""
+        return naming.target_name(name, self.targetRegion, self.timestamp, self.environmentSuffix)
 
     def tags(self) -> dict[str, str]:
         """Tags on every resource we create; ManagedBy + batch + suffix is how we recognise our own."""
@@ -235,11 +299,11 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _one_line(err: ValidationError, data: Mapping[str, Any]) -> str:
-    first = err.errors()[0]
-    loc = tuple(first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    kind = first["type"]
+def _line(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """One pydantic error as 'field: what is wrong and how to fix it'."""
+    loc = tuple(error["loc"])
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    kind = error["type"]
     if kind == "missing":
         msg = "is required; add it to the config"
     elif kind == "extra_forbidden":
@@ -255,8 +319,41 @@ def _one_line(err: ValidationError, data: Mapping[str, Any]) -> str:
     return f"{_where(loc)}: {msg}" if loc else msg
 
 
+def _valid_values(data: Mapping[str, Any], errors: list[Any]) -> dict[str, Any]:
+    """The raw values cross_field_problems needs, None where pydantic already refused the value."""
+    bad = {tuple(e["loc"]) for e in errors}
+    out: dict[str, Any] = {}
+    for field in ("sourceRegion", "targetRegion", "timestamp", "environmentSuffix"):
+        value = data.get(field)
+        out[field] = None if value is None or any(b[:1] == (field,) for b in bad) else str(value)
+    for field in ("s3Buckets", "dynamodbTables"):
+        entries = data.get(field, [])
+        if not isinstance(entries, list) or (field,) in bad:
+            out[field] = None
+            continue
+        out[field] = [
+            e.get("name") if isinstance(e, dict) and not {(field, i), (field, i, "name")} & bad else None
+            for i, e in enumerate(entries)
+        ]
+    return out
+
+
+def config_problems(data: Mapping[str, Any], err: ValidationError) -> list[str]:
+    """Every problem of a refused config, one line each: pydantic's, then the cross-field and name checks
+    on the values that passed their own (pydantic skips model validators once a field fails)."""
+    errors = err.errors()
+    lines = [_line(e, data) for e in errors]
+    if all(e["type"] != "config" for e in errors):  # the model validator did not run: run its checks here
+        for loc, msg in cross_field_problems(_valid_values(data, errors)):
+            lines.append(_line({"loc": loc, "msg": msg, "type": "config"}, data))
+    return lines
+
+
 def parse_config(data: Any, *, source: str = "config", environment_suffix: str | None = None) -> MigrationConfig:
-    """Validate a decoded config; the environment suffix comes from the flag, then ENVIRONMENT_SUFFIX, then the file."""
+    """Validate a decoded config; the environment suffix comes from the flag, then ENVIRONMENT_SUFFIX, then the file.
+
+    A refused config raises one ConfigError holding every problem (one line each), not only the first.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a JSON object like config/migration.example.json")
     data = dict(data)
@@ -266,11 +363,11 @@ def parse_config(data: Any, *, source: str = "config", environment_suffix: str |
     try:
         return MigrationConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {_one_line(err, data)}") from None
+        raise ConfigError(*(f"{source}: {line}" for line in config_problems(data, err))) from None
 
 
 def load_config(path: str | Path, *, environment_suffix: str | None = None) -> MigrationConfig:
-    """Read and validate a config file, turning every problem into a one-line ConfigError."""
+    """Read and validate a config file, turning every problem into a ConfigError (one line per problem)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

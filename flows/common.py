@@ -94,15 +94,17 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 
 def load(args: argparse.Namespace) -> tuple[MigrationConfig, Backend]:
-    """Config then backend, each failing as a UserError/ConfigError with one line."""
+    """Config then backend, each failing as a UserError/ConfigError (one line per problem)."""
     options = options_from(args)
     cfg = options.config()
     return cfg, options.backend(cfg)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    """Print one line to stderr and return the exit code."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print the message to stderr, one 'error:' line per problem (a ConfigError holds one per line), and
+    return the exit code."""
+    for line in message.splitlines() or [message]:
+        print(f"error: {line}", file=sys.stderr)
     return code
 
 
@@ -148,6 +150,8 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
         for line in pf.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for line in pf.warnings:
+        print(f"warning: {line}", flush=True)
     return cfg, backend
 
 

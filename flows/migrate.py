@@ -226,12 +226,14 @@ def migrate(
     """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
     t0, started = time.monotonic(), _now()
-    cfg, backend, account = begin(options)
+    preflight_warnings: list[str] = []
+    cfg, backend, account = begin(options, warnings=preflight_warnings)
     res = provision(backend, cfg, account)
     moved = move(backend, cfg, res)
     path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
     report = assemble(cfg, backend, account, res, moved, validation, started, t0)
+    report["preflightWarnings"] = preflight_warnings
     report["reportPath"] = str(write_report(report, path))
     publish_artifacts(report)
     decision = report["verdict"]

@@ -73,11 +73,14 @@ def catch_up_all(
     return out
 
 
-def begin(options: RunOptions, *, preflight: bool = True) -> tuple[MigrationConfig, Backend, str]:
+def begin(
+    options: RunOptions, *, preflight: bool = True, warnings: list[str] | None = None
+) -> tuple[MigrationConfig, Backend, str]:
     """Every flow's start: config, backend, the preflight task, and alerts pointed at the topic.
 
     Returns (config, backend, account id); account is '' without preflight (teardown, which must run
-    even when some of the sources it would check are already gone).
+    even when some of the sources it would check are already gone). Preflight's warnings are logged and,
+    when `warnings` is given, appended to it (for the report).
     """
     from tasks import alerts
     from tasks.errors import PreflightError
@@ -94,5 +97,9 @@ def begin(options: RunOptions, *, preflight: bool = True) -> tuple[MigrationConf
     pf = steps.preflight_task(backend, cfg)
     if pf.errors:
         raise PreflightError("; ".join(pf.errors))
+    for warning in pf.warnings:
+        get_run_logger().warning("preflight: %s", warning)
+    if warnings is not None:
+        warnings.extend(pf.warnings)
     alerts.configure(backend, cfg, pf.account_id)
     return cfg, backend, pf.account_id

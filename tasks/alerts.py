@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend
+from tasks.aws import Backend, arn
 from tasks.names import resource_names
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,10 @@ _SECRETISH = re.compile(r"(A[SK]IA[0-9A-Z]{12,}|(?i:secret|token|password)[=:]\s
 
 def configure(backend: Backend, cfg: MigrationConfig, account_id: str) -> str:
     """Point alerts at this migration's topic; returns the topic ARN."""
-    arn = f"arn:aws:sns:{cfg.targetRegion}:{account_id}:{resource_names(cfg).topic}"
+    topic_arn = arn("sns", cfg.targetRegion, account_id, resource_names(cfg).topic)
     with _LOCK:
-        _TARGET.update(backend=backend, region=cfg.targetRegion, topic_arn=arn, batch=cfg.migrationBatch)
-    return arn
+        _TARGET.update(backend=backend, region=cfg.targetRegion, topic_arn=topic_arn, batch=cfg.migrationBatch)
+    return topic_arn
 
 
 def redact(text: str) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal
 
 import boto3
 import botocore.config
+import botocore.session
 from botocore.exceptions import ClientError
 
 BackendKind = Literal["emulator", "endpoint", "aws"]
@@ -121,6 +123,42 @@ def is_not_found(err: BaseException) -> bool:
         "NoSuchTagSet",
         "ReplicationConfigurationNotFoundError",
     } or code.endswith("NotFound")
+
+
+@cache
+def partition_of(region: str) -> str:
+    """The ARN partition of a region ('aws', 'aws-cn', 'aws-us-gov', ...), from botocore's bundled endpoint data.
+
+    The one source of partitions for every ARN we build, so aws-cn and aws-us-gov (and partitions added
+    later) get the right ARNs without a list of prefixes of our own.
+    """
+    return str(botocore.session.get_session().get_partition_for_region(region))
+
+
+def arn(service: str, region: str, account_id: str, resource: str) -> str:
+    """A regional ARN in the region's partition: arn:{partition}:{service}:{region}:{account}:{resource}."""
+    return f"arn:{partition_of(region)}:{service}:{region}:{account_id}:{resource}"
+
+
+def global_arn(service: str, region: str, account_id: str, resource: str) -> str:
+    """An ARN without a region field (IAM roles, S3 buckets), in the partition of `region`."""
+    return f"arn:{partition_of(region)}:{service}::{account_id}:{resource}"
+
+
+def bucket_arn(bucket: str, region: str) -> str:
+    """A bucket's ARN: no region or account in S3 ARNs, only the partition of the bucket's region."""
+    return global_arn("s3", region, "", bucket)
+
+
+def bucket_region(location_constraint: str | None) -> str:
+    """GetBucketLocation's LocationConstraint as a region code.
+
+    S3 API reference (GetBucketLocation): "Buckets in Region us-east-1 have a LocationConstraint of null.
+    Buckets with a LocationConstraint of EU reside in eu-west-1."
+    """
+    if not location_constraint:
+        return "us-east-1"
+    return "eu-west-1" if location_constraint == "EU" else location_constraint
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

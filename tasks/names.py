@@ -1,10 +1,19 @@
-"""Names of everything a migration creates: pure, so plan, provision and teardown agree."""
+"""Names of everything a migration creates: pure, so plan, provision and teardown agree.
+
+This module is the one source of derived names and of the AWS limits they must meet. The config model
+checks every name here before anything is created; a name that does not fit is refused, never cut
+(a name cut to a limit can collide with another migration's).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-from config.model import MigrationConfig
+if TYPE_CHECKING:
+    from config.model import MigrationConfig
 
 
 @dataclass(frozen=True)
@@ -21,15 +30,70 @@ class ResourceNames:
     replication_role: str
     log_group: str
     dashboard: str
+    alarm_prefix: str
     checkpoint_table: str
     buckets: dict[str, str]
     tables: dict[str, str]
 
 
-def resource_names(cfg: MigrationConfig) -> ResourceNames:
-    """Every name follows `{name}-{regionprefix}-{timestamp}-{environmentSuffix}` (IAM roles are global,
-    so they carry the target region prefix too and stay unique per migration)."""
-    n = cfg.target_name
+@dataclass(frozen=True)
+class NameRule:
+    """An AWS naming rule: what the resource is, its length range and allowed characters."""
+
+    what: str
+    limit: int
+    pattern: re.Pattern[str]
+    chars: str
+    minimum: int = 1
+
+
+# From the AWS API references (checked 2026-12): Lambda CreateFunction ("If you specify only the function
+# name, it is limited to 64 characters"), IAM CreateRole RoleName (1-64, [\w+=,.@-]+), SNS CreateTopic
+# (1-256 of letters, digits, '_' and '-'), KMS CreateAlias (1-256 of letters, digits, '/', '_', '-'),
+# CloudWatch PutMetricAlarm AlarmName (1-255) and PutDashboard (max 255, A-Z a-z 0-9 '-' '_'),
+# CloudWatch Logs CreateLogGroup (1-512, [.\-_/#A-Za-z0-9]+), DynamoDB table names (3-255, [a-zA-Z0-9_.-]+).
+# S3 bucket names have more rules (config.model.bucket_name_problem).
+RULES: dict[str, NameRule] = {
+    "kms_alias": NameRule("KMS alias", 256, re.compile(r"alias/[A-Za-z0-9/_-]+"), "letters, digits, '/', '_', '-'"),
+    "topic": NameRule("SNS topic name", 256, re.compile(r"[A-Za-z0-9_-]+"), "letters, digits, '_', '-'"),
+    "source_kms_alias": NameRule(
+        "KMS alias", 256, re.compile(r"alias/[A-Za-z0-9/_-]+"), "letters, digits, '/', '_', '-'"
+    ),
+    "source_topic": NameRule("SNS topic name", 256, re.compile(r"[A-Za-z0-9_-]+"), "letters, digits, '_', '-'"),
+    "lambda_function": NameRule("Lambda function name", 64, re.compile(r"[A-Za-z0-9_-]+"), "letters, digits, '_', '-'"),
+    "lambda_role": NameRule("IAM role name", 64, re.compile(r"[\w+=,.@-]+"), "letters, digits, '+=,.@_-'"),
+    "replication_role": NameRule("IAM role name", 64, re.compile(r"[\w+=,.@-]+"), "letters, digits, '+=,.@_-'"),
+    "log_group": NameRule("log group name", 512, re.compile(r"[.\-_/#A-Za-z0-9]+"), "letters, digits, '._/#-'"),
+    "dashboard": NameRule("CloudWatch dashboard name", 255, re.compile(r"[A-Za-z0-9_-]+"), "letters, digits, '_', '-'"),
+    # Alarm names are this prefix + what the alarm watches; tasks.provision.cloudwatch keeps a full name
+    # within 255 by cutting it at 244 and appending a digest of the whole name (so it stays unique): the
+    # prefix must fit in those 244, or teardown's AlarmNamePrefix lookup would miss our alarms.
+    "alarm_prefix": NameRule("CloudWatch alarm name prefix", 244, re.compile(r"[ -~]+"), "printable ASCII"),
+    "checkpoint_table": NameRule(
+        "DynamoDB table name", 255, re.compile(r"[A-Za-z0-9_.-]+"), "letters, digits, '_', '.', '-'", 3
+    ),
+    "tables": NameRule("DynamoDB table name", 255, re.compile(r"[A-Za-z0-9_.-]+"), "letters, digits, '_', '.', '-'", 3),
+}
+
+
+def region_prefix(region: str) -> str:
+    """First part of a region code: 'eu' for eu-west-1."""
+    return region.split("-")[0]
+
+
+def target_name(name: str, target_region: str, timestamp: str, environment_suffix: str) -> str:
+    """`{name}-{regionprefix}-{timestamp}-{environmentSuffix}`, the seed's naming rule."""
+    return f"{name}-{region_prefix(target_region)}-{timestamp}-{environment_suffix}"
+
+
+def derived_names(
+    target_region: str, timestamp: str, environment_suffix: str, buckets: Iterable[str], tables: Iterable[str]
+) -> ResourceNames:
+    """Every name, from the parts of the config that make them (so the config model can check them)."""
+
+    def n(name: str) -> str:
+        return target_name(name, target_region, timestamp, environment_suffix)
+
     function = n("migration-validator")
     return ResourceNames(
         kms_alias=f"alias/{n('migration-key')}",
@@ -38,11 +102,59 @@ def resource_names(cfg: MigrationConfig) -> ResourceNames:
         source_kms_alias=f"alias/{n('migration-source-alerts-key')}",
         source_topic=n("migration-source-alerts"),
         lambda_function=function,
-        lambda_role=n("migration-validator-role")[:64],
-        replication_role=n("migration-s3-replication")[:64],
+        # IAM roles are global, so they carry the target region prefix too and stay unique per migration.
+        lambda_role=n("migration-validator-role"),
+        replication_role=n("migration-s3-replication"),
         log_group=f"/aws/lambda/{function}",
         dashboard=n("migration-dashboard"),
+        alarm_prefix=n("migration-alarm") + "-",
         checkpoint_table=n("migration-checkpoints"),
-        buckets={b.name: n(b.name) for b in cfg.s3Buckets},
-        tables={t.name: n(t.name) for t in cfg.dynamodbTables},
+        buckets={b: n(b) for b in buckets},
+        tables={t: n(t) for t in tables},
     )
+
+
+def resource_names(cfg: MigrationConfig) -> ResourceNames:
+    """Every name follows `{name}-{regionprefix}-{timestamp}-{environmentSuffix}`."""
+    return derived_names(
+        cfg.targetRegion,
+        cfg.timestamp,
+        cfg.environmentSuffix,
+        [b.name for b in cfg.s3Buckets],
+        [t.name for t in cfg.dynamodbTables],
+    )
+
+
+def name_problem(rule: NameRule, name: str) -> str | None:
+    """Why `name` breaks `rule` (one clause, naming the limit), or None."""
+    if len(name) > rule.limit:
+        return f"{rule.what} {name!r} is {len(name)} characters, over the AWS limit of {rule.limit}"
+    if len(name) < rule.minimum:
+        return f"{rule.what} {name!r} is {len(name)} characters, under the AWS minimum of {rule.minimum}"
+    if not rule.pattern.fullmatch(name):
+        return f"{rule.what} {name!r} may contain only {rule.chars}"
+    return None
+
+
+def fixed_name_problems(names: ResourceNames) -> list[str]:
+    """Problems of the names made only from timestamp and environmentSuffix (not from a bucket or table)."""
+    out = []
+    for f in fields(ResourceNames):
+        value, rule = getattr(names, f.name), RULES.get(f.name)
+        if isinstance(value, Mapping) or rule is None:  # a name without a rule fails tests/unit/test_config.py
+            continue
+        problem = name_problem(rule, value)
+        if problem:
+            out.append(problem)
+    return out
+
+
+def fixed_name_budget(target_region: str) -> int:
+    """How many characters timestamp + environmentSuffix may have together so every fixed name fits."""
+    empty = derived_names(target_region, "", "", [], [])
+    room = []
+    for f in fields(ResourceNames):
+        value, rule = getattr(empty, f.name), RULES.get(f.name)
+        if rule and not isinstance(value, Mapping):
+            room.append(rule.limit - len(value))
+    return min(room)

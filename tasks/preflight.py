@@ -16,10 +16,11 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
     ProfileNotFound,
+    UnknownServiceError,
 )
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, error_code, is_not_found, tag_dict
+from tasks.aws import Backend, arn, bucket_region, error_code, is_not_found, tag_dict
 from tasks.names import resource_names
 
 
@@ -72,7 +73,7 @@ def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> Non
     for i, spec in enumerate(cfg.s3Buckets):
         where = f"s3Buckets[{i}] ({spec.name})"
         try:
-            loc = s3.get_bucket_location(Bucket=spec.name).get("LocationConstraint") or "us-east-1"
+            loc = bucket_region(s3.get_bucket_location(Bucket=spec.name).get("LocationConstraint"))
         except ClientError as err:
             if is_not_found(err):
                 pf.errors.append(f"{where}: source bucket does not exist; check the name or sourceRegion")
@@ -146,15 +147,20 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
                 f"{where}: the source stream is {stream.get('StreamViewType')}, which lacks item images; "
                 "switch it to NEW_AND_OLD_IMAGES"
             )
-        pf.tables.append(
-            {
-                "name": spec.name,
-                "items": int(desc.get("ItemCount", 0)),
-                "bytes": int(desc.get("TableSizeBytes", 0)),
-                "billingMode": desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
-                "streamEnabled": bool(stream.get("StreamEnabled")),
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "items": int(desc.get("ItemCount", 0)),
+            "bytes": int(desc.get("TableSizeBytes", 0)),
+            "billingMode": desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
+            "streamEnabled": bool(stream.get("StreamEnabled")),
+        }
+        if stream.get("StreamEnabled") and desc.get("LatestStreamArn"):
+            consumers = stream_consumers(backend, cfg.sourceRegion, desc["LatestStreamArn"])
+            entry["streamConsumers"] = consumers
+            warning = consumers_warning(where, consumers)
+            if warning:
+                pf.warnings.append(warning)
+        pf.tables.append(entry)
         target = cfg.target_name(spec.name)
         try:
             tdesc = dst.describe_table(TableName=target)["Table"]
@@ -173,6 +179,80 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             )
 
 
+# Error codes of a backend that does not implement an API (a moto server answers a bare 500 to what it
+# lacks, after botocore's retries).
+_UNSUPPORTED = {
+    "NotImplemented",
+    "NotImplementedException",
+    "501",
+    "500",
+    "UnknownOperationException",
+    "InvalidAction",
+    "UnsupportedOperation",
+}
+_INACTIVE_MAPPING = {"Disabled", "Disabling", "Deleting"}
+_INACTIVE_PIPE = {"STOPPED", "STOPPING", "DELETING", "CREATE_FAILED", "START_FAILED", "STOP_FAILED"}
+
+
+def stream_consumers(backend: Backend, region: str, stream_arn: str) -> dict[str, Any]:
+    """Who else reads the source table's stream, as far as this account can see: Lambda event source
+    mappings and EventBridge Pipes on the stream ARN. A lister a backend lacks is reported, not fatal.
+
+    DynamoDB Streams: "More than 2 processes are reading from the same streams shard at the same time.
+    Exceeding this limit may result in request throttling." (LimitExceededException); our catch-up is one more.
+    """
+    out: dict[str, Any] = {"lambdaEventSourceMappings": [], "pipes": [], "notSupportedByBackend": [], "unchecked": []}
+    try:
+        lam = backend.client("lambda", region)
+        for page in lam.get_paginator("list_event_source_mappings").paginate(EventSourceArn=stream_arn):
+            for m in page.get("EventSourceMappings", []):
+                out["lambdaEventSourceMappings"].append(
+                    {"uuid": m.get("UUID"), "function": m.get("FunctionArn"), "state": m.get("State")}
+                )
+    except ClientError as err:
+        _unchecked(out, "lambda event source mappings", err)
+    try:
+        pipes = backend.client("pipes", region)
+        for page in pipes.get_paginator("list_pipes").paginate(SourcePrefix=stream_arn):
+            for p in page.get("Pipes", []):
+                if p.get("Source") == stream_arn:
+                    out["pipes"].append({"name": p.get("Name"), "arn": p.get("Arn"), "state": p.get("CurrentState")})
+    except UnknownServiceError:
+        out["notSupportedByBackend"].append("pipes: the installed botocore has no EventBridge Pipes client")
+    except ClientError as err:
+        _unchecked(out, "pipes", err)
+    return out
+
+
+def _unchecked(out: dict[str, Any], what: str, err: ClientError) -> None:
+    code = error_code(err)
+    key = "notSupportedByBackend" if code in _UNSUPPORTED else "unchecked"
+    out[key].append(f"{what}: {code or type(err).__name__}")
+
+
+def consumers_warning(where: str, consumers: dict[str, Any]) -> str | None:
+    """One line when the stream already has active readers we can see (or we could not look)."""
+    active = [
+        f"Lambda event source mapping {m['uuid']} ({m['function']})"
+        for m in consumers["lambdaEventSourceMappings"]
+        if m.get("state") not in _INACTIVE_MAPPING
+    ] + [f"pipe {p['name']}" for p in consumers["pipes"] if p.get("state") not in _INACTIVE_PIPE]
+    if active:
+        readers = len(active) + 1
+        effect = (
+            "over the limit: expect throttled GetRecords for them and for the catch-up"
+            if readers > 2
+            else "at the limit: a further reader would be throttled"
+        )
+        return (
+            f"{where}: the source stream already has {len(active)} reader(s) ({', '.join(active)}); a shard serves "
+            f"at most two readers at once and the migration's stream catch-up makes {readers}: {effect}"
+        )
+    if consumers["unchecked"]:
+        return f"{where}: could not list the source stream's consumers ({'; '.join(consumers['unchecked'])})"
+    return None
+
+
 def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
     """KMS alias, SNS topic, Lambda function and IAM roles: free, or already ours."""
     names = resource_names(cfg)
@@ -189,7 +269,7 @@ def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) 
     else:
         pf.targets.append({"type": "kms key", "name": names.kms_alias, "state": "absent"})
 
-    topic_arn = f"arn:aws:sns:{region}:{pf.account_id}:{names.topic}"
+    topic_arn = arn("sns", region, pf.account_id, names.topic)
     try:
         tags = tag_dict(backend.client("sns", region).list_tags_for_resource(ResourceArn=topic_arn).get("Tags"))
         _own(pf, cfg, "sns topic", names.topic, tags)

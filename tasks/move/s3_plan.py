@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from config.model import MigrationConfig
+from tasks.aws import bucket_arn, partition_of  # noqa: F401  (re-exported: the one partition source)
 
 MIB = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
@@ -144,20 +145,6 @@ def content_args(head: Mapping[str, Any]) -> dict[str, Any]:
 def storage_class_args(storage_class: str | None) -> dict[str, str]:
     """StorageClass to request on the copy, when the source's class is worth keeping."""
     return {"StorageClass": storage_class} if storage_class in KEPT_STORAGE_CLASSES else {}
-
-
-def partition_of(region: str) -> str:
-    """AWS partition of a region code, for ARNs."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def bucket_arn(bucket: str, region: str) -> str:
-    """ARN of a bucket (bucket ARNs carry no region or account, only the partition)."""
-    return f"arn:{partition_of(region)}:s3:::{bucket}"
 
 
 VERSIONING_SK = "versioning"

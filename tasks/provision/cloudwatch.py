@@ -45,7 +45,7 @@ _COMPARED = (
 
 def alarm_prefix(cfg: MigrationConfig) -> str:
     """Every alarm of this migration starts with this (describe_alarms(AlarmNamePrefix=...) in teardown)."""
-    return cfg.target_name("migration-alarm") + "-"
+    return resource_names(cfg).alarm_prefix
 
 
 def _alarm_name(prefix: str, kind: str, resource: str) -> str:

@@ -11,10 +11,11 @@ the stored policy, not on the one we meant to store.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, is_not_found, tag_dict, tag_list
+from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
 
@@ -27,14 +28,9 @@ Policy = dict[str, Any]
 # ---------------------------------------------------------------- pure ARN helpers and policy builders
 
 
-def bucket_arn(name: str) -> str:
-    """S3 ARNs carry no region or account."""
-    return f"arn:aws:s3:::{name}"
-
-
 def table_arn(region: str, account_id: str, name: str) -> str:
     """A DynamoDB table's ARN, computed from its name so policies can be built before the table exists."""
-    return f"arn:aws:dynamodb:{region}:{account_id}:table/{name}"
+    return arn("dynamodb", region, account_id, f"table/{name}")
 
 
 def _arn_part(arn: str, index: int) -> str:
@@ -68,8 +64,8 @@ def replication_role_policies(
         raise ValueError("replication needs at least one source and one target bucket (IAM rejects empty Resource)")
     account = account_id or _arn_part(kms_key_arn, 4)
     target_region = _arn_part(kms_key_arn, 3)
-    src = [bucket_arn(b) for b in source_buckets]
-    dst = [bucket_arn(b) for b in target_buckets]
+    src = [bucket_arn(b, source_region) for b in source_buckets]
+    dst = [bucket_arn(b, target_region) for b in target_buckets]
     statements: list[Policy] = [
         {
             "Sid": "ReadSourceReplicationConfig",
@@ -116,7 +112,7 @@ def replication_role_policies(
             "Sid": "DecryptSourceObjectsViaS3",
             "Effect": "Allow",
             "Action": ["kms:Decrypt"],
-            "Resource": [f"arn:aws:kms:{source_region}:{account}:key/*"],
+            "Resource": [arn("kms", source_region, account, "key/*")],
             "Condition": {
                 "StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": sorted(src + [f"{a}/*" for a in src])},
@@ -134,8 +130,11 @@ def lambda_role_policies(
     Read access covers source and target buckets/tables because validation compares both sides;
     s3:GetObject and dynamodb:Scan are there for the data checks, everything else is configuration reads.
     """
-    log_group = f"arn:aws:logs:{cfg.targetRegion}:{account_id}:log-group:{names.log_group}"
-    buckets = sorted([bucket_arn(b) for b in names.buckets] + [bucket_arn(b) for b in names.buckets.values()])
+    log_group = arn("logs", cfg.targetRegion, account_id, f"log-group:{names.log_group}")
+    buckets = sorted(
+        [bucket_arn(b, cfg.sourceRegion) for b in names.buckets]
+        + [bucket_arn(b, cfg.targetRegion) for b in names.buckets.values()]
+    )
     tables = sorted(
         [table_arn(cfg.sourceRegion, account_id, t) for t in names.tables]
         + [table_arn(cfg.targetRegion, account_id, t) for t in names.tables.values()]
@@ -237,14 +236,18 @@ def wildcard_actions(policy: Policy) -> list[str]:
     return [a for a in policy_actions(policy) if "*" in a]
 
 
+_S3_ARN = re.compile(r"^arn:[a-z-]+:s3:::")
+_LOGS_ARN = re.compile(r"^arn:[a-z-]+:logs:")
+
+
 def wildcard_resources(policy: Policy) -> list[str]:
     """Resources broader than one named resource: '*' or a wildcard anywhere except the objects of one
-    named bucket ('arn:aws:s3:::b/*') or the streams of one named log group ('...:log-group:g:*').
-    For our roles only the documented source-region KMS pattern of the replication role may appear."""
+    named bucket ('arn:aws:s3:::b/*') or the streams of one named log group ('...:log-group:g:*'), in any
+    partition. For our roles only the documented source-region KMS pattern of the replication role may appear."""
     out = []
     for r in policy_resources(policy):
-        objects = r.startswith("arn:aws:s3:::") and r.endswith("/*")
-        streams = r.startswith("arn:aws:logs:") and ":log-group:" in r and r.endswith(":*")
+        objects = bool(_S3_ARN.match(r)) and r.endswith("/*")
+        streams = bool(_LOGS_ARN.match(r)) and ":log-group:" in r and r.endswith(":*")
         scoped = r[:-2] if objects or streams else r
         if "*" in scoped:
             out.append(r)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, error_code, is_not_found, tag_dict
+from tasks.aws import Backend, arn, error_code, global_arn, is_not_found, tag_dict
 from tasks.errors import CollisionError
 from tasks.names import resource_names
 from tasks.provision.cloudwatch import alarm_prefix
@@ -29,23 +29,14 @@ ALARM_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey*"]
 NAME_TAG = "Name"
 
 
-def partition(region: str) -> str:
-    """The ARN partition of a region ('aws', 'aws-cn', 'aws-us-gov')."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 def log_group_arn(region: str, account_id: str, name: str) -> str:
     """The log group's ARN as CloudWatch Logs puts it in the encryption context (no trailing ':*')."""
-    return f"arn:{partition(region)}:logs:{region}:{account_id}:log-group:{name}"
+    return arn("logs", region, account_id, f"log-group:{name}")
 
 
 def alarm_arn_pattern(region: str, account_id: str, name_prefix: str) -> str:
     """ARN pattern of this migration's alarms in `region` (every alarm name starts with the prefix)."""
-    return f"arn:{partition(region)}:cloudwatch:{region}:{account_id}:alarm:{name_prefix}*"
+    return arn("cloudwatch", region, account_id, f"alarm:{name_prefix}*")
 
 
 def key_policy(account_id: str, region: str, *, alarm_name_prefix: str, log_group: str | None = None) -> dict[str, Any]:
@@ -58,7 +49,7 @@ def key_policy(account_id: str, region: str, *, alarm_name_prefix: str, log_grou
         {
             "Sid": ROOT_SID,
             "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{partition(region)}:iam::{account_id}:root"},
+            "Principal": {"AWS": global_arn("iam", region, account_id, "root")},
             "Action": "kms:*",
             "Resource": "*",
         }

@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from config.model import BucketSpec, MigrationConfig
-from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
+from tasks.aws import Backend, bucket_arn, error_code, is_not_found, tag_dict, tag_list
+from tasks.aws import bucket_region as normalize_region
 from tasks.errors import CollisionError
-from tasks.provision.kms import partition
 
 TLS_SID = "DenyInsecureTransport"
 LIFECYCLE_ID = "region-migration-expiry"
@@ -27,11 +27,6 @@ NOT_SUPPORTED = "notSupportedByBackend"
 # Never written: a HEAD of it tells whether a bucket policy denies this client (403) or not (404).
 PROBE_KEY = ".region-migration/policy-probe"
 _UNSUPPORTED_CODES = {"NotImplemented", "501", "InvalidAction", "UnsupportedOperation"}
-
-
-def bucket_arn(bucket: str, region: str = "us-east-1") -> str:
-    """The bucket's ARN (no region or account in S3 ARNs; only the partition varies)."""
-    return f"arn:{partition(region)}:s3:::{bucket}"
 
 
 def tls_only_policy(bucket: str, region: str = "us-east-1") -> dict[str, Any]:
@@ -119,13 +114,6 @@ def _read(call: Any, **kwargs: Any) -> Any:
         if error_code(err) in _UNSUPPORTED_CODES:
             return NOT_SUPPORTED
         raise
-
-
-def normalize_region(location: str | None) -> str:
-    """get_bucket_location's answer as a region code (None means us-east-1, 'EU' means eu-west-1)."""
-    if not location:
-        return "us-east-1"
-    return "eu-west-1" if location == "EU" else location
 
 
 def describe_bucket(backend: Backend, region: str, bucket: str) -> dict[str, Any]:

@@ -7,15 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, is_not_found, tag_dict, tag_list
+from tasks.aws import Backend, arn, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import resource_names
-from tasks.provision.kms import partition
 
 
 def topic_arn(region: str, account_id: str, name: str) -> str:
     """A standard topic's ARN, known before it exists (so we can look before we create)."""
-    return f"arn:{partition(region)}:sns:{region}:{account_id}:{name}"
+    return arn("sns", region, account_id, name)
 
 
 def _attributes(sns: Any, arn: str) -> dict[str, str] | None:

@@ -112,3 +112,25 @@ def test_invalid_config_value_is_one_line(cli_env: dict[str, str], seeded_config
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "dynamodbTables[0].scalingFactor (e2e-table): must be a positive number" in lines[0]
+
+
+def test_three_bad_values_are_three_lines_and_create_nothing(
+    moto_url: str, cli_env: dict[str, str], seeded_config: Path, tmp_path: Path
+) -> None:
+    data = json.loads(seeded_config.read_text())
+    data["targetRegion"] = "eu-nowhere-9"
+    data["timestamp"] = "2026_12_01"
+    data["dynamodbTables"][0]["scalingFactor"] = -1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    before = all_names(moto_url)
+    proc = run_cli(["--config", str(bad), "--endpoint-url", moto_url], cli_env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 3, proc.stderr
+    assert all(line.startswith(f"error: {bad}: ") for line in lines)
+    fields = ("targetRegion", "timestamp", "dynamodbTables[0].scalingFactor (e2e-table)")
+    for line, field in zip(lines, fields, strict=True):
+        assert f": {field}: " in line
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert all_names(moto_url) == before

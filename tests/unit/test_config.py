@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config.model import EXAMPLE_CONFIG, ConfigError, load_config, parse_config
+from tasks.names import RULES, ResourceNames, fixed_name_budget, name_problem, resource_names
 
 
 def example() -> dict[str, Any]:
@@ -92,3 +94,97 @@ def test_file_problems(tmp_path: Path) -> None:
 
 def test_integer_timestamp_is_accepted() -> None:
     assert parse_config(mutate("timestamp", 20261128)).timestamp == "20261128"
+
+
+# ------------------------------------------------------------------ derived names and their AWS limits
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value) == "\n".join(info.value.problems)
+    return info.value.problems
+
+
+def test_long_suffix_is_refused_not_truncated() -> None:
+    """Role names used to be cut at 64: these two environments got the same roles. Now both are refused."""
+    lines = {suffix: problems(example() | {"environmentSuffix": suffix}) for suffix in ("a" * 31 + "1", "a" * 31 + "2")}
+    for suffix, found in lines.items():
+        assert len(found) == 2  # the fixed names (one line), and the one bucket whose target name is too long
+        assert found[0].startswith("config: environmentSuffix: IAM role name 'migration-validator-role-eu-")
+        assert f"-{suffix}' is 69 characters, over the AWS limit of 64" in found[0]
+        assert "shorten timestamp and environmentSuffix to at most 35 characters together (now 40)" in found[0]
+        assert found[1].startswith("config: s3Buckets[1].name: target bucket name 'analytics-processed-eu-")
+
+
+def test_the_longer_of_timestamp_and_suffix_is_named() -> None:
+    found = problems(example() | {"timestamp": "2" * 32, "environmentSuffix": "qa-team-4"})
+    assert found[0].startswith("config: timestamp: Lambda function name")
+
+
+def test_every_name_within_the_budget_fits_and_is_whole() -> None:
+    budget = fixed_name_budget("eu-west-1")
+    data = example() | {"timestamp": "20261128", "environmentSuffix": "x" * (budget - 8)}
+    data["s3Buckets"] = [{"name": "bkt"}]
+    data["dynamodbTables"] = [{"name": "t" * 200}]
+    cfg = parse_config(data)
+    names = resource_names(cfg)
+    assert names.lambda_role.endswith(cfg.environmentSuffix) and len(names.lambda_role) == 64
+    for f in fields(ResourceNames):
+        value = getattr(names, f.name)
+        for name in value.values() if isinstance(value, dict) else [value]:
+            if f.name != "buckets":
+                assert name_problem(RULES[f.name], name) is None, name
+    # One more character is refused.
+    assert problems(data | {"environmentSuffix": "x" * (budget - 7)})[0].startswith("config: environmentSuffix: IAM")
+
+
+def test_every_derived_name_has_an_aws_rule() -> None:
+    """A new name in tasks.names must say which AWS limit it has (buckets: config.model.bucket_name_problem)."""
+    assert {f.name for f in fields(ResourceNames)} - {"buckets"} <= set(RULES)
+
+
+def test_target_table_name_over_255_names_the_table() -> None:
+    data = example()
+    data["dynamodbTables"][1]["name"] = "t" * 250
+    assert problems(data) == [
+        "config: dynamodbTables[1].name: target DynamoDB table name "
+        f"'{'t' * 250}-eu-20261128-dev' is 266 characters, over the AWS limit of 255; "
+        "shorten the table name, timestamp or environmentSuffix"
+    ]
+
+
+# ------------------------------------------------------------------ every problem at once
+
+
+def test_three_bad_values_give_three_lines() -> None:
+    data = example() | {"sourceRegion": "mars-north-1", "environmentSuffix": "Dev!"}
+    data["dynamodbTables"][0]["scalingFactor"] = 0
+    assert problems(data) == [
+        "config: sourceRegion: unknown AWS region 'mars-north-1'; use a region code such as 'us-east-1' or 'eu-west-1'",
+        "config: environmentSuffix: 'Dev!' must be 1 to 32 lowercase letters, digits or '-' (it becomes part of "
+        "resource names)",
+        "config: dynamodbTables[0].scalingFactor (analytics-events): must be a positive number (got 0.0); "
+        "1 keeps the source capacity",
+    ]
+
+
+def test_field_errors_and_cross_field_checks_together() -> None:
+    """pydantic skips model checks once a field fails; they still run on the values that passed."""
+    data = example() | {"migrationBatch": "Batch 1"}
+    data["s3Buckets"][1]["name"] = "analytics-raw-data"  # a duplicate
+    data["dynamodbTables"][0]["name"] = "e" * 250  # target name too long
+    found = problems(data)
+    assert len(found) == 3
+    assert found[0].startswith("config: migrationBatch: 'Batch 1' must be")
+    assert found[1] == "config: s3Buckets lists 'analytics-raw-data' more than once; list each name once"
+    assert found[2].startswith("config: dynamodbTables[0].name: target DynamoDB table name 'eeee")
+
+
+def test_a_bad_value_does_not_cascade() -> None:
+    """A bad targetRegion or suffix gives its own line, not also a line for every name derived from it."""
+    assert len(problems(example() | {"targetRegion": "nowhere-1"})) == 1
+    assert len(problems(example() | {"environmentSuffix": "x" * 40})) == 1
+    bad_bucket = example()
+    bad_bucket["s3Buckets"][0]["name"] = "Bad_Bucket"
+    assert len(problems(bad_bucket)) == 1

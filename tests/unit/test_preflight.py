@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
-from config.model import MigrationConfig
+from config.model import MigrationConfig, parse_config
 from tasks.aws import Backend
 from tasks.preflight import check, format_plan, plan
 
@@ -131,3 +134,116 @@ def test_unreachable_endpoint_is_one_line(cfg: MigrationConfig) -> None:
     pf = check(Backend(kind="emulator", endpoint_url="http://127.0.0.1:9"), cfg)
     assert len(pf.errors) == 1
     assert pf.errors[0].startswith("cannot reach http://127.0.0.1:9")
+
+
+def test_old_eu_bucket_answering_eu_is_in_eu_west_1(backend: Backend, cfg: MigrationConfig) -> None:
+    """GetBucketLocation answers 'EU' for old eu-west-1 buckets (S3 API reference; 'EU' is a value of the
+    model's BucketLocationConstraint). moto cannot create one: the source client is stubbed (Stubber checks
+    the answers against the real service model); the target side is moto's."""
+    data = cfg.model_dump() | {"sourceRegion": "eu-west-1", "targetRegion": "eu-central-1", "dynamodbTables": []}
+    eu = parse_config(data | {"s3Buckets": data["s3Buckets"][:1]})
+    with Stubber(backend.client("s3", "eu-west-1")) as source:
+        source.add_response("get_bucket_location", {"LocationConstraint": "EU"}, {"Bucket": "analytics-raw-data"})
+        source.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": "analytics-raw-data"})
+        pf = check(backend, eu)
+        assert pf.errors == []
+        source.assert_no_pending_responses()
+    assert pf.buckets == [{"name": "analytics-raw-data", "region": "eu-west-1", "versioning": "Enabled"}]
+
+
+# ------------------------------------------------------------------ existing readers of the source stream
+
+
+def _with_stream(backend: Backend, cfg: MigrationConfig) -> str:
+    """Sources as usual, analytics-events with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
+    make_sources(backend, cfg)
+    ddb = backend.client("dynamodb", cfg.sourceRegion)
+    ddb.update_table(
+        TableName="analytics-events",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return str(ddb.describe_table(TableName="analytics-events")["Table"]["LatestStreamArn"])
+
+
+def _reader_function(backend: Backend, region: str) -> str:
+    role = backend.client("iam", region).create_role(RoleName="partner-reader", AssumeRolePolicyDocument="{}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("h.py", "def h(event, context):\n    return None\n")
+    backend.client("lambda", region).create_function(
+        FunctionName="partner-reader",
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="h.h",
+        Code={"ZipFile": buf.getvalue()},
+    )
+    return str(role["Role"]["Arn"])
+
+
+def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: MigrationConfig) -> None:
+    stream = _with_stream(backend, cfg)
+    pf = check(backend, cfg)
+    assert pf.errors == [] and pf.warnings == []
+    assert pf.tables[0]["streamConsumers"]["lambdaEventSourceMappings"] == []
+
+    role = _reader_function(backend, cfg.sourceRegion)
+    mapping = backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
+        EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
+    )
+    pf = check(backend, cfg)
+    assert pf.errors == []
+    assert len(pf.warnings) == 1
+    assert pf.warnings[0].startswith(
+        f"dynamodbTables[0] (analytics-events): the source stream already has 1 reader(s) (Lambda event source "
+        f"mapping {mapping['UUID']} ("
+    )
+    assert "makes 2: at the limit" in pf.warnings[0]
+
+    backend.client("pipes", cfg.sourceRegion).create_pipe(
+        Name="partner-pipe",
+        RoleArn=role,
+        Source=stream,
+        SourceParameters={"DynamoDBStreamParameters": {"StartingPosition": "LATEST"}},
+        Target="arn:aws:sqs:us-east-1:123456789012:partner",
+    )
+    pf = check(backend, cfg)
+    assert pf.errors == [] and len(pf.warnings) == 1
+    assert "2 reader(s)" in pf.warnings[0] and "pipe partner-pipe" in pf.warnings[0]
+    assert "makes 3: over the limit" in pf.warnings[0]
+    assert [p["name"] for p in pf.tables[0]["streamConsumers"]["pipes"]] == ["partner-pipe"]
+
+
+def test_a_backend_without_pipes_is_reported_and_skipped(backend: Backend, cfg: MigrationConfig) -> None:
+    _with_stream(backend, cfg)
+    with Stubber(backend.client("pipes", cfg.sourceRegion)) as pipes:
+        pipes.add_client_error("list_pipes", "NotImplemented", "not here", 501)
+        pf = check(backend, cfg)
+    assert pf.errors == [] and pf.warnings == []
+    assert pf.tables[0]["streamConsumers"]["notSupportedByBackend"] == ["pipes: NotImplemented"]
+
+
+def test_flows_pass_the_stream_warning_on(
+    prefect_harness: None, backend: Backend, cfg: MigrationConfig, tmp_path: Path
+) -> None:
+    """flows.parts.begin logs preflight's warnings and hands them to the report (migrate: preflightWarnings)."""
+    from prefect import flow
+
+    from flows.common import RunOptions
+    from flows.parts import begin
+
+    stream = _with_stream(backend, cfg)
+    _reader_function(backend, cfg.sourceRegion)
+    backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
+        EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
+    )
+    path = tmp_path / "migration.json"
+    path.write_text(cfg.model_dump_json())
+
+    @flow
+    def start() -> list[str]:
+        warnings: list[str] = []
+        begin(RunOptions(config_path=str(path), use_aws=True), warnings=warnings)
+        return warnings
+
+    warnings = start()
+    assert len(warnings) == 1 and "the source stream already has 1 reader(s)" in warnings[0]
