@@ -21,6 +21,7 @@ from tasks.aws import Backend, error_code, is_not_found
 from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
+from tasks.provision.iam import RESULT_PARTITION
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validator"
 # Repository modules the handler imports, shipped next to handler.py under these names (stdlib-only files,
@@ -43,8 +44,9 @@ LOG_RETENTION_DAYS = 30
 # MAX_EVENT_AGE_S + TIMEOUT_S.
 EVENT_INVOKE_CONFIG: dict[str, int] = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
 MAX_EVENT_AGE_S = EVENT_INVOKE_CONFIG["MaximumEventAgeInSeconds"]
-# The validator writes its result to the checkpoint table under this partition key (sort key: the run id).
-RESULT_PK = "validator"
+# The validator writes its result to the checkpoint table under this partition key (sort key: the run id);
+# its role may write that partition only.
+RESULT_PK = RESULT_PARTITION
 # IAM, and KMS grants through it, are eventually consistent: right after the role (or its policy) was written,
 # CreateFunction / UpdateFunctionConfiguration answer InvalidParameterValueException with these messages for
 # seconds (AWS documents no bound; minutes is generous).

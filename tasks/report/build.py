@@ -217,7 +217,9 @@ def lambda_line(lam: dict[str, Any] | None) -> str:
     if not lam:
         return "not invoked"
     if lam.get("executed"):
-        return "executed: " + ("all checks passed" if lam.get("ok") else str(lam.get("summary")))
+        return "executed, passed: all checks passed" if lam.get("ok") else f"executed, failed: {lam.get('summary')}"
+    if lam.get("outcome") == "unknown":
+        return f"invoked, outcome unknown: {lam.get('detail', '')}"
     return f"deployed, not executed by this backend ({lam.get('functionError')}: {lam.get('detail', '')[:120]})"
 
 
