@@ -182,3 +182,12 @@ def test_the_report_line_says_which_of_the_four_outcomes() -> None:
     assert lambda_line(invoke.unknown("no result within 135 s")).startswith("invoked, outcome unknown: no result")
     not_run = interpret(202, "Handled", {"errorMessage": "error running docker"})
     assert lambda_line(not_run).startswith("deployed, not executed by this backend (Handled: error running docker")
+
+
+def test_an_unknown_outcome_is_a_next_step() -> None:
+    from tasks.report.build import next_steps
+
+    report: dict[str, Any] = {"resources": {}, "validation": {"lambda": invoke.unknown("no result within 135 s")}}
+    assert any("left no result (no result within 135 s)" in s for s in next_steps(report))
+    report["validation"]["lambda"] = {"executed": True, "ok": True, "outcome": "passed"}
+    assert not any("left no result" in s for s in next_steps(report))
