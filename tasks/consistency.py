@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tasks.aws import error_code
 
@@ -42,6 +42,16 @@ class Lag:
 
 class NotConsistentError(RuntimeError):
     """AWS still answered "not yet" when the time budget ran out (the last answer is the __cause__)."""
+
+
+def run_logger() -> Any:
+    """The Prefect run's logger inside a flow or task run (so the wait shows in the UI), else this module's."""
+    try:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # outside a run: MissingContextError
+        return log
 
 
 def _sleep(seconds: float) -> None:
@@ -92,7 +102,7 @@ def retry_until_consistent(
                     f"{what}: still waiting for {lag.waiting_for} after {attempt} attempts over {elapsed:.0f} s "
                     f"(bounded at {budget_s:.0f} s); last answer: {err}"
                 ) from err
-            log.warning(
+            run_logger().warning(
                 "%s: waiting for %s (attempt %d, %.0f of %.0f s; AWS said %s); retrying in %.1f s",
                 what,
                 lag.waiting_for,

@@ -16,7 +16,6 @@ The invoke is never retried (not idempotent: the function publishes alerts).
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,10 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedErro
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
+from tasks.consistency import run_logger
 from tasks.names import resource_names
 from tasks.provision.lambda_ import MAX_EVENT_AGE_S, RESULT_PK, TIMEOUT_S
-
-log = logging.getLogger(__name__)
 
 RESULT_MARGIN_S = 15.0  # cold start, the PutItem, clock skew
 POLL_INTERVAL_S = 2.0
@@ -157,7 +155,7 @@ def invoke_validator(
                 payload = raw.decode("utf-8", "replace")
             return base | interpret(status, function_error, payload) | {"measuredFrom": "invoke response"}
     bound = result_wait_s()
-    log.info("validator run %s %s; waiting up to %.0f s for its result", run_id, why_wait, bound)
+    run_logger().info("validator run %s %s; waiting up to %.0f s for its result", run_id, why_wait, bound)
     ddb = backend.client("dynamodb", cfg.targetRegion)
     try:
         item, waited = wait_for_result(ddb, names.checkpoint_table, run_id, bound, sleep, clock)

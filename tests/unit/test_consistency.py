@@ -80,3 +80,18 @@ def test_tiny_jitter_draws_cannot_loop_for_ever() -> None:
     with pytest.raises(NotConsistentError):
         retry_until_consistent(call, [LAG], what="x", budget_s=60, sleep=lambda s: None, rand=lambda: 0.0)
     assert call.calls == consistency.MAX_ATTEMPTS
+
+
+def test_inside_a_prefect_run_the_wait_is_in_the_run_log(prefect_harness: None) -> None:
+    from prefect import flow
+
+    from tasks.consistency import run_logger
+
+    @flow
+    def waits() -> tuple[str, str]:
+        call = Flaky(_error("InvalidRequest", "Destination bucket must have versioning enabled."), 1)
+        out = retry_until_consistent(call, [LAG], what="w", budget_s=5, sleep=lambda s: None)
+        return out, run_logger().name
+
+    assert waits() == ("done", "prefect.flow_runs")
+    assert run_logger().name == "tasks.consistency"  # outside a run
