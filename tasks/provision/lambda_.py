@@ -250,7 +250,9 @@ def ensure_event_invoke_config(lam: Any, name: str) -> tuple[dict[str, Any] | No
     current = _event_invoke_config(lam, name)
     if current is not None and all(current.get(k) == v for k, v in EVENT_INVOKE_CONFIG.items()):
         return current, False
-    # PutFunctionEventInvokeConfig overwrites the whole configuration (we use no destinations).
+    # PutFunctionEventInvokeConfig overwrites the whole configuration (we use no destinations). Let a code or
+    # configuration update in progress settle first.
+    _wait_updated(lam, name)
     lam.put_function_event_invoke_config(FunctionName=name, **EVENT_INVOKE_CONFIG)
     return _event_invoke_config(lam, name), True
 
