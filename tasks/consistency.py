@@ -35,9 +35,15 @@ class Lag:
     code: str
     message: str
     waiting_for: str
+    unless: tuple[str, ...] = ()  # pieces of message that make the same answer permanent
 
     def matches(self, err: BaseException) -> bool:
-        return error_code(err) == self.code and self.message.lower() in str(err).lower()
+        text = str(err).lower()
+        return (
+            error_code(err) == self.code
+            and self.message.lower() in text
+            and not any(u.lower() in text for u in self.unless)
+        )
 
 
 class NotConsistentError(RuntimeError):

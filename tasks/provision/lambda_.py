@@ -61,6 +61,8 @@ LAMBDA_LAGS: tuple[Lag, ...] = (
         "InvalidParameterValueException",
         "because the KMS key is invalid for CreateGrant",
         "KMS: the key to accept Lambda's grant for the environment variables",
+        # The same answer for a key that can never work (an alias ARN, a deleted or foreign key): not a lag.
+        unless=("InvalidArnException", "NotFoundException", "KMSInvalidStateException", "DisabledException"),
     ),
 )
 LAMBDA_CONSISTENCY_BUDGET_S = 300.0

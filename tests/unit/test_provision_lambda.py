@@ -321,3 +321,21 @@ def test_foreign_log_group_is_a_collision(backend: Backend, cfg: MigrationConfig
     with pytest.raises(CollisionError, match="log group"):
         lam_mod.ensure_validator(backend, cfg, **p)
     assert backend.client("lambda", REGION).list_functions()["Functions"] == []
+
+
+def test_a_kms_key_that_can_never_work_is_not_waited_for(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _prereqs(backend, cfg)
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    alias = (
+        "InvalidParameterValueException",
+        "Lambda was unable to configure access to your environment variables because the KMS key is invalid for "
+        "CreateGrant. Please check your KMS key settings. KMS Exception: InvalidArnException KMS Message: Key "
+        "Aliases are not supported for this operation.",
+    )
+    _answer(backend.client("lambda", REGION), "CreateFunction", [alias])
+    with pytest.raises(ClientError, match="Key Aliases are not supported"):
+        lam_mod.ensure_validator(backend, cfg, **p)
+    assert sleeps == []
