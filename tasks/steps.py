@@ -231,6 +231,8 @@ def validate_table_task(
     return validate_ddb.validate_table(backend, cfg, source_table, target_table, spill_dir=Path(spill_dir))
 
 
-@step("invoke-validator", retries=1)
+@step("invoke-validator", retries=0)
 def invoke_validator_task(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
+    """Never retried: an invocation is not idempotent (it may publish alerts), and one whose answer was lost
+    may still be running; invoke_validator reports it as "outcome unknown" instead."""
     return invoke_validator(backend, cfg)

@@ -16,10 +16,15 @@ Input (event keys, falling back to environment variables of the same meaning):
   pairs.buckets / BUCKET_PAIRS and pairs.tables / TABLE_PAIRS ([{"source", "target"}] or "src=dst,src2=dst2"),
   buckets / BUCKETS, tables / TABLES (comma-separated; configuration checks only; pair targets are added),
   topicArn / TOPIC_ARN, kmsKeyArn / KMS_KEY_ARN (optional: when set, the CMK in use must be this key),
-  sampleLimit / SAMPLE_LIMIT (keys listed per kind of mismatch, default 10).
+  sampleLimit / SAMPLE_LIMIT (keys listed per kind of mismatch, default 10),
+  runId and resultTable / RESULT_TABLE: where the result is recorded for the flow (see record_result).
 Output: {"ok": bool, "checks": [{"resource", "check", "ok", "detail"} (+ "source", "counts", "keys" for data
 checks)], "summary": str, "notified": bool}.
 When any check fails and a topic is known, a one-paragraph summary is published to it.
+The flow invokes asynchronously (the dead-letter target only receives failed asynchronous invocations), so
+the return value reaches nobody: with a runId the result is also written to the migration's checkpoint table
+(item pk "validator", sk runId), where the flow polls for it. A run that cannot record it raises, so the
+event reaches the dead-letter topic instead of vanishing.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ Collected = dict[str, Any]
 MAX_FAILURES_IN_SUMMARY = 20
 SAMPLE_LIMIT = 10  # keys listed per kind of mismatch in a data check
 SCAN_SEGMENTS = 4  # parallel scan segments per table side
+RESULT_PK = "validator"  # tasks/provision/lambda_.RESULT_PK: the partition the role may write to, nothing else
+MAX_RESULT_BYTES = 300_000  # a DynamoDB item holds 400 KB: failed checks beyond this are counted, not listed
 
 
 def _check(resource: str, check: str, ok: bool, detail: str) -> Check:
@@ -407,6 +414,8 @@ def settings(event: dict[str, Any] | None) -> dict[str, Any]:
         "topicArn": event.get("topicArn") or os.environ.get("TOPIC_ARN") or None,
         "kmsKeyArn": event.get("kmsKeyArn") or os.environ.get("KMS_KEY_ARN") or None,
         "sampleLimit": max(1, int(limit)),
+        "runId": str(event.get("runId") or "") or None,
+        "resultTable": event.get("resultTable") or os.environ.get("RESULT_TABLE") or None,
     }
 
 
@@ -451,6 +460,33 @@ def notify(topic_arn: str, region: str, summary: str) -> bool:
     return True
 
 
+def result_item(run_id: str, result: dict[str, Any], finished_at: str) -> dict[str, Any]:
+    """The checkpoint-table item the flow reads (pure): ok, counts, summary and as many failed checks as fit."""
+    failed = [c for c in result["checks"] if not c["ok"]]
+    listed = failed
+    body = json.dumps(listed, default=str)
+    while listed and len(body.encode()) > MAX_RESULT_BYTES:
+        listed = listed[: len(listed) // 2]
+        body = json.dumps(listed, default=str)
+    return {
+        "pk": {"S": RESULT_PK},
+        "sk": {"S": run_id},
+        "ok": {"BOOL": bool(result["ok"])},
+        "total": {"N": str(len(result["checks"]))},
+        "failed": {"N": str(len(failed))},
+        "summary": {"S": str(result["summary"])[:10_000]},
+        "notified": {"BOOL": bool(result["notified"])},
+        "failedChecks": {"S": body},
+        "finishedAt": {"S": finished_at},
+    }
+
+
+def record_result(region: str, table: str, run_id: str, result: dict[str, Any]) -> None:
+    """PutItem of the result (the role may write only this partition of this table); errors propagate."""
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _client("dynamodb", region).put_item(TableName=table, Item=result_item(run_id, result, finished))
+
+
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     """Lambda entry point."""
     s = settings(event)
@@ -469,5 +505,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     if not ok and s["topicArn"]:
         notified = notify(s["topicArn"], region, summary)
     result = {"ok": ok, "checks": checks, "summary": summary, "notified": notified}
+    if s["runId"] and s["resultTable"]:
+        record_result(region, s["resultTable"], s["runId"], result)
     print(json.dumps({"ok": ok, "failed": sum(not c["ok"] for c in checks), "total": len(checks)}))
     return result

@@ -20,6 +20,7 @@ from boto3.s3.transfer import TransferConfig
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, is_not_found
+from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import UserError
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.s3_plan import (
@@ -60,6 +61,20 @@ _CHANGE_RETRIES = 3
 # --------------------------------------------------------------------------------------------------
 # Replication rule on the source bucket
 # --------------------------------------------------------------------------------------------------
+
+
+# PutBucketReplication needs versioning Enabled on both buckets, and "If you enable versioning on a bucket for the
+# first time, it might take up to 15 minutes for the change to be fully propagated" (S3 User Guide): right after
+# we enabled it, S3 answers InvalidRequest with one of these messages. Retried for those 15 minutes, no longer.
+REPLICATION_LAGS: tuple[Lag, ...] = (
+    Lag("InvalidRequest", "Destination bucket must have versioning enabled", "S3: the target bucket's versioning"),
+    Lag(
+        "InvalidRequest",
+        "Versioning must be 'Enabled' on the bucket to apply a replication configuration",
+        "S3: the source bucket's versioning",
+    ),
+)
+VERSIONING_PROPAGATION_S = 15 * 60.0
 
 
 def record_source_versioning(
@@ -138,9 +153,14 @@ def ensure_replication(
     unsupported: list[str] = []
     after_cfg = before_cfg
     if drift_before or role_drift:
-        s3.put_bucket_replication(
-            Bucket=source_bucket,
-            ReplicationConfiguration={"Role": role, "Rules": [*foreign, desired]},
+        retry_until_consistent(
+            lambda: s3.put_bucket_replication(
+                Bucket=source_bucket,
+                ReplicationConfiguration={"Role": role, "Rules": [*foreign, desired]},
+            ),
+            REPLICATION_LAGS,
+            what=f"put the replication rule on s3://{source_bucket}",
+            budget_s=VERSIONING_PROPAGATION_S,
         )
         after_cfg = _get_replication(s3, source_bucket)
         ours_after = _find_rule(after_cfg, rule_id)

@@ -20,6 +20,8 @@ from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
 
 POLICY_NAME = "region-migration"
+# The checkpoint-table partition the validator writes its results to (tasks/provision/lambda_.RESULT_PK).
+RESULT_PARTITION = "validator"
 VERSION = "2012-10-17"
 
 Policy = dict[str, Any]
@@ -125,20 +127,20 @@ def replication_role_policies(
 def lambda_role_policies(
     cfg: MigrationConfig, account_id: str, names: ResourceNames, kms_key_arn: str, topic_arn: str
 ) -> tuple[Policy, Policy]:
-    """(trust, permissions) for the validator: write its own logs, read-only checks, publish alerts.
+    """(trust, permissions) for the validator: exactly what lambda/validator/handler.py calls, each on its ARNs.
 
-    Read access covers source and target buckets/tables because validation compares both sides;
-    s3:GetObject and dynamodb:Scan are there for the data checks, everything else is configuration reads.
+    Configuration checks read the target buckets and tables; the quick data checks list both buckets of a pair
+    and scan both tables' keys (the source's TTL setting decides what is expired); the result goes to the
+    checkpoint table (one partition); alerts and the dead-letter target are the topic. The CMK is used only
+    through the services that need it (kms:ViaService): Lambda (the environment variables), SNS (publishing to
+    the encrypted topic), DynamoDB (reading/writing CMK-encrypted tables).
     """
-    log_group = arn("logs", cfg.targetRegion, account_id, f"log-group:{names.log_group}")
-    buckets = sorted(
-        [bucket_arn(b, cfg.sourceRegion) for b in names.buckets]
-        + [bucket_arn(b, cfg.targetRegion) for b in names.buckets.values()]
-    )
-    tables = sorted(
-        [table_arn(cfg.sourceRegion, account_id, t) for t in names.tables]
-        + [table_arn(cfg.targetRegion, account_id, t) for t in names.tables.values()]
-    )
+    region = cfg.targetRegion
+    log_group = arn("logs", region, account_id, f"log-group:{names.log_group}")
+    source_buckets = sorted(bucket_arn(b, cfg.sourceRegion) for b in names.buckets)
+    target_buckets = sorted(bucket_arn(b, region) for b in names.buckets.values())
+    source_tables = sorted(table_arn(cfg.sourceRegion, account_id, t) for t in names.tables)
+    target_tables = sorted(table_arn(region, account_id, t) for t in names.tables.values())
     statements: list[Policy] = [
         {
             "Sid": "WriteOwnLogs",
@@ -148,56 +150,78 @@ def lambda_role_policies(
             "Resource": [log_group, f"{log_group}:*"],
         },
         {
+            # The handler's alerts, and Lambda itself delivering a failed asynchronous event (the DLQ).
             "Sid": "PublishAlerts",
             "Effect": "Allow",
             "Action": ["sns:Publish"],
             "Resource": [topic_arn],
         },
         {
-            # Decrypt: the environment variables are encrypted with the CMK. GenerateDataKey + Decrypt:
-            # publishing to the CMK-encrypted topic (alerts and the dead-letter target) needs both.
-            "Sid": "UseMigrationKey",
+            # Only items whose partition key is the validator's (dynamodb:LeadingKeys): the role cannot touch
+            # the copy manifests, stream positions or locks that share the table.
+            "Sid": "RecordResult",
             "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+            "Action": ["dynamodb:PutItem"],
+            "Resource": [table_arn(region, account_id, names.checkpoint_table)],
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RESULT_PARTITION]}},
+        },
+        {
+            "Sid": "DecryptEnvironmentViaLambda",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
             "Resource": [kms_key_arn],
+            "Condition": {"StringEquals": {"kms:ViaService": f"lambda.{region}.amazonaws.com"}},
+        },
+        {
+            # Publishing to an SSE-KMS topic needs GenerateDataKey and Decrypt on its key (SNS docs).
+            "Sid": "PublishToEncryptedTopicViaSns",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [kms_key_arn],
+            "Condition": {"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
+        },
+        {
+            "Sid": "UseEncryptedTablesViaDynamoDB",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:DescribeKey"],
+            "Resource": [kms_key_arn],
+            "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
         },
     ]
-    if buckets:
+    if target_buckets:
         statements += [
             {
-                "Sid": "ReadBucketConfiguration",
+                "Sid": "ReadTargetBucketConfiguration",
                 "Effect": "Allow",
                 "Action": [
-                    "s3:GetBucketPolicy",
                     "s3:GetBucketPublicAccessBlock",
                     "s3:GetBucketVersioning",
                     "s3:GetEncryptionConfiguration",
-                    "s3:ListBucket",
-                    "s3:ListBucketVersions",
                 ],
-                "Resource": buckets,
+                "Resource": target_buckets,
             },
             {
-                "Sid": "ReadObjects",
+                "Sid": "ListBothSides",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [f"{b}/*" for b in buckets],
+                "Action": ["s3:ListBucket"],
+                "Resource": sorted(source_buckets + target_buckets),
             },
         ]
-    if tables:
-        statements.append(
+    if target_tables:
+        statements += [
             {
-                "Sid": "ReadTables",
+                "Sid": "ReadTargetTables",
                 "Effect": "Allow",
-                "Action": [
-                    "dynamodb:DescribeContinuousBackups",
-                    "dynamodb:DescribeTable",
-                    "dynamodb:DescribeTimeToLive",
-                    "dynamodb:Scan",
-                ],
-                "Resource": tables,
-            }
-        )
+                "Action": ["dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTable", "dynamodb:Scan"],
+                "Resource": target_tables,
+            },
+            {
+                "Sid": "ReadSourceTables",
+                "Effect": "Allow",
+                "Action": ["dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive", "dynamodb:Scan"],
+                "Resource": source_tables,
+            },
+        ]
     return trust_policy("lambda.amazonaws.com"), {"Version": VERSION, "Statement": statements}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,8 +18,10 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, is_not_found
+from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
+from tasks.provision.iam import RESULT_PARTITION
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validator"
 # Repository modules the handler imports, shipped next to handler.py under these names (stdlib-only files,
@@ -29,12 +30,42 @@ SHARED_MODULES: dict[str, Path] = {"digest.py": Path(__file__).resolve().parents
 RUNTIME = "python3.12"
 HANDLER = "handler.handler"
 MEMORY_MB = 256
-TIMEOUT_S = 120
+# The handler's quick checks are a few describe calls per resource, one listing request per 1,000 keys and a
+# keys-only scan per table side: seconds for the demo data. 60 s stays well under the clients' 120 s read
+# timeout (tasks/aws.py) and bounds how long the flow waits for the asynchronous run's result.
+TIMEOUT_S = 60
 RESERVED_CONCURRENCY = 5
 LOG_RETENTION_DAYS = 30
-# A new role can take several seconds to become assumable by Lambda (IAM is eventually consistent):
-# create_function then fails with InvalidParameterValueException. Back off and retry only that error.
-ROLE_PROPAGATION_DELAYS: tuple[float, ...] = (1, 2, 4, 8, 10, 10)
+# Asynchronous invocations only (the dead-letter target receives only those). No retries by Lambda: a run is
+# not idempotent (it publishes alerts) and a failed one must reach the DLQ once. An event not started within
+# MAX_EVENT_AGE_S (the API's minimum, 60) is discarded to the DLQ too ("When an event fails all processing
+# attempts or stays in the asynchronous invocation queue for too long, Lambda discards it. To retain discarded
+# events, configure a dead-letter queue", PutFunctionEventInvokeConfig), so a run's outcome is known after
+# MAX_EVENT_AGE_S + TIMEOUT_S.
+EVENT_INVOKE_CONFIG: dict[str, int] = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+MAX_EVENT_AGE_S = EVENT_INVOKE_CONFIG["MaximumEventAgeInSeconds"]
+# The validator writes its result to the checkpoint table under this partition key (sort key: the run id);
+# its role may write that partition only.
+RESULT_PK = RESULT_PARTITION
+# IAM, and KMS grants through it, are eventually consistent: right after the role (or its policy) was written,
+# CreateFunction / UpdateFunctionConfiguration answer InvalidParameterValueException with these messages for
+# seconds (AWS documents no bound; minutes is generous).
+LAMBDA_LAGS: tuple[Lag, ...] = (
+    Lag("InvalidParameterValueException", "cannot be assumed by Lambda", "IAM: Lambda to be able to assume the role"),
+    Lag(
+        "InvalidParameterValueException",
+        "does not have permissions to call Publish on SNS",
+        "IAM: the role's sns:Publish on the dead-letter topic",
+    ),
+    Lag(
+        "InvalidParameterValueException",
+        "because the KMS key is invalid for CreateGrant",
+        "KMS: the key to accept Lambda's grant for the environment variables",
+        # The same answer for a key that can never work (an alias ARN, a deleted or foreign key): not a lag.
+        unless=("InvalidArnException", "NotFoundException", "KMSInvalidStateException", "DisabledException"),
+    ),
+)
+LAMBDA_CONSISTENCY_BUDGET_S = 300.0
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 NOT_RETURNED = "not returned by backend"
 
@@ -89,6 +120,7 @@ def function_environment(
         "TABLES": ",".join(sorted(names.tables.values())),
         "BUCKET_PAIRS": pairs_text(names.buckets),
         "TABLE_PAIRS": pairs_text(names.tables),
+        "RESULT_TABLE": names.checkpoint_table,
     }
 
 
@@ -191,16 +223,50 @@ def _group_arn(group: dict[str, Any]) -> str:
 
 
 def _create_function(lam: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """create_function, retrying only the 'role cannot be assumed yet' error while IAM propagates."""
-    for delay in (*ROLE_PROPAGATION_DELAYS, None):
-        try:
-            return dict(lam.create_function(**kwargs))
-        except Exception as err:
-            propagating = error_code(err) == "InvalidParameterValueException" and "assumed" in str(err)
-            if not propagating or delay is None:
-                raise
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    """create_function, retrying only the answers that mean IAM/KMS have not caught up with the new role."""
+    return dict(
+        retry_until_consistent(
+            lambda: lam.create_function(**kwargs),
+            LAMBDA_LAGS,
+            what=f"create Lambda function {kwargs['FunctionName']}",
+            budget_s=LAMBDA_CONSISTENCY_BUDGET_S,
+        )
+    )
+
+
+def _update_configuration(lam: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """update_function_configuration, with the same 'not caught up yet' retries (a repaired role or DLQ)."""
+    return dict(
+        retry_until_consistent(
+            lambda: lam.update_function_configuration(**kwargs),
+            LAMBDA_LAGS,
+            what=f"update Lambda function {kwargs['FunctionName']}",
+            budget_s=LAMBDA_CONSISTENCY_BUDGET_S,
+        )
+    )
+
+
+def ensure_event_invoke_config(lam: Any, name: str) -> tuple[dict[str, Any] | None, bool]:
+    """Lambda's asynchronous-invocation settings: no retries, short event age (idempotent). Returns the
+    settings read back (None when the backend keeps none) and whether we wrote them."""
+    current = _event_invoke_config(lam, name)
+    if current is not None and all(current.get(k) == v for k, v in EVENT_INVOKE_CONFIG.items()):
+        return current, False
+    # PutFunctionEventInvokeConfig overwrites the whole configuration (we use no destinations). Let a code or
+    # configuration update in progress settle first.
+    _wait_updated(lam, name)
+    lam.put_function_event_invoke_config(FunctionName=name, **EVENT_INVOKE_CONFIG)
+    return _event_invoke_config(lam, name), True
+
+
+def _event_invoke_config(lam: Any, name: str) -> dict[str, Any] | None:
+    try:
+        got = lam.get_function_event_invoke_config(FunctionName=name)
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise
+    return {k: got.get(k) for k in EVENT_INVOKE_CONFIG}
 
 
 def _wait_updated(lam: Any, name: str) -> None:
@@ -252,13 +318,16 @@ def ensure_validator(
         drift = configuration_drift(conf, desired)
         if drift:
             _wait_updated(lam, name)
-            lam.update_function_configuration(**desired)
+            _update_configuration(lam, desired)
             _wait_updated(lam, name)
             after = lam.get_function_configuration(FunctionName=name)
             # Only count what the backend confirms: a DeadLetterConfig that is still not returned after we
             # wrote it is reported as unmeasured below, not as repaired.
             still = set(configuration_drift(after, desired))
             repaired += [d for d in drift if d not in still]
+    _, wrote_async = ensure_event_invoke_config(lam, name)
+    if wrote_async and not created:
+        repaired.append("asyncInvokeConfig")
     concurrency_problem = None
     reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
     if reserved != RESERVED_CONCURRENCY:
@@ -287,6 +356,11 @@ def read_validator(backend: Backend, cfg: MigrationConfig, expected_sha: str | N
     dlq = (conf.get("DeadLetterConfig") or {}).get("TargetArn")
     reserved = lam.get_function_concurrency(FunctionName=names.lambda_function).get("ReservedConcurrentExecutions")
     group = _describe_log_group(backend.client("logs", cfg.targetRegion), names.log_group) or {}
+    async_config = _event_invoke_config(lam, names.lambda_function)
+    async_ok = async_config is not None and all(async_config.get(k) == v for k, v in EVENT_INVOKE_CONFIG.items())
+    unsupported = [] if dlq else ["DeadLetterConfig read-back"]
+    if not async_ok:
+        unsupported.append("asynchronous invoke configuration read-back")
     out: dict[str, Any] = {
         "name": conf["FunctionName"],
         "arn": conf["FunctionArn"],
@@ -310,6 +384,11 @@ def read_validator(backend: Backend, cfg: MigrationConfig, expected_sha: str | N
             "retentionDays": group.get("retentionInDays"),
             "kmsKeyId": group.get("kmsKeyId"),
         },
-        "notSupportedByBackend": [] if dlq else ["DeadLetterConfig read-back"],
+        # Read back: retries 0 is what lets a crash or timeout reach the dead-letter target exactly once.
+        "asyncInvoke": {
+            "maximumRetryAttempts": (async_config or {}).get("MaximumRetryAttempts"),
+            "maximumEventAgeSeconds": (async_config or {}).get("MaximumEventAgeInSeconds"),
+        },
+        "notSupportedByBackend": unsupported,
     }
     return out

@@ -165,6 +165,12 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     lam = report["resources"].get("lambda") or {}
     if lam and lam.get("deadLetterTarget") is None:
         steps.append("Confirm the validator Lambda's dead-letter target on AWS: this backend did not report it.")
+    ran = (report.get("validation") or {}).get("lambda") or {}
+    if ran.get("outcome") == "unknown":
+        steps.append(
+            "Check what the alert topic delivered and the validator's log group: its run left no result "
+            f"({ran.get('detail')}); a crash or timeout was sent to the topic as a dead letter."
+        )
     if not steps:
         steps.append("Keep the regions in sync (run the sync deployment) until cutover.")
         steps.append("Review this report and the validation results, then cut over writers to the target region.")
@@ -234,7 +240,9 @@ def lambda_line(lam: dict[str, Any] | None) -> str:
     if not lam:
         return "not invoked"
     if lam.get("executed"):
-        return "executed: " + ("all checks passed" if lam.get("ok") else str(lam.get("summary")))
+        return "executed, passed: all checks passed" if lam.get("ok") else f"executed, failed: {lam.get('summary')}"
+    if lam.get("outcome") == "unknown":
+        return f"invoked, outcome unknown: {lam.get('detail', '')}"
     return f"deployed, not executed by this backend ({lam.get('functionError')}: {lam.get('detail', '')[:120]})"
 
 

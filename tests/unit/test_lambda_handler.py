@@ -506,3 +506,52 @@ def test_pairs_from_environment_and_missing_source(backend: Backend, monkeypatch
         (TABLE_SRC, TABLE_DST),
     ]
     assert len(result["checks"]) == 3 + 3 + 3
+
+
+# ---------------------------------------------------------------- the recorded result (asynchronous runs)
+
+
+def _checkpoint_table(backend: Backend, name: str) -> None:
+    backend.client("dynamodb", REGION).create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def test_an_async_run_records_its_result_where_the_flow_reads_it(backend: Backend) -> None:
+    key = _key(backend)
+    _good_bucket(backend, "rec-bucket-eu", key)
+    _checkpoint_table(backend, "ckpt")
+    result = h.handler(
+        {"targetRegion": REGION, "buckets": ["rec-bucket-eu"], "runId": "r-42", "resultTable": "ckpt"}, None
+    )
+    item = backend.client("dynamodb", REGION).get_item(
+        TableName="ckpt", Key={"pk": {"S": "validator"}, "sk": {"S": "r-42"}}, ConsistentRead=True
+    )["Item"]
+    assert item["ok"] == {"BOOL": True} and item["total"] == {"N": str(len(result["checks"]))}
+    assert item["summary"]["S"] == result["summary"] and json.loads(item["failedChecks"]["S"]) == []
+
+
+def test_a_run_that_cannot_record_its_result_fails_so_the_dlq_gets_it(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _key(backend)
+    _good_bucket(backend, "rec2-bucket-eu", key)
+    monkeypatch.setenv("RESULT_TABLE", "no-such-table")
+    with pytest.raises(Exception, match=r"ResourceNotFoundException|not found"):
+        h.handler({"targetRegion": REGION, "buckets": ["rec2-bucket-eu"], "runId": "r-1"}, None)
+    # Without a run id (a direct invoke from the console) nothing is recorded and nothing fails.
+    assert h.handler({"targetRegion": REGION, "buckets": ["rec2-bucket-eu"]}, None)["ok"] is True
+
+
+def test_result_item_fits_in_a_dynamodb_item() -> None:
+    checks = [{"resource": f"r{i}", "check": "data.keys", "ok": False, "detail": "x" * 1000} for i in range(2000)]
+    item = h.result_item("r", {"ok": False, "checks": checks, "summary": "s", "notified": True}, "t")
+    assert item["failed"] == {"N": "2000"}
+    assert 0 < len(json.loads(item["failedChecks"]["S"])) < 2000
+    assert len(json.dumps(item).encode()) < 400_000

@@ -512,3 +512,74 @@ def test_plan_partitions_cover_every_key_once(backend: Backend, cfg: MigrationCo
             assert field in stats
     assert seen == 25
     assert sorted(_versions(env["dst"])) == keys
+
+
+# ------------------------------------------------------- replication rule right after versioning (issue 8, item 6)
+
+
+class _Http400:
+    status_code = 400
+
+
+def _answer_s3(client: Any, op: str, answers: list[str]) -> list[str]:
+    """`op` answers InvalidRequest with each message first (botocore raises its own error class, as for a real
+    response), then reaches the backend; returns the answers given."""
+    given: list[str] = []
+
+    def before_call(**_: Any) -> Any:
+        if len(given) >= len(answers):
+            return None
+        given.append(answers[len(given)])
+        error = {"Code": "InvalidRequest", "Message": given[-1]}
+        return _Http400(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    client.meta.events.register(f"before-call.s3.{op}", before_call)
+    return given
+
+
+def test_replication_waits_for_fresh_versioning_to_propagate(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks import consistency
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    given = _answer_s3(
+        env["src"],
+        "PutBucketReplication",
+        [
+            "Destination bucket must have versioning enabled.",
+            "Versioning must be 'Enabled' on the bucket to apply a replication configuration",
+            "Destination bucket must have versioning enabled.",
+        ],
+    )
+    out = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert len(given) == 3 and len(sleeps) == 3
+    assert out["created"] is True and out["ruleStatus"] == "Enabled"
+
+
+def test_replication_gives_up_after_the_propagation_bound(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks import consistency
+    from tasks.move import s3 as move_s3
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    _answer_s3(env["src"], "PutBucketReplication", ["Destination bucket must have versioning enabled."] * 10**6)
+    with pytest.raises(consistency.NotConsistentError, match="target bucket's versioning"):
+        ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert sum(sleeps) == pytest.approx(move_s3.VERSIONING_PROPAGATION_S)  # 15 minutes, the S3 docs' bound
+
+
+def test_replication_other_invalid_requests_are_not_retried(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks import consistency
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    _answer_s3(env["src"], "PutBucketReplication", ["Replication destination must be a bucket ARN"])
+    with pytest.raises(ClientError, match="destination must be a bucket"):
+        ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    assert sleeps == []

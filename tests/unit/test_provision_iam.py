@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,38 +64,101 @@ def test_replication_policy_needs_buckets(backend: Backend, cfg: MigrationConfig
     assert backend.client("iam", "eu-west-1").list_roles()["Roles"] == []
 
 
-def test_lambda_policy_is_scoped_to_arns(cfg: MigrationConfig) -> None:
+HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "validator" / "handler.py"
+# boto3 method (or paginator) the handler calls -> the IAM action it needs.
+HANDLER_CALLS = {
+    "get_bucket_versioning": "s3:GetBucketVersioning",
+    "get_bucket_encryption": "s3:GetEncryptionConfiguration",
+    "get_public_access_block": "s3:GetBucketPublicAccessBlock",
+    "list_objects_v2": "s3:ListBucket",
+    "describe_table": "dynamodb:DescribeTable",
+    "describe_continuous_backups": "dynamodb:DescribeContinuousBackups",
+    "describe_time_to_live": "dynamodb:DescribeTimeToLive",
+    "scan": "dynamodb:Scan",
+    "put_item": "dynamodb:PutItem",
+    "publish": "sns:Publish",
+}
+
+
+def _handler_calls() -> set[str]:
+    """Every AWS operation handler.py calls: client methods (`x.describe_table(`) and paginator names."""
+    tree = ast.parse(HANDLER.read_text())
+    calls: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+                calls.add(str(node.args[0].value))
+            elif name in HANDLER_CALLS:
+                calls.add(name)
+        # `_call(s3.get_bucket_versioning, ...)`: the method passed as a value
+        if isinstance(node, ast.Attribute) and node.attr in HANDLER_CALLS and not isinstance(node.ctx, ast.Store):
+            calls.add(node.attr)
+    return calls
+
+
+def _by_sid(policy: dict) -> dict[str, dict]:
+    return {s["Sid"]: s for s in _statements(policy)}
+
+
+def test_lambda_policy_grants_exactly_what_the_handler_calls(cfg: MigrationConfig) -> None:
     names = resource_names(cfg)
     trust, policy = iam.lambda_role_policies(cfg, ACCOUNT, names, KEY, TOPIC)
     assert iam._trust_principal(trust) == ["lambda.amazonaws.com"]
-    assert iam.wildcard_actions(policy) == []
-    assert iam.wildcard_resources(policy) == []
-    resources = iam.policy_resources(policy)
-    assert "*" not in resources
-    for table_source, table_target in names.tables.items():
-        assert f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{table_source}" in resources
-        assert f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/{table_target}" in resources
-    for bucket_source, bucket_target in names.buckets.items():
-        assert f"arn:aws:s3:::{bucket_source}" in resources
-        assert f"arn:aws:s3:::{bucket_target}" in resources
-    assert f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:{names.log_group}:*" in resources
-    actions = iam.policy_actions(policy)
-    for needed in (
-        "sns:Publish",
-        "kms:Decrypt",
-        "s3:GetBucketVersioning",
-        "s3:GetEncryptionConfiguration",
-        "s3:GetBucketPublicAccessBlock",
-        "dynamodb:DescribeTable",
-        "dynamodb:DescribeContinuousBackups",
-        "logs:PutLogEvents",
-    ):
-        assert needed in actions
-    assert not [
-        a
-        for a in actions
-        if a.split(":")[1].startswith(("Put", "Delete", "Update", "Create")) and not a.startswith("logs:")
+    assert iam.wildcard_actions(policy) == [] and iam.wildcard_resources(policy) == []
+    calls = _handler_calls()
+    assert {"get_bucket_versioning", "list_objects_v2", "scan", "put_item", "publish"} <= calls
+    data_actions = {a for a in iam.policy_actions(policy) if not a.startswith(("logs:", "kms:"))}
+    assert data_actions == {HANDLER_CALLS[c] for c in calls}  # nothing more (no s3:GetObject, no GetBucketPolicy)
+
+
+def test_lambda_policy_scopes_each_action_to_its_arns(cfg: MigrationConfig) -> None:
+    names = resource_names(cfg)
+    _, policy = iam.lambda_role_policies(cfg, ACCOUNT, names, KEY, TOPIC)
+    sid = _by_sid(policy)
+    src_buckets = sorted(f"arn:aws:s3:::{b}" for b in names.buckets)
+    dst_buckets = sorted(f"arn:aws:s3:::{b}" for b in names.buckets.values())
+    src_tables = sorted(f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{t}" for t in names.tables)
+    dst_tables = sorted(f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/{t}" for t in names.tables.values())
+    # Configuration reads on the targets only; the sources are only listed (keys and sizes).
+    assert sid["ReadTargetBucketConfiguration"]["Resource"] == dst_buckets
+    assert sid["ListBothSides"]["Action"] == ["s3:ListBucket"]
+    assert sid["ListBothSides"]["Resource"] == sorted(src_buckets + dst_buckets)
+    assert sid["ReadTargetTables"]["Resource"] == dst_tables
+    assert sid["ReadSourceTables"]["Resource"] == src_tables
+    assert "dynamodb:DescribeContinuousBackups" not in sid["ReadSourceTables"]["Action"]
+    # The only write: the validator's own partition of the checkpoint table.
+    record = sid["RecordResult"]
+    assert record["Action"] == ["dynamodb:PutItem"]
+    assert record["Resource"] == [f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/{names.checkpoint_table}"]
+    assert record["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["validator"]}}
+    writes = [
+        (a, st["Sid"])
+        for st in _statements(policy)
+        for a in st["Action"]
+        if a.split(":")[1].startswith(("Put", "Delete", "Update", "Create", "Batch")) and not a.startswith("logs:")
     ]
+    assert writes == [("dynamodb:PutItem", "RecordResult")]
+    assert sid["PublishAlerts"]["Resource"] == [TOPIC]
+    assert sid["WriteOwnLogs"]["Resource"] == [
+        f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:{names.log_group}",
+        f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:{names.log_group}:*",
+    ]
+
+
+def test_lambda_policy_uses_the_key_only_through_services(cfg: MigrationConfig) -> None:
+    _, policy = iam.lambda_role_policies(cfg, ACCOUNT, resource_names(cfg), KEY, TOPIC)
+    kms = [st for st in _statements(policy) if any(a.startswith("kms:") for a in st["Action"])]
+    via = {st["Condition"]["StringEquals"]["kms:ViaService"]: sorted(st["Action"]) for st in kms}
+    assert via == {
+        "lambda.eu-west-1.amazonaws.com": ["kms:Decrypt"],
+        "sns.eu-west-1.amazonaws.com": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "dynamodb.eu-west-1.amazonaws.com": ["kms:Decrypt", "kms:DescribeKey"],
+    }
+    for st in kms:
+        assert st["Resource"] == [KEY]
+        assert all(a.startswith("kms:") for a in st["Action"])
+        assert set(st["Condition"]) == {"StringEquals"}
 
 
 def test_ensure_replication_role_is_idempotent_and_measured(backend: Backend, cfg: MigrationConfig) -> None:

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from config.model import MigrationConfig
+from tasks import consistency
 from tasks.aws import Backend
+from tasks.consistency import NotConsistentError
 from tasks.errors import CollisionError
 from tasks.names import resource_names
 from tasks.provision import iam
@@ -171,7 +174,40 @@ def test_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
     assert lam_mod.ensure_validator(backend, cfg, **p)["repaired"] == []
 
 
+class _Http:
+    status_code = 400
+
+
+def _answer(client: Any, op: str, answers: list[tuple[str, str]]) -> list[str]:
+    """Make `op` on client answer the given AWS errors first (botocore raises its own error class for each,
+    as for a real response), then reach the backend again; returns the list of answers given."""
+    given: list[str] = []
+
+    def before_call(**_: Any) -> Any:
+        if len(given) >= len(answers):
+            return None
+        code, message = answers[len(given)]
+        given.append(message)
+        return _Http(), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    client.meta.events.register(f"before-call.lambda.{op}", before_call)
+    return given
+
+
+CANNOT_ASSUME = ("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+NO_PUBLISH = (
+    "InvalidParameterValueException",
+    "The provided execution role does not have permissions to call Publish on SNS",
+)
+KMS_GRANT = (
+    "InvalidParameterValueException",
+    "Lambda was unable to configure access to your environment variables because the KMS key is invalid for "
+    "CreateGrant. Please check your KMS key settings. KMS Exception: AccessDeniedException",
+)
+
+
 def test_role_propagation_is_retried(backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto itself answers "cannot be assumed" while the role does not exist: it appears during the first wait."""
     key = backend.client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
     topic = backend.client("sns", REGION).create_topic(Name="t")["TopicArn"]
     names = resource_names(cfg)
@@ -179,25 +215,90 @@ def test_role_propagation_is_retried(backend: Backend, cfg: MigrationConfig, mon
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
-        # The role "propagates" during the first back-off: create it then.
         if not sleeps:
             trust, policy = iam.lambda_role_policies(cfg, "123456789012", names, key, topic)
             iam.ensure_role(backend, cfg, names.lambda_role, trust, policy, "d")
         sleeps.append(seconds)
 
-    monkeypatch.setattr(lam_mod.time, "sleep", sleep)
+    monkeypatch.setattr(consistency, "_sleep", sleep)
     out = lam_mod.ensure_validator(backend, cfg, role_arn, topic, key)
     assert out["created"] is True and out["role"] == role_arn
-    assert sleeps == [lam_mod.ROLE_PROPAGATION_DELAYS[0]]
+    assert len(sleeps) == 1
 
 
-def test_role_that_never_appears_fails(backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dead_letter_and_kms_lags_are_retried_on_create(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _prereqs(backend, cfg)
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    given = _answer(backend.client("lambda", REGION), "CreateFunction", [NO_PUBLISH, NO_PUBLISH, KMS_GRANT])
+    out = lam_mod.ensure_validator(backend, cfg, **p)
+    assert out["created"] is True and len(given) == 3 and len(sleeps) == 3
+    assert all(0 <= s <= lam_mod.LAMBDA_CONSISTENCY_BUDGET_S for s in sleeps)
+
+
+def test_update_configuration_lag_is_retried(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _prereqs(backend, cfg)
+    names = resource_names(cfg)
+    lam_mod.ensure_validator(backend, cfg, **p)
+    lam = backend.client("lambda", REGION)
+    lam.update_function_configuration(FunctionName=names.lambda_function, Timeout=3)
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    given = _answer(lam, "UpdateFunctionConfiguration", [CANNOT_ASSUME, NO_PUBLISH])
+    fixed = lam_mod.ensure_validator(backend, cfg, **p)
+    assert "timeout" in fixed["repaired"] and fixed["timeout"] == lam_mod.TIMEOUT_S
+    assert len(given) == 2 and len(sleeps) == 2
+
+
+def test_role_that_never_appears_fails_within_the_bound(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = backend.client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
     sleeps: list[float] = []
-    monkeypatch.setattr(lam_mod.time, "sleep", sleeps.append)
-    with pytest.raises(Exception, match="cannot be assumed"):
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    with pytest.raises(NotConsistentError, match="waiting for IAM: Lambda to be able to assume the role") as info:
         lam_mod.ensure_validator(backend, cfg, "arn:aws:iam::123456789012:role/nope", "arn:aws:sns:eu-west-1:1:t", key)
-    assert sleeps == list(lam_mod.ROLE_PROPAGATION_DELAYS)
+    assert "cannot be assumed" in str(info.value)
+    assert sum(sleeps) == pytest.approx(lam_mod.LAMBDA_CONSISTENCY_BUDGET_S)
+    assert backend.client("lambda", REGION).list_functions()["Functions"] == []
+
+
+def test_other_invalid_parameters_are_not_retried(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _prereqs(backend, cfg)
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    _answer(backend.client("lambda", REGION), "CreateFunction", [("InvalidParameterValueException", "Bad handler")])
+    with pytest.raises(ClientError, match="Bad handler"):
+        lam_mod.ensure_validator(backend, cfg, **p)
+    assert sleeps == []
+
+
+def test_async_invocations_are_not_retried_by_lambda(backend: Backend, cfg: MigrationConfig) -> None:
+    """Retries 0 (read back) so a crash or timeout reaches the dead-letter target once; repaired when removed."""
+    p = _prereqs(backend, cfg)
+    names = resource_names(cfg)
+    out = lam_mod.ensure_validator(backend, cfg, **p)
+    assert out["asyncInvoke"] == {"maximumRetryAttempts": 0, "maximumEventAgeSeconds": 60}
+    assert "asynchronous invoke configuration read-back" not in out["notSupportedByBackend"]
+    lam = backend.client("lambda", REGION)
+    lam.delete_function_event_invoke_config(FunctionName=names.lambda_function)
+    fixed = lam_mod.ensure_validator(backend, cfg, **p)
+    assert fixed["repaired"] == ["asyncInvokeConfig"]
+    assert fixed["asyncInvoke"] == {"maximumRetryAttempts": 0, "maximumEventAgeSeconds": 60}
+    assert lam_mod.ensure_validator(backend, cfg, **p)["repaired"] == []
+
+
+def test_client_read_timeout_exceeds_the_function_timeout(backend: Backend) -> None:
+    """The client must not give up on a call the function may still be running for."""
+    assert backend.client("lambda", REGION).meta.config.read_timeout > lam_mod.TIMEOUT_S
+    # The flow waits for an asynchronous run's result until the event has expired and the run has timed out.
+    assert lam_mod.MAX_EVENT_AGE_S == 60 and lam_mod.EVENT_INVOKE_CONFIG["MaximumRetryAttempts"] == 0
 
 
 def test_foreign_function_is_a_collision(backend: Backend, cfg: MigrationConfig) -> None:
@@ -220,3 +321,21 @@ def test_foreign_log_group_is_a_collision(backend: Backend, cfg: MigrationConfig
     with pytest.raises(CollisionError, match="log group"):
         lam_mod.ensure_validator(backend, cfg, **p)
     assert backend.client("lambda", REGION).list_functions()["Functions"] == []
+
+
+def test_a_kms_key_that_can_never_work_is_not_waited_for(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _prereqs(backend, cfg)
+    sleeps: list[float] = []
+    monkeypatch.setattr(consistency, "_sleep", sleeps.append)
+    alias = (
+        "InvalidParameterValueException",
+        "Lambda was unable to configure access to your environment variables because the KMS key is invalid for "
+        "CreateGrant. Please check your KMS key settings. KMS Exception: InvalidArnException KMS Message: Key "
+        "Aliases are not supported for this operation.",
+    )
+    _answer(backend.client("lambda", REGION), "CreateFunction", [alias])
+    with pytest.raises(ClientError, match="Key Aliases are not supported"):
+        lam_mod.ensure_validator(backend, cfg, **p)
+    assert sleeps == []
