@@ -108,11 +108,17 @@ def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> l
             )
         ttl = t.get("ttl") or {}
         if ttl:
+            on = ttl.get("status") in ("ENABLED", "ENABLING")
+            target = f"{ttl.get('status')} on {ttl.get('attribute')}" if on else str(ttl.get("status") or "DISABLED")
+            if t.get("ttlFrom") == "config ttlAttribute":
+                target += " (asked by the config's ttlAttribute)"
+            if t.get("ttlDrift"):
+                target += f"; not yet as wanted: {t['ttlDrift']['message']}"
             diffs.append(
                 {
                     "setting": f"ttl {t.get('source')}",
                     "source": str(t.get("sourceTtl") or "see source"),
-                    "target": f"{ttl.get('status')} on {ttl.get('attribute')}",
+                    "target": target,
                 }
             )
     for b in report["resources"].get("s3Buckets", []):
@@ -146,6 +152,11 @@ def next_steps(report: dict[str, Any]) -> list[str]:
             steps.append(
                 f"Run the sync again: table {t.get('source')} lags by {t.get('catchUp', {}).get('lag_seconds')} s."
             )
+        if t.get("ttlDrift"):
+            steps.append(
+                f"Re-run the migration an hour or more from now to finish the TTL of table {t.get('source')}: "
+                f"{t['ttlDrift']['message']}."
+            )
         if (t.get("catchUp") or {}).get("retention_warning"):
             steps.append(f"Urgent: {t.get('source')}'s oldest unapplied stream record nears the 24 h retention.")
     lam = report["resources"].get("lambda") or {}
@@ -169,6 +180,11 @@ def overall(report: dict[str, Any]) -> dict[str, Any]:
     for t in report["resources"].get("dynamodbTables", []):
         if t.get("status") != "in sync":
             problems.append(f"table {t.get('source')}: {t.get('status')}")
+        if (t.get("ttlDrift") or {}).get("targetMayDelete"):
+            problems.append(
+                f"table {t.get('source')}: the target's TTL may delete items the source keeps "
+                f"({t['ttlDrift']['message']})"
+            )
     return {"ok": not problems, "problems": problems}
 
 

@@ -92,3 +92,27 @@ def test_file_problems(tmp_path: Path) -> None:
 
 def test_integer_timestamp_is_accepted() -> None:
     assert parse_config(mutate("timestamp", 20261128)).timestamp == "20261128"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("dynamodbTables.0.ttlAttribute", "", "dynamodbTables[0].ttlAttribute (analytics-events): must be 1 to 255"),
+        (
+            "dynamodbTables.0.sourceReadShare",
+            0,
+            "dynamodbTables[0].sourceReadShare (analytics-events): must be above 0",
+        ),
+        ("dynamodbTables.1.sourceReadShare", 1.5, "sourceReadShare (analytics-users): must be above 0 and at most 1"),
+        ("dynamodbTables.1.onDemandReadRate", -5, "onDemandReadRate (analytics-users): must be a positive number"),
+    ],
+)
+def test_table_ttl_and_read_budget_fields(path: str, value: Any, expected: str) -> None:
+    defaults = parse_config(example()).dynamodbTables[0]
+    assert (defaults.ttlAttribute, defaults.sourceReadShare, defaults.onDemandReadRate) == (None, 0.5, 1000.0)
+    assert parse_config(mutate("dynamodbTables.0.ttlAttribute", "expiresAt")).dynamodbTables[0].ttlAttribute == (
+        "expiresAt"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(mutate(path, value))
+    assert expected in str(info.value) and "\n" not in str(info.value)
