@@ -52,6 +52,16 @@ def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
     duration = max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0)
     out["durationSeconds"] = round(duration, 2)
     out["itemsPerSecond"] = _rate(out["written"], duration)
+    paced = [s for s in segs if "readRate" in s]
+    if paced:  # the read budget, as spent: the segments' static shares add up to the table's rate
+        out["readRate"] = round(sum(float(s["readRate"]) for s in paced), 3)
+        out["consumedReadUnits"] = round(sum(float(s.get("consumedReadUnits", 0) or 0) for s in paced), 1)
+        out["pacedSeconds"] = round(max(float(s.get("pacedSeconds", 0) or 0) for s in paced), 3)
+    limits: dict[str, str] = {}
+    for s in segs:
+        limits.update(s.get("notSupportedByBackend") or {})
+    if limits:
+        out["notSupportedByBackend"] = limits
     return out
 
 
@@ -345,6 +355,14 @@ def backend_gaps(report: dict[str, Any]) -> list[str]:
     entries = [*res.get("s3Buckets", []), *res.get("dynamodbTables", [])]
     entries += [res.get(k) or {} for k in ("kms", "sns", "lambda", "checkpoints", "dashboard")]
     entries += [b.get("replication") or {} for b in res.get("s3Buckets", [])]
+    # What a table's backfill or validation had to work around (a segmented-scan fallback).
+    entries += [{**(t.get("backfill") or {}), "name": t.get("name")} for t in res.get("dynamodbTables", [])]
+    names = {t.get("source"): t.get("name") for t in res.get("dynamodbTables", [])}
+    entries += [
+        {**v, "name": f"{names.get(v.get('source')) or v.get('source')} (validation)"}
+        for v in (report.get("validation") or {}).get("tables", [])
+        if isinstance(v, dict)
+    ]
     for entry in entries:
         name = entry.get("name") or entry.get("bucket") or entry.get("alias") or "?"
         gap = entry.get("notSupportedByBackend") or {}
