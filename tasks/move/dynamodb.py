@@ -344,7 +344,8 @@ def backfill_segment(
     )
     pacer = ReadPacer(table_rate / total_segments)  # a static share: holds across tasks and processes
 
-    # Eventually consistent reads (half the cost): a write the scan misses is in the stream, replayed after.
+    # Eventually consistent reads (half the cost): a write the scan reads stale was made after the stream was
+    # on (it is replayed by the catch-up) or seconds before, while the stream was being enabled and waited for.
     call_key = (cfg.sourceRegion, source_table, f"{segment}/{total_segments}")
 
     def scan(start: dict[str, Any] | None) -> dict[str, Any]:
