@@ -103,6 +103,12 @@ class TableSpec(BaseModel):
     readCapacity: int | None = None
     writeCapacity: int | None = None
     scalingFactor: float = 1.0
+    # TTL on the target only when asked: by default the target mirrors the source's TTL exactly.
+    ttlAttribute: str | None = None
+    # Read budget of the backfill and validation scans: a share of the table's provisioned read capacity,
+    # or, for an on-demand table without a maximum, this many read capacity units per second.
+    sourceReadShare: float = 0.5
+    onDemandReadRate: float = 1000.0
 
     @field_validator("name")
     @classmethod
@@ -130,6 +136,27 @@ class TableSpec(BaseModel):
     def _factor(cls, v: float) -> float:
         if not v > 0 or math.isinf(v):
             raise ValueError(f"must be a positive number (got {v}); 1 keeps the source capacity")
+        return v
+
+    @field_validator("ttlAttribute")
+    @classmethod
+    def _ttl_attribute(cls, v: str | None) -> str | None:
+        if v is not None and not 1 <= len(v.encode("utf-8")) <= 255:
+            raise ValueError("must be 1 to 255 bytes (a DynamoDB attribute name), or left out to mirror the source")
+        return v
+
+    @field_validator("sourceReadShare")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError(f"must be above 0 and at most 1 (got {v}); 0.5 reads at half the provisioned capacity")
+        return v
+
+    @field_validator("onDemandReadRate")
+    @classmethod
+    def _rate(cls, v: float) -> float:
+        if not v > 0 or math.isinf(v):
+            raise ValueError(f"must be a positive number of read capacity units per second (got {v})")
         return v
 
     @model_validator(mode="after")

@@ -28,21 +28,26 @@ from tasks.move.dynamodb_plan import (
     IMAGE_VIEW_TYPES,
     STREAM_SK,
     THROTTLE_CODES,
+    ReadPacer,
     age_seconds,
     backoff_delay,
     chunks,
     collapse_records,
+    consumed_units,
     decode_item,
     encode_item,
     item_size,
     order_shards,
     plan_total_segments,
     retention_warning,
+    scan_request,
     segment_sk,
     shard_sk,
     table_pk,
+    table_read_rate,
     write_requests,
 )
+from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
 from tasks.names import resource_names
 
 PLAN_SK = "plan"
@@ -189,19 +194,50 @@ def plan_segments(
     backend: Backend, cfg: MigrationConfig, source_table: str, checkpoint_table: str | None = None
 ) -> int:
     """Total parallel-scan segments for the table, decided once and persisted: segment positions are only
-    meaningful for the same total, so a resumed run must reuse it even if the table has grown."""
+    meaningful for the same total, so a resumed run must reuse it even if the table has grown.
+
+    A plan of several segments is probed first: where the backend cannot scan this table in segments, the
+    plan is one segment and says why (`segmentedScan`), which the backfill reports under notSupportedByBackend.
+    """
     store = _store(backend, cfg, checkpoint_table)
     pk = table_pk(source_table)
     existing = store.get(pk, PLAN_SK)
     if existing and existing.get("totalSegments"):
-        return int(existing["totalSegments"])
+        total = int(existing["totalSegments"])
+        if total == 1 or existing.get("segmentedScan"):
+            return total
+        # Planned by an older version, never probed: probe it now (its segments cannot have progressed
+        # on a backend that refuses segmented scans; one segment re-puts idempotently).
+        problem = segmented_scan_problem(backend, cfg.sourceRegion, source_table, total)
+        if problem is None:
+            store.put(pk, PLAN_SK, {**existing, "segmentedScan": "ok"})
+            return total
+        store.put(pk, PLAN_SK, {**existing, "totalSegments": 1, "plannedTotal": total, "segmentedScan": problem})
+        return 1
     desc = _describe_source(backend.client("dynamodb", cfg.sourceRegion), cfg, source_table)
     items, size = int(desc.get("ItemCount", 0)), int(desc.get("TableSizeBytes", 0))
     total = plan_total_segments(items, size)
-    attrs = {"totalSegments": total, "itemCount": items, "tableSizeBytes": size, "plannedAt": _now_iso()}
+    attrs: dict[str, Any] = {
+        "totalSegments": total,
+        "itemCount": items,
+        "tableSizeBytes": size,
+        "plannedAt": _now_iso(),
+    }
+    problem = segmented_scan_problem(backend, cfg.sourceRegion, source_table, total)
+    if problem:
+        attrs.update(totalSegments=1, plannedTotal=total, segmentedScan=problem)
+        total = 1
+    else:
+        attrs["segmentedScan"] = "ok" if total > 1 else "one segment"
     if not store.put_if_absent(pk, PLAN_SK, attrs):  # another run planned first: theirs wins
         return int(str((store.get(pk, PLAN_SK) or attrs)["totalSegments"]))
     return total
+
+
+def backend_limits(plan: dict[str, Any] | None) -> dict[str, str]:
+    """The notSupportedByBackend entry a plan implies (a segmented-scan fallback), else {}."""
+    why = (plan or {}).get("segmentedScan")
+    return {"segmentedScan": str(why)} if why and why not in ("ok", "one segment") else {}
 
 
 @dataclass
@@ -279,17 +315,19 @@ def backfill_segment(
     """
     if not 0 <= segment < total_segments:
         raise ValueError(f"segment {segment} is outside 0..{total_segments - 1}")
-    src = backend.client("dynamodb", cfg.sourceRegion)
+    src = scan_client(backend, cfg.sourceRegion)
     dst = backend.client("dynamodb", cfg.targetRegion)
     store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table)
     pk, sk = table_pk(source_table), segment_sk(segment, total_segments)
     cp = store.get(pk, sk) or {}
+    limits = backend_limits(store.get(pk, PLAN_SK))
     prev = {k: int(cp.get(k, 0)) for k in ("scanned", "written", "pages")}
     base: dict[str, Any] = {
         "table": source_table,
         "target": target_table,
         "segment": segment,
         "totalSegments": total_segments,
+        "notSupportedByBackend": limits,
     }
     if cp.get("done"):
         return {
@@ -300,19 +338,25 @@ def backfill_segment(
     start_key = decode_item(str(cp["lastKey"])) if cp.get("lastKey") else None
     started = time.monotonic()
     progress = _SegmentProgress()
+    spec = spec_for(cfg, source_table)
+    table_rate, rate_from = table_read_rate(
+        _describe_source(src, cfg, source_table), spec.sourceReadShare, spec.onDemandReadRate
+    )
+    pacer = ReadPacer(table_rate / total_segments)  # a static share: holds across tasks and processes
+
+    # Eventually consistent reads (half the cost): a write the scan reads stale was made after the stream was
+    # on (it is replayed by the catch-up) or seconds before, while the stream was being enabled and waited for.
+    call_key = (cfg.sourceRegion, source_table, f"{segment}/{total_segments}")
 
     def scan(start: dict[str, Any] | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "TableName": source_table,
-            "Segment": segment,
-            "TotalSegments": total_segments,
-            "ConsistentRead": True,
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        if page_size:
-            kwargs["Limit"] = page_size
-        return src.scan(**kwargs)
+        request = scan_request(
+            source_table, segment, total_segments, consistent=False, start_key=start, limit=page_size
+        )
+        resp = call_scan(src, request, call_key)
+        wire = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("content-length")
+        size = int(wire) if wire else sum(item_size(it) for it in resp.get("Items", []))
+        pacer.spend(consumed_units(resp, size, consistent=False))
+        return resp
 
     def commit(page: _Page) -> None:
         for fut in page.futures:
@@ -374,6 +418,10 @@ def backfill_segment(
         "done": True,
         "totalScanned": prev["scanned"] + progress.scanned,
         "totalWritten": prev["written"] + progress.written,
+        "readRate": round(pacer.rate, 3),
+        "readRateFrom": f"{rate_from} / {total_segments} segment(s)",
+        "consumedReadUnits": round(pacer.consumed, 1),
+        "pacedSeconds": round(pacer.waited, 3),
     }
 
 

@@ -11,7 +11,8 @@ import base64
 import json
 import math
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,3 +189,138 @@ def retention_warning(oldest_unapplied_age_s: float | None, table: str) -> str |
         f"stream of {table}: the oldest unapplied record is {hours:.1f} h old and records expire after 24 h; "
         "run catch-up now or re-run the backfill"
     )
+
+
+# ---------------------------------------------------------------- scans: request, read budget, retry budget
+
+READ_UNIT_BYTES = 4096  # a read capacity unit reads 4 KB strongly consistent, or 8 KB eventually consistent
+
+
+def scan_request(
+    table: str,
+    segment: int,
+    total_segments: int,
+    *,
+    consistent: bool,
+    start_key: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Scan kwargs: segment parameters only when more than one segment is planned (a backend that cannot
+    scan a table in segments still serves a one-segment scan), and the consumed capacity asked for, so
+    the reader can pace itself."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "ConsistentRead": consistent,
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if total_segments > 1:
+        kwargs["Segment"] = segment
+        kwargs["TotalSegments"] = total_segments
+    if start_key:
+        kwargs["ExclusiveStartKey"] = dict(start_key)
+    if limit:
+        kwargs["Limit"] = limit
+    return kwargs
+
+
+def table_read_rate(desc: Mapping[str, Any], share: float, on_demand_rate: float) -> tuple[float, str]:
+    """(read capacity units per second every scan of this table may use together, how it was decided).
+
+    Provisioned: `share` of the table's read capacity. On-demand: `share` of its MaxReadRequestUnits when it
+    has one, else `on_demand_rate`.
+    """
+    mode = str(desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"))
+    if mode == "PROVISIONED":
+        units = float((desc.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits") or 0)
+        if units > 0:
+            return max(1.0, share * units), f"{share:g} x {units:g} provisioned RCU"
+    cap = float((desc.get("OnDemandThroughput") or {}).get("MaxReadRequestUnits") or 0)
+    if cap > 0:
+        return max(1.0, share * cap), f"{share:g} x {cap:g} MaxReadRequestUnits"
+    return on_demand_rate, f"on-demand rate {on_demand_rate:g} RCU/s"
+
+
+def estimate_read_units(size_bytes: int, consistent: bool) -> float:
+    """What a Scan page costs when the backend does not say: its size in 4 KB units, half for eventual reads."""
+    units = math.ceil(max(0, size_bytes) / READ_UNIT_BYTES)
+    return float(units if consistent else units / 2)
+
+
+class ReadPacer:
+    """A token bucket in read capacity units per second, paid after each page with what it consumed.
+
+    One pacer per scan worker, each with its static share of the table's budget (the budget divided by the
+    planned segments), so the total holds however many processes the workers run in. A page may overdraw the
+    bucket (its cost is known only afterwards); the next page waits until the debt is paid back.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst_seconds: float = 1.0,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"read rate must be positive (got {rate})")
+        self.rate = rate
+        self.capacity = rate * burst_seconds
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._tokens = self.capacity
+        self._last = self._clock()
+        self.consumed = 0.0
+        self.waited = 0.0
+
+    def spend(self, units: float) -> float:
+        """Pay for a page; sleeps while the bucket is in debt and returns the seconds slept."""
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= max(0.0, units)
+        self.consumed += max(0.0, units)
+        if self._tokens >= 0:
+            return 0.0
+        wait = -self._tokens / self.rate
+        self._sleep(wait)
+        self.waited += wait
+        self._tokens = 0.0
+        self._last = now + wait
+        return wait
+
+
+def consumed_units(resp: Mapping[str, Any], size_bytes: int, consistent: bool) -> float:
+    """The page's ConsumedCapacity.CapacityUnits, or an estimate from its size when the backend gives none."""
+    cc = resp.get("ConsumedCapacity")
+    if isinstance(cc, Mapping) and cc.get("CapacityUnits") is not None:
+        return float(cc["CapacityUnits"])
+    return estimate_read_units(size_bytes, consistent)
+
+
+class RetryBudget:
+    """The total time one failing call may spend being retried, across every attempt that makes it.
+
+    botocore retries inside each attempt and Prefect retries the task; multiplied, a call that fails the same
+    way every time took minutes. Whoever retries asks `allow()` after each failure: True while the failures
+    began less than `seconds` ago. A success (`reset()`), or a quiet `gap` after the last failure, starts afresh.
+    """
+
+    def __init__(self, seconds: float, gap: float = 120.0, clock: Callable[[], float] | None = None) -> None:
+        self.seconds = seconds
+        self.gap = gap
+        self._clock = clock or time.monotonic
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def allow(self) -> bool:
+        now = self._clock()
+        if self.first is None or self.last is None or now - self.last > self.gap:
+            self.first = now
+        self.last = now
+        return now - self.first < self.seconds
+
+    def spent(self) -> float:
+        return 0.0 if self.first is None or self.last is None else self.last - self.first
+
+    def reset(self) -> None:
+        self.first = self.last = None

@@ -14,7 +14,6 @@ from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError, PreflightError
 
 STREAM_VIEW = "NEW_AND_OLD_IMAGES"
-DEFAULT_TTL_ATTRIBUTE = "ttl"
 _WAIT = {"Delay": 2, "MaxAttempts": 450}  # moto answers ACTIVE at once; AWS takes seconds to minutes
 
 
@@ -168,12 +167,49 @@ def target_table_request(
     return req
 
 
-def ttl_attribute(source_ttl: dict[str, Any]) -> str:
-    """The TTL attribute the target uses: the source's when it has TTL on, else 'ttl'."""
+def _ttl_on(ttl: dict[str, Any]) -> bool:
+    return ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+
+
+def ttl_attribute(source_ttl: dict[str, Any], configured: str | None = None) -> str | None:
+    """The TTL attribute the target should expire items on, or None for no TTL.
+
+    The source's own setting, mirrored exactly (a target with TTL its source lacks would delete every
+    copied item whose attribute holds a past epoch, days after cutover); only the config's explicit
+    `ttlAttribute` may ask for something else.
+    """
+    if configured:
+        return configured
     d = source_ttl.get("TimeToLiveDescription", source_ttl)
-    if d.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and d.get("AttributeName"):
+    if _ttl_on(d) and d.get("AttributeName"):
         return str(d["AttributeName"])
-    return DEFAULT_TTL_ATTRIBUTE
+    return None
+
+
+def ttl_plan(current: dict[str, Any], want: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The one UpdateTimeToLive to make now (or None) and the drift that remains after it (or None).
+
+    AWS allows one UpdateTimeToLive per table per hour ("Any additional UpdateTimeToLive calls for the same
+    table during this one hour duration result in a ValidationException", API reference), so changing the
+    attribute (off, then on) takes two runs: this one turns the old attribute off, a later one turns the
+    new one on.
+    """
+    on, attr = _ttl_on(current), current.get("AttributeName")
+    status = current.get("TimeToLiveStatus", "DISABLED")
+    if want is None:
+        if not on:
+            return None, None
+        return {"Enabled": False, "AttributeName": attr}, None
+    if on and attr == want:
+        return None, None
+    if on:
+        return {"Enabled": False, "AttributeName": attr}, (
+            f"TTL was on {attr!r}, wanted on {want!r}: turned off now; turning it on takes another run at least "
+            "an hour later (UpdateTimeToLive allows one change per table per hour)"
+        )
+    if status == "DISABLING":
+        return None, f"TTL is still DISABLING; it is turned on {want!r} by a run an hour or more after the last change"
+    return {"Enabled": True, "AttributeName": want}, None
 
 
 # ---------------------------------------------------------------- AWS calls
@@ -248,9 +284,10 @@ def _converge(
     name: str,
     desc: dict[str, Any],
     req: dict[str, Any],
-    ttl_attr: str,
+    ttl_attr: str | None,
     tags: dict[str, str],
     unsupported: dict[str, str],
+    ttl_drift: list[str],
 ) -> list[str]:
     """Put back whatever differs from the request; each UpdateTable is one change (AWS allows no more)."""
     fixed: list[str] = []
@@ -319,14 +356,19 @@ def _converge(
         fixed.append("sse")
 
     ttl = ddb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != ttl_attr:
-        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):  # another attribute: off first
-            ddb.update_time_to_live(
-                TableName=name,
-                TimeToLiveSpecification={"Enabled": False, "AttributeName": ttl["AttributeName"]},
-            )
-        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attr})
-        fixed.append("ttl")
+    change, drift = ttl_plan(ttl, ttl_attr)
+    if change is not None:
+        try:
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=change)
+            if drift is None:
+                fixed.append("ttl")
+        except Exception as err:
+            # The once-an-hour rule (or any refusal of this change): report it, never fail the run on it.
+            if error_code(err) != "ValidationException":
+                raise
+            drift = f"UpdateTimeToLive {change} refused ({err}); a later run retries it"
+    if drift:
+        ttl_drift.append(drift)
 
     backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
     pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
@@ -381,14 +423,16 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
             "timestamp/environmentSuffix"
         )
     unsupported: dict[str, str] = {}
-    fixed = _converge(ddb, name, desc, req, ttl_attribute(source_ttl), tags, unsupported)
+    drift: list[str] = []
+    want_ttl = ttl_attribute(source_ttl, spec.ttlAttribute)
+    fixed = _converge(ddb, name, desc, req, want_ttl, tags, unsupported, drift)
 
     source_throughput = source_desc.get("ProvisionedThroughput", {})
     source_mode = billing_mode(source_desc)
     out = describe_table(backend, cfg.targetRegion, name)
     # A repair the backend accepted but did not apply is reported as measured, not claimed as done.
     for f in fixed:
-        if not _applied(f, out, req):
+        if not _applied(f, out, req, want_ttl):
             unsupported[f] = "the backend accepted the change but the read-back does not show it"
     return {
         "source": spec.name,
@@ -400,14 +444,28 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
             "scalingFactor": spec.scalingFactor,
         },
         "sourceTtl": _ttl_summary(source_ttl),
+        "ttlFrom": "config ttlAttribute" if spec.ttlAttribute else "source",
+        "ttlDrift": _ttl_drift(drift, out["ttl"], want_ttl),
         "created": created,
         "repaired": [] if created else [f for f in fixed if f not in unsupported],
         "notSupportedByBackend": unsupported,
     }
 
 
-def _applied(fix: str, out: dict[str, Any], req: dict[str, Any]) -> bool:
+def _ttl_drift(messages: list[str], ttl: dict[str, Any], want: str | None) -> dict[str, Any] | None:
+    """What is left to change on the target's TTL; `targetMayDelete` when the target may expire items that
+    the source (or the config) keeps: TTL on where none is wanted, or on another attribute."""
+    if not messages:
+        return None
+    on = ttl.get("status") in ("ENABLED", "ENABLING")
+    return {"message": "; ".join(messages), "targetMayDelete": on and ttl.get("attribute") != want}
+
+
+def _applied(fix: str, out: dict[str, Any], req: dict[str, Any], want_ttl: str | None = None) -> bool:
     """Whether the read-back shows a repair took effect (only the ones a backend may silently ignore)."""
+    if fix == "ttl":
+        on = out["ttl"]["status"] in ("ENABLED", "ENABLING")
+        return on and out["ttl"]["attribute"] == want_ttl if want_ttl else not on
     if fix == "sse":
         return bool(
             out["sse"]["type"] == "KMS" and out["sse"]["kmsKeyArn"] == req["SSESpecification"]["KMSMasterKeyId"]

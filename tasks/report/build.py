@@ -52,6 +52,16 @@ def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
     duration = max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0)
     out["durationSeconds"] = round(duration, 2)
     out["itemsPerSecond"] = _rate(out["written"], duration)
+    paced = [s for s in segs if "readRate" in s]
+    if paced:  # the read budget, as spent: the segments' static shares add up to the table's rate
+        out["readRate"] = round(sum(float(s["readRate"]) for s in paced), 3)
+        out["consumedReadUnits"] = round(sum(float(s.get("consumedReadUnits", 0) or 0) for s in paced), 1)
+        out["pacedSeconds"] = round(max(float(s.get("pacedSeconds", 0) or 0) for s in paced), 3)
+    limits: dict[str, str] = {}
+    for s in segs:
+        limits.update(s.get("notSupportedByBackend") or {})
+    if limits:
+        out["notSupportedByBackend"] = limits
     return out
 
 
@@ -108,11 +118,17 @@ def configuration_differences(cfg: MigrationConfig, report: dict[str, Any]) -> l
             )
         ttl = t.get("ttl") or {}
         if ttl:
+            on = ttl.get("status") in ("ENABLED", "ENABLING")
+            target = f"{ttl.get('status')} on {ttl.get('attribute')}" if on else str(ttl.get("status") or "DISABLED")
+            if t.get("ttlFrom") == "config ttlAttribute":
+                target += " (asked by the config's ttlAttribute)"
+            if t.get("ttlDrift"):
+                target += f"; not yet as wanted: {t['ttlDrift']['message']}"
             diffs.append(
                 {
                     "setting": f"ttl {t.get('source')}",
                     "source": str(t.get("sourceTtl") or "see source"),
-                    "target": f"{ttl.get('status')} on {ttl.get('attribute')}",
+                    "target": target,
                 }
             )
     for b in report["resources"].get("s3Buckets", []):
@@ -160,6 +176,11 @@ def next_steps(report: dict[str, Any]) -> list[str]:
             steps.append(
                 f"Run the sync again: table {t.get('source')} lags by {t.get('catchUp', {}).get('lag_seconds')} s."
             )
+        if t.get("ttlDrift"):
+            steps.append(
+                f"Re-run the migration an hour or more from now to finish the TTL of table {t.get('source')}: "
+                f"{t['ttlDrift']['message']}."
+            )
         if (t.get("catchUp") or {}).get("retention_warning"):
             steps.append(f"Urgent: {t.get('source')}'s oldest unapplied stream record nears the 24 h retention.")
     lam = report["resources"].get("lambda") or {}
@@ -192,6 +213,11 @@ def overall(report: dict[str, Any]) -> dict[str, Any]:
     for t in report["resources"].get("dynamodbTables", []):
         if t.get("status") != "in sync":
             problems.append(f"table {t.get('source')}: {t.get('status')}")
+        if (t.get("ttlDrift") or {}).get("targetMayDelete"):
+            problems.append(
+                f"table {t.get('source')}: the target's TTL may delete items the source keeps "
+                f"({t['ttlDrift']['message']})"
+            )
     return {"ok": not problems, "problems": problems}
 
 
@@ -360,6 +386,14 @@ def backend_gaps(report: dict[str, Any]) -> list[str]:
     entries += [res.get(k) or {} for k in ("kms", "sns", "lambda", "checkpoints", "dashboard")]
     entries += list((res.get("sourceRegion") or {}).values())
     entries += [b.get("replication") or {} for b in res.get("s3Buckets", [])]
+    # What a table's backfill or validation had to work around (a segmented-scan fallback).
+    entries += [{**(t.get("backfill") or {}), "name": t.get("name")} for t in res.get("dynamodbTables", [])]
+    names = {t.get("source"): t.get("name") for t in res.get("dynamodbTables", [])}
+    entries += [
+        {**v, "name": f"{names.get(v.get('source')) or v.get('source')} (validation)"}
+        for v in (report.get("validation") or {}).get("tables", [])
+        if isinstance(v, dict)
+    ]
     for entry in entries:
         name = entry.get("name") or entry.get("bucket") or entry.get("alias") or "?"
         gap = entry.get("notSupportedByBackend") or {}

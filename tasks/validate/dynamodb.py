@@ -1,6 +1,7 @@
 """DynamoDB validation: every item of the source table against the target, type-exact and TTL-aware.
 
-Both tables are read with a parallel, strongly consistent scan and reduced to (key_string, digest) rows.
+Both tables are read with a parallel, strongly consistent scan, paced to each table's read budget, and reduced
+to (key_string, digest) rows.
 Memory stays bounded for any table size: rows are routed by a hash of the key into P partitions (spilled
 to parquet when P > 1), and partitions are compared one at a time, so a partition's source and target rows
 are always together. Items whose TTL has passed are left out on both sides, because DynamoDB deletes expired
@@ -28,6 +29,8 @@ import pyarrow.parquet as pq
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
+from tasks.move.dynamodb_plan import ReadPacer, consumed_units, item_size, scan_request, table_read_rate
+from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
 from tasks.validate.compare import STRING, compare_frames, empty_mismatches, hash_strings
 from tasks.validate.digest import (
     attribute_diff,
@@ -116,6 +119,7 @@ class _Spool:
 
 def _scan(
     backend: Backend,
+    cfg: MigrationConfig,
     region: str,
     table: str,
     key_names: list[str],
@@ -124,19 +128,27 @@ def _scan(
     segments: int,
     spool: _Spool,
     side: str,
-) -> tuple[int, int]:
-    """Parallel consistent scan into the spool; returns (items kept, expired items skipped)."""
-    ddb = backend.client("dynamodb", region)
+) -> tuple[int, int, dict[str, Any]]:
+    """Parallel consistent scan into the spool, paced to the table's read budget (consistent reads cost
+    twice what the backfill's do, and are counted so); returns (items kept, expired skipped, read stats)."""
+    ddb = scan_client(backend, region)
+    spec = spec_for(cfg, table)
+    desc = ddb.describe_table(TableName=table)["Table"]
+    rate, rate_from = table_read_rate(desc, spec.sourceReadShare, spec.onDemandReadRate)
+    pacers = [ReadPacer(rate / segments) for _ in range(segments)]  # one static share per worker
 
     def segment(seg: int) -> tuple[int, int]:
         kept = expired = 0
         keys: list[str] = []
         digests: list[int] = []
-        pages = ddb.get_paginator("scan").paginate(
-            TableName=table, ConsistentRead=True, Segment=seg, TotalSegments=segments
-        )
-        for page in pages:
-            for item in page.get("Items", []):
+        start: dict[str, Any] | None = None
+        while True:
+            request = scan_request(table, seg, segments, consistent=True, start_key=start)
+            page = call_scan(ddb, request, (region, table, f"validate {seg}/{segments}"))
+            items = page.get("Items", [])
+            size = int(page.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("content-length") or 0)
+            pacers[seg].spend(consumed_units(page, size or sum(item_size(it) for it in items), consistent=True))
+            for item in items:
                 if is_expired(item, ttl_attr, now):
                     expired += 1
                     continue
@@ -146,12 +158,21 @@ def _scan(
             if len(keys) >= FLUSH_ROWS:
                 spool.add(side, keys, digests)
                 keys, digests = [], []
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
         spool.add(side, keys, digests)
         return kept, expired
 
     with ThreadPoolExecutor(max_workers=segments) as pool:
         results = list(pool.map(segment, range(segments)))
-    return sum(r[0] for r in results), sum(r[1] for r in results)
+    stats = {
+        "readRate": round(rate, 3),
+        "readRateFrom": f"{rate_from} / {segments} segment(s)",
+        "consumedReadUnits": round(sum(p.consumed for p in pacers), 1),
+        "pacedSeconds": round(max(p.waited for p in pacers), 3),
+    }
+    return sum(r[0] for r in results), sum(r[1] for r in results), stats
 
 
 def _batch_get(backend: Backend, region: str, table: str, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -226,13 +247,18 @@ def validate_table(
         directory.mkdir(parents=True)
     elif parts > 1:
         directory = Path(tempfile.mkdtemp(prefix=f"validate-{source_table}-"))
+    limits: dict[str, str] = {}
+    for region, table in ((cfg.sourceRegion, source_table), (cfg.targetRegion, target_table)):
+        problem = segmented_scan_problem(backend, region, table, workers)
+        if problem:  # the backend cannot scan this table in segments: one segment for both sides
+            limits["segmentedScan"], workers = problem, 1
     try:
         spool = _Spool(parts, directory)
-        kept_src, expired_src = _scan(
-            backend, cfg.sourceRegion, source_table, key_names, ttl_attr, now, workers, spool, "source"
+        kept_src, expired_src, read_src = _scan(
+            backend, cfg, cfg.sourceRegion, source_table, key_names, ttl_attr, now, workers, spool, "source"
         )
-        kept_dst, expired_dst = _scan(
-            backend, cfg.targetRegion, target_table, key_names, ttl_attr, now, workers, spool, "target"
+        kept_dst, expired_dst, read_dst = _scan(
+            backend, cfg, cfg.targetRegion, target_table, key_names, ttl_attr, now, workers, spool, "target"
         )
         frames = []
         for p in range(parts):
@@ -274,5 +300,8 @@ def validate_table(
         "missing": int(kinds.get("missing_in_target", 0)),
         "extra": int(kinds.get("extra_in_target", 0)),
         "different": int(kinds.get("different", 0)),
+        "segments": workers,
+        "reads": {"source": read_src, "target": read_dst},
+        "notSupportedByBackend": limits,
         "mismatches": mismatches,
     }

@@ -188,3 +188,27 @@ def test_a_bad_value_does_not_cascade() -> None:
     bad_bucket = example()
     bad_bucket["s3Buckets"][0]["name"] = "Bad_Bucket"
     assert len(problems(bad_bucket)) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("dynamodbTables.0.ttlAttribute", "", "dynamodbTables[0].ttlAttribute (analytics-events): must be 1 to 255"),
+        (
+            "dynamodbTables.0.sourceReadShare",
+            0,
+            "dynamodbTables[0].sourceReadShare (analytics-events): must be above 0",
+        ),
+        ("dynamodbTables.1.sourceReadShare", 1.5, "sourceReadShare (analytics-users): must be above 0 and at most 1"),
+        ("dynamodbTables.1.onDemandReadRate", -5, "onDemandReadRate (analytics-users): must be a positive number"),
+    ],
+)
+def test_table_ttl_and_read_budget_fields(path: str, value: Any, expected: str) -> None:
+    defaults = parse_config(example()).dynamodbTables[0]
+    assert (defaults.ttlAttribute, defaults.sourceReadShare, defaults.onDemandReadRate) == (None, 0.5, 1000.0)
+    assert parse_config(mutate("dynamodbTables.0.ttlAttribute", "expiresAt")).dynamodbTables[0].ttlAttribute == (
+        "expiresAt"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(mutate(path, value))
+    assert expected in str(info.value) and "\n" not in str(info.value)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto.core.botocore_stubber import MockRawResponse
+from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
@@ -29,7 +30,10 @@ from tasks.move.dynamodb import (
     plan_segments,
     sync_table,
 )
+from tasks.move.dynamodb_scan import SCAN_RETRY_BUDGET_S, ScanFailed, call_scan, scan_client
 from tasks.names import resource_names
+from tasks.report.build import backend_gaps, summarize_segments
+from tasks.validate.dynamodb import validate_table
 
 SRC, DST = "us-east-1", "eu-west-1"
 SOURCE = "orders"
@@ -465,3 +469,197 @@ def test_item_size_follows_dynamodb_rules_roughly() -> None:
     assert plan.item_size({"ab": {"S": "xyz"}}) == 5
     assert plan.item_size({"b": {"B": b"1234"}, "t": {"BOOL": True}}) == 7
     assert 390 * 1024 < plan.item_size({"k": {"M": {"v": {"L": [{"S": "y" * 390 * 1024}]}}}}) < 391 * 1024
+
+
+# ---------------------------------------------------------------- scans: read budget, retries, segment fallback
+
+
+def test_table_read_rate_follows_capacity_and_config() -> None:
+    provisioned = {"ProvisionedThroughput": {"ReadCapacityUnits": 10, "WriteCapacityUnits": 5}}
+    assert plan.table_read_rate(provisioned, 0.5, 1000)[0] == 5.0
+    assert plan.table_read_rate(provisioned, 0.2, 1000)[0] == 2.0
+    on_demand = {"BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}, "ProvisionedThroughput": {}}
+    assert plan.table_read_rate(on_demand, 0.5, 1000)[0] == 1000
+    capped = {**on_demand, "OnDemandThroughput": {"MaxReadRequestUnits": 400}}
+    assert plan.table_read_rate(capped, 0.5, 1000)[0] == 200.0
+    assert plan.table_read_rate({"ProvisionedThroughput": {"ReadCapacityUnits": 1}}, 0.5, 1000)[0] == 1.0  # floor
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_read_pacer_holds_the_rate_over_time() -> None:
+    clock = FakeClock()
+    pacer = plan.ReadPacer(10.0, burst_seconds=1.0, clock=clock, sleep=clock.sleep)
+    assert pacer.spend(5) == 0.0  # within the burst
+    assert pacer.spend(10) == pytest.approx(0.5)  # 5 left, 10 spent: 5 units of debt at 10/s
+    for _ in range(100):  # 100 pages of 4 units, each taking 0.1 s to fetch
+        clock.now += 0.1
+        pacer.spend(4)
+    # 415 units in the elapsed time: never more than the rate allows plus one burst.
+    assert pacer.consumed == 415
+    assert pacer.consumed <= 10.0 * clock.now + 10.0 + 1e-6
+    assert clock.now == pytest.approx((415 - 10) / 10.0)  # and no slower than that
+    # A budget split over 4 segments: each pacer holds a quarter, together the table's rate.
+    clocks = [FakeClock() for _ in range(4)]
+    pacers = [plan.ReadPacer(10.0 / 4, clock=c, sleep=c.sleep) for c in clocks]
+    for p in pacers:
+        for _ in range(50):
+            p.spend(1)
+    assert max(c.now for c in clocks) == pytest.approx((50 - 2.5) / 2.5)
+    assert sum(p.consumed for p in pacers) / max(c.now for c in clocks) <= 10.0 * 1.06
+
+
+def test_consumed_units_prefers_what_the_scan_returned() -> None:
+    assert plan.consumed_units({"ConsumedCapacity": {"CapacityUnits": 12.5}}, 10**6, consistent=True) == 12.5
+    assert plan.consumed_units({}, 10 * 4096, consistent=True) == 10.0
+    assert plan.consumed_units({}, 10 * 4096, consistent=False) == 5.0  # eventually consistent: half
+    assert plan.consumed_units({}, 1, consistent=True) == 1.0  # rounded up to 4 KB
+
+
+def test_scan_request_sends_segments_only_when_planned() -> None:
+    one = plan.scan_request("t", 0, 1, consistent=False)
+    assert one == {"TableName": "t", "ConsistentRead": False, "ReturnConsumedCapacity": "TOTAL"}
+    four = plan.scan_request("t", 2, 4, consistent=True, start_key={"pk": {"S": "a"}}, limit=10)
+    assert (four["Segment"], four["TotalSegments"], four["ConsistentRead"]) == (2, 4, True)
+    assert four["ExclusiveStartKey"] == {"pk": {"S": "a"}} and four["Limit"] == 10
+
+
+def test_backfill_scans_eventually_consistent_and_asks_for_consumed_capacity(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    _put_items(env["src"], [_item(i) for i in range(40)])
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(dict(params))
+
+    clients = [scan_client(backend, SRC), backend.client("dynamodb", SRC)]
+    for c in clients:
+        c.meta.events.register("provide-client-params.dynamodb.Scan", record)
+    try:
+        result = backfill_segment(backend, cfg, SOURCE, TARGET, 1, 2, env["cp"])
+        one = backfill_segment(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
+    finally:
+        for c in clients:
+            c.meta.events.unregister("provide-client-params.dynamodb.Scan", record)
+    assert seen and all(p["ConsistentRead"] is False and p["ReturnConsumedCapacity"] == "TOTAL" for p in seen)
+    assert any(p.get("TotalSegments") == 2 for p in seen)
+    assert not any("Segment" in p for p in seen if p.get("TotalSegments") is None)  # one segment: no parameters
+    # The budget: the on-demand default rate split over the 2 planned segments, and what the pages consumed.
+    assert result["readRate"] == 500.0 and result["consumedReadUnits"] > 0
+    assert one["readRate"] == 1000.0 and one["written"] == 40
+
+
+def _server_error(message: str = "boom") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "500", "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "Scan"
+    )
+
+
+def test_a_scan_that_always_fails_is_retried_for_a_bounded_total() -> None:
+    clock = FakeClock()
+
+    class Broken:
+        calls = 0
+
+        def scan(self, **_: Any) -> dict[str, Any]:
+            Broken.calls += 1
+            clock.now += 1.0  # each call (botocore's few attempts included) takes a second
+            raise _server_error()
+
+    request = plan.scan_request("broken", 0, 2, consistent=False)
+    key = ("us-east-1", "broken", "0/2")
+    with pytest.raises(ScanFailed, match=r"Scan of broken segment 0/2 failed the same way for \d+ s") as err:
+        call_scan(Broken(), request, key, clock=clock, sleep=clock.sleep)
+    assert "\n" not in str(err.value)
+    first_calls, first_time = Broken.calls, clock.now
+    assert SCAN_RETRY_BUDGET_S["server"] <= first_time <= SCAN_RETRY_BUDGET_S["server"] + 10
+    # Prefect retries the task: the budget is already spent, so the retry gives up after one call.
+    with pytest.raises(ScanFailed):
+        call_scan(Broken(), request, key, clock=clock, sleep=clock.sleep)
+    assert Broken.calls == first_calls + 1 and clock.now - first_time <= 1.0
+    # Errors that retrying cannot fix are raised at once.
+    bad = ClientError({"Error": {"Code": "ValidationException", "Message": "x"}}, "Scan")
+
+    class Invalid:
+        def scan(self, **_: Any) -> dict[str, Any]:
+            raise bad
+
+    with pytest.raises(ClientError):
+        call_scan(Invalid(), request, ("us-east-1", "invalid", "0/2"), clock=clock, sleep=clock.sleep)
+
+
+@pytest.fixture
+def server_like_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto answers an exception in its own code as the moto server does: HTTP 500, an HTML page."""
+    original = BotocoreStubber.process_request
+
+    def process(self: BotocoreStubber, request: Any) -> Any:
+        try:
+            return original(self, request)
+        except Exception:
+            page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+            return 500, {"Content-Type": "text/html; charset=utf-8"}, page
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process)
+
+
+def _binary_table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "B"}],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def test_binary_hash_key_table_falls_back_to_one_segment_in_seconds(
+    backend: Backend,
+    cfg: MigrationConfig,
+    env: dict[str, Any],
+    server_like_errors: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src_name, dst_name = "blobs", "blobs-eu-test"
+    _binary_table(env["src"], src_name)
+    _binary_table(env["dst"], dst_name)
+    items = [{"k": {"B": i.to_bytes(2, "big") + b"\x00\xff"}, "n": {"N": str(i)}} for i in range(300)]
+    for part in plan.chunks(items):
+        env["src"].batch_write_item(RequestItems={src_name: [{"PutRequest": {"Item": it}} for it in part]})
+    with pytest.raises(ClientError, match=r"\(500\)"):  # what moto 5.2.5 answers to a segmented scan here
+        backend.client("dynamodb", SRC, max_attempts=1).scan(TableName=src_name, Segment=0, TotalSegments=2)
+    monkeypatch.setattr(plan, "ITEMS_PER_SEGMENT", 100)  # so the plan asks for 3 segments
+
+    started = time.monotonic()
+    total = plan_segments(backend, cfg, src_name, env["cp"])
+    assert total == 1
+    recorded = CheckpointStore(backend, DST, env["cp"]).get(plan.table_pk(src_name), "plan")
+    assert recorded and recorded["plannedTotal"] == 3 and "Segment/TotalSegments" in recorded["segmentedScan"]
+    filled = backfill_segment(backend, cfg, src_name, dst_name, 0, total, env["cp"])
+    assert filled["written"] == 300
+    checked = validate_table(backend, cfg, src_name, dst_name, segments=4)
+    took = time.monotonic() - started
+    assert (checked["sourceItems"], checked["targetItems"]) == (300, 300)
+    assert (checked["missing"], checked["extra"], checked["different"]) == (0, 0, 0)
+    assert checked["segments"] == 1 and "HTTP 500" in checked["notSupportedByBackend"]["segmentedScan"]
+
+    summary = summarize_segments([filled])
+    report: dict[str, Any] = {
+        "resources": {"dynamodbTables": [{"source": src_name, "name": dst_name, "backfill": summary}]},
+        "validation": {"tables": [{"source": src_name, **{k: v for k, v in checked.items() if k != "mismatches"}}]},
+    }
+    gaps = backend_gaps(report)
+    assert any(g.startswith(f"{dst_name}: segmentedScan (Scan with Segment/TotalSegments") for g in gaps)
+    assert any(g.startswith(f"{dst_name} (validation): segmentedScan") for g in gaps)
+    assert took < 20, f"took {took:.1f} s"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from config.model import MigrationConfig, TableSpec, parse_config
 from tasks.aws import Backend, tag_dict
@@ -14,7 +16,9 @@ from tasks.provision.dynamodb import (
     ensure_table,
     target_table_request,
     ttl_attribute,
+    ttl_plan,
 )
+from tasks.report.build import configuration_differences, next_steps, overall
 
 SOURCE = "us-east-1"
 TARGET = "eu-west-1"
@@ -179,8 +183,29 @@ def test_spec_agreeing_with_source_or_silent_is_fine(cfg: MigrationConfig) -> No
 def test_ttl_attribute_follows_the_source() -> None:
     on = {"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}}
     assert ttl_attribute(on) == "expiresAt"
-    assert ttl_attribute({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}) == "ttl"
-    assert ttl_attribute({}) == "ttl"
+    # No TTL on the source: none on the target (it would delete copied items with a past `ttl`).
+    off = {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED", "AttributeName": "ttl"}}
+    assert ttl_attribute(off) is None
+    assert ttl_attribute({}) is None
+    # Only the config's explicit ttlAttribute asks for anything else.
+    assert ttl_attribute({}, "expiresAt") == "expiresAt"
+    assert ttl_attribute(on, "ttl") == "ttl"
+
+
+def test_ttl_plan_makes_one_change_per_run() -> None:
+    on_ttl = {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+    assert ttl_plan(on_ttl, "ttl") == (None, None)
+    assert ttl_plan({"TimeToLiveStatus": "ENABLING", "AttributeName": "ttl"}, "ttl") == (None, None)
+    assert ttl_plan({"TimeToLiveStatus": "DISABLED"}, None) == (None, None)
+    assert ttl_plan({"TimeToLiveStatus": "DISABLING", "AttributeName": "ttl"}, None) == (None, None)
+    assert ttl_plan(on_ttl, None) == ({"Enabled": False, "AttributeName": "ttl"}, None)
+    assert ttl_plan({"TimeToLiveStatus": "DISABLED"}, "exp") == ({"Enabled": True, "AttributeName": "exp"}, None)
+    # Another attribute: only the first half now (the second call within the hour always fails on AWS).
+    change, drift = ttl_plan(on_ttl, "exp")
+    assert change == {"Enabled": False, "AttributeName": "ttl"}
+    assert drift and "another run" in drift and "hour" in drift
+    change, drift = ttl_plan({"TimeToLiveStatus": "DISABLING", "AttributeName": "ttl"}, "exp")
+    assert change is None and drift and "DISABLING" in drift
 
 
 # ----------------------------------------------------------------------------------------------- moto
@@ -236,7 +261,7 @@ def test_on_demand_source_without_ttl(backend: Backend, cfg: MigrationConfig) ->
     assert out["readCapacity"] is None and out["writeCapacity"] is None
     assert out["capacityFrom"]["billingMode"] == "PAY_PER_REQUEST"
     assert out["gsis"] == ["byEmail"] and out["lsis"] == []
-    assert out["ttl"] == {"attribute": "ttl", "status": "ENABLED"}
+    assert out["ttl"]["status"] == "DISABLED"  # mirrors the source, which has no TTL
     desc = target(backend).describe_table(TableName=out["name"])["Table"]
     assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -345,3 +370,130 @@ def test_missing_source_or_contradiction_creates_nothing(backend: Backend, cfg: 
     with pytest.raises(PreflightError, match="hashKey 'id' contradicts"):
         ensure_table(backend, cfg, bad, KEY_ARN)
     assert target(backend).list_tables()["TableNames"] == []
+
+
+# ----------------------------------------------------------------------------------------------- TTL
+
+
+def test_source_without_ttl_gives_target_without_ttl(backend: Backend, cfg: MigrationConfig) -> None:
+    make_source(backend, EVENTS_SCHEMA)  # no TTL on the source
+    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    ttl = target(backend).describe_time_to_live(TableName=out["name"])["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "DISABLED"
+    assert out["ttl"]["status"] == "DISABLED" and out["ttlFrom"] == "source" and out["ttlDrift"] is None
+    # A target that an older version gave TTL on `ttl` is put back to the source's setting.
+    target(backend).update_time_to_live(
+        TableName=out["name"], TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )
+    again = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    assert again["repaired"] == ["ttl"] and again["ttl"]["status"] == "DISABLED"
+
+
+def test_config_ttl_attribute_is_explicit_and_reported(backend: Backend, cfg: MigrationConfig) -> None:
+    make_source(backend, EVENTS_SCHEMA)
+    spec = cfg.dynamodbTables[0].model_copy(update={"ttlAttribute": "expiresAt"})
+    out = ensure_table(backend, cfg, spec, KEY_ARN)
+    assert out["ttl"] == {"attribute": "expiresAt", "status": "ENABLED"} and out["ttlFrom"] == "config ttlAttribute"
+    report = {"resources": {"dynamodbTables": [out]}}
+    (row,) = [d for d in configuration_differences(cfg, report) if d["setting"] == "ttl analytics-events"]
+    assert row["source"] == "DISABLED"
+    assert row["target"] == "ENABLED on expiresAt (asked by the config's ttlAttribute)"
+
+
+AN_HOUR_RULE = "Time to live has been modified multiple times within a fixed interval"
+
+
+class OnceAnHour:
+    """A DynamoDB client that enforces AWS's rule on UpdateTimeToLive (moto does not): a second call for
+    the same table within the hour answers the ValidationException AWS answers."""
+
+    def __init__(self, client: Any, last_change: dict[str, float], clock: Callable[[], float]) -> None:
+        self._client, self._last, self._clock = client, last_change, clock
+        self.calls: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_time_to_live(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs["TimeToLiveSpecification"])
+        table, now = kwargs["TableName"], self._clock()
+        if table in self._last and now - self._last[table] < 3600:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": AN_HOUR_RULE},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}},
+                "UpdateTimeToLive",
+            )  # fmt: skip
+        self._last[table] = now
+        return self._client.update_time_to_live(**kwargs)
+
+
+@pytest.fixture
+def once_an_hour(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Target-region DynamoDB clients wrapped in OnceAnHour, sharing one fake clock and change log."""
+    state: dict[str, Any] = {"now": 0.0, "last": {}, "clients": []}
+    real = Backend.client
+
+    def client(self: Backend, service: str, region: str, max_attempts: int = 8) -> Any:
+        c = real(self, service, region, max_attempts)
+        if service == "dynamodb" and region == TARGET:
+            c = OnceAnHour(c, state["last"], lambda: state["now"])
+            state["clients"].append(c)
+        return c
+
+    monkeypatch.setattr(Backend, "client", client)
+    return state
+
+
+def test_ttl_attribute_change_takes_two_runs_an_hour_apart(
+    backend: Backend, cfg: MigrationConfig, once_an_hour: dict[str, Any]
+) -> None:
+    make_source(backend, EVENTS_SCHEMA, ttl_attr="expiresAt")
+    name = cfg.target_name("analytics-events")
+    # The target as an older version left it: TTL on `ttl`, changed just now.
+    target(backend).create_table(**target_table_request(
+        backend.client("dynamodb", SOURCE).describe_table(TableName="analytics-events")["Table"],
+        {}, cfg.dynamodbTables[0], cfg, KEY_ARN,
+    ))  # fmt: skip
+    target(backend).update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )
+
+    once_an_hour["now"] = 3601.0  # the old change is more than an hour old
+    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)  # must not raise
+    assert out["ttl"]["status"] == "DISABLED"  # the first half: the wrong attribute is off
+    assert (
+        out["ttlDrift"] and out["ttlDrift"]["targetMayDelete"] is False and "another run" in out["ttlDrift"]["message"]
+    )
+    assert "ttl" not in out["repaired"] and "ttl" not in out["notSupportedByBackend"]
+    report = {"resources": {"dynamodbTables": [{**out, "status": "in sync"}], "s3Buckets": []}}
+    assert overall(report)["ok"] is True  # TTL off keeps every item: no reason for NO-GO
+    assert any("finish the TTL of table analytics-events" in s for s in next_steps(report))
+
+    # A run within the same hour makes no call that AWS would refuse, and still does not fail.
+    calls_before = sum(len(c.calls) for c in once_an_hour["clients"])
+    once_an_hour["now"] = 3700.0
+    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    assert out["ttl"]["status"] == "DISABLED" and out["ttlDrift"] and "refused" in out["ttlDrift"]["message"]
+    assert sum(len(c.calls) for c in once_an_hour["clients"]) == calls_before + 1
+
+    # A later run (more than an hour on) turns the source's attribute on.
+    once_an_hour["now"] = 3601.0 + 3601.0
+    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    assert out["ttl"] == {"attribute": "expiresAt", "status": "ENABLED"}
+    assert out["ttlDrift"] is None and out["repaired"] == ["ttl"]
+
+
+def test_ttl_refused_on_a_target_that_may_delete_is_reported_not_raised(
+    backend: Backend, cfg: MigrationConfig, once_an_hour: dict[str, Any]
+) -> None:
+    make_source(backend, EVENTS_SCHEMA)  # no TTL on the source
+    first = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    target(backend).update_time_to_live(
+        TableName=first["name"], TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )  # someone turned TTL on minutes ago
+    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    assert out["ttl"] == {"attribute": "ttl", "status": "ENABLED"}
+    assert out["ttlDrift"] and out["ttlDrift"]["targetMayDelete"] is True
+    assert AN_HOUR_RULE in out["ttlDrift"]["message"]
+    status = overall({"resources": {"dynamodbTables": [{**out, "status": "in sync"}], "s3Buckets": []}})
+    assert not status["ok"] and "may delete items the source keeps" in status["problems"][0]

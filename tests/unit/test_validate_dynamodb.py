@@ -10,6 +10,7 @@ import pytest
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
+from tasks.move.dynamodb_scan import scan_client
 from tasks.validate.digest import key_string, parse_key_string
 from tasks.validate.dynamodb import describe_difference, is_expired, validate_table
 
@@ -154,3 +155,31 @@ def test_describe_difference() -> None:
     b = {"id": {"S": "1"}, "x": {"N": "2"}, "new": {"S": "n"}}
     assert describe_difference(a, b) == "attributes: gone (only in source); new (only in target); x"
     assert "changed during validation" in describe_difference(a, None)
+
+
+def test_validation_reads_are_consistent_paced_and_counted(
+    backend: Backend, cfg: MigrationConfig, tables: tuple[str, str]
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(dict(params))
+
+    clients = [scan_client(backend, r) for r in (cfg.sourceRegion, cfg.targetRegion)]
+    clients += [backend.client("dynamodb", r) for r in (cfg.sourceRegion, cfg.targetRegion)]
+    for c in clients:
+        c.meta.events.register("provide-client-params.dynamodb.Scan", record)
+    try:
+        four = validate_table(backend, cfg, *tables, segments=4)
+        one = validate_table(backend, cfg, *tables, segments=1)
+    finally:
+        for c in clients:
+            c.meta.events.unregister("provide-client-params.dynamodb.Scan", record)
+    assert summary(four) == summary(one)
+    assert seen and all(p["ConsistentRead"] is True and p["ReturnConsumedCapacity"] == "TOTAL" for p in seen)
+    assert sum(1 for p in seen if p.get("TotalSegments") == 4) == 8  # 4 segments x 2 tables (one page each)
+    assert sum(1 for p in seen if "Segment" not in p) == 2  # one segment: no segment parameters
+    # On-demand tables: the default rate, split over the workers; what the pages consumed is counted.
+    assert four["reads"]["source"]["readRate"] == 1000.0 and "/ 4 segment(s)" in four["reads"]["source"]["readRateFrom"]
+    assert four["reads"]["source"]["consumedReadUnits"] > 0 and four["reads"]["target"]["consumedReadUnits"] > 0
+    assert four["notSupportedByBackend"] == {} and four["segments"] == 4
