@@ -16,6 +16,9 @@ def _sum(stats: list[dict[str, Any]], key: str) -> int:
     return sum(int(s.get(key, 0) or 0) for s in stats if isinstance(s, dict))
 
 
+_NO_UPDATE = "updateObjectEncryptionUnsupported"
+
+
 def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up per-partition S3 copy stats; failures keep their first few examples."""
     failed_examples: list[dict[str, Any]] = []
@@ -33,6 +36,11 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "bytes_seen",
             "bytes_copied",
             "pending_replication",
+            "adopted",
+            "reencrypted_update",
+            "reencrypted_copy",
+            "deleted",
+            "target_only_foreign",
         )
     }
     out["partitions"] = len(parts)
@@ -41,6 +49,16 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out["objectsPerSecond"] = _rate(out["copied"], duration)
     out["bytesPerSecond"] = _rate(out["bytes_copied"], duration)
     out["failures"] = failed_examples[:20]
+    # Source deletes mirrored as delete markers, and target-only objects we did not write (left untouched).
+    out["deletedKeys"] = [k for p in parts for k in p.get("deletedKeys", []) or []][:20]
+    out["foreignKeys"] = [k for p in parts for k in p.get("foreignKeys", []) or []][:20]
+    why = next((str(p[_NO_UPDATE]) for p in parts if p.get(_NO_UPDATE)), "")
+    if out["reencrypted_update"] or out["reencrypted_copy"] or why:
+        out["reencryption"] = {
+            "UpdateObjectEncryption": out["reencrypted_update"],
+            "copyOntoItself": out["reencrypted_copy"],
+            "updateObjectEncryptionUnsupported": why,
+        }
     return out
 
 
@@ -189,9 +207,10 @@ def go_no_go(
         reasons += validation.get("errors", [])
         counts = validation.get("mismatches", {})
         if any(counts.values()):
+            wrong_key = f", {counts['encryption']} not under the migration key" if counts.get("encryption") else ""
             reasons.append(
-                "validation found {missing} missing, {extra} extra and {different} different; "
-                "every one is listed in {file}".format(file=validation.get("mismatchFile"), **counts)
+                "validation found {missing} missing, {extra} extra and {different} different{enc}; "
+                "every one is listed in {file}".format(file=validation.get("mismatchFile"), enc=wrong_key, **counts)
             )
         lam = validation.get("lambda") or {}
         if lam.get("executed") and not lam.get("ok"):
@@ -329,6 +348,10 @@ def backend_gaps(report: dict[str, Any]) -> list[str]:
     entries = [*res.get("s3Buckets", []), *res.get("dynamodbTables", [])]
     entries += [res.get(k) or {} for k in ("kms", "sns", "lambda", "checkpoints", "dashboard")]
     entries += [b.get("replication") or {} for b in res.get("s3Buckets", [])]
+    for b in res.get("s3Buckets", []):
+        why = ((b.get("catchUp") or {}).get("reencryption") or {}).get("updateObjectEncryptionUnsupported")
+        if why:
+            gaps.append(f"{b.get('name')}: {why}; objects were re-encrypted by a copy onto themselves")
     for entry in entries:
         name = entry.get("name") or entry.get("bucket") or entry.get("alias") or "?"
         gap = entry.get("notSupportedByBackend") or {}
