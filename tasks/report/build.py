@@ -172,10 +172,45 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     if not steps:
         steps.append("Keep the regions in sync (run the sync deployment) until cutover.")
         steps.append("Review this report and the validation results, then cut over writers to the target region.")
+    for b in report["resources"].get("s3Buckets", []):
+        foreign = int((b.get("catchUp") or {}).get("target_only_foreign", 0) or 0)
+        if foreign:
+            steps.append(
+                f"Decide about {foreign} object(s) in {b.get('name')} that the source does not have and this "
+                "migration did not write (listed under catchUp.foreignKeys): they are left untouched."
+            )
     steps.append(
         f"Subscribe the on-call endpoints to the alert topic {(report['resources'].get('sns') or {}).get('arn', '')}."
     )
     return steps
+
+
+def s3_catchup_lines(buckets: list[dict[str, Any]]) -> list[str]:
+    """What the S3 catch-up did beyond copying: re-encryption (and how), mirrored deletes, foreign objects."""
+    lines: list[str] = []
+    for b in buckets:
+        cu = b.get("catchUp") or {}
+        name = b.get("name") or b.get("source")
+        reenc = cu.get("reencryption") or {}
+        if reenc.get("UpdateObjectEncryption") or reenc.get("copyOntoItself"):
+            how = f"; UpdateObjectEncryption not used: {reenc['updateObjectEncryptionUnsupported']}"
+            lines.append(
+                f"{name}: {reenc.get('UpdateObjectEncryption', 0)} object(s) re-encrypted in place with "
+                f"UpdateObjectEncryption, {reenc.get('copyOntoItself', 0)} by a copy onto itself"
+                + (how if reenc.get("updateObjectEncryptionUnsupported") else "")
+            )
+        if cu.get("adopted"):
+            lines.append(
+                f"{name}: {cu['adopted']} object(s) already in the target (same checksum) recorded, not copied"
+            )
+        if cu.get("deleted"):
+            lines.append(f"{name}: {cu['deleted']} object(s) deleted on the source got a delete marker")
+        if cu.get("target_only_foreign"):
+            keys = ", ".join(cu.get("foreignKeys") or [])
+            lines.append(
+                f"{name}: {cu['target_only_foreign']} object(s) not written by this migration, untouched: {keys}"
+            )
+    return lines
 
 
 def overall(report: dict[str, Any]) -> dict[str, Any]:
@@ -301,6 +336,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{bf.get('failed', 0) + cu.get('failed', 0)} | {bf.get('bytes_copied', 0) + cu.get('bytes_copied', 0)} | "
             f"{(b.get('replication') or {}).get('ruleStatus', 'n/a')} |"
         )
+    catchup = s3_catchup_lines(report["resources"]["s3Buckets"])
+    if catchup:
+        lines += ["", *[f"- {line}" for line in catchup]]
     lines += [
         "",
         "## DynamoDB tables",
