@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from boto3.s3.transfer import TransferConfig
@@ -398,7 +398,7 @@ def _copy_range(
     stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
     stats.seen = len(src)
     stats.bytes_seen = sum(o["size"] for o in src.values())
-    target_only = [k for k in dst if k not in src]
+    target_only = [k for k in dst if k not in src and not k.startswith(PROBE_PREFIX)]
     stats.target_only = len(target_only)
     if target_only and mode == "catchup":
         _mirror_deletes(stats, src_s3, dst_s3, store, pk, source_bucket, target_bucket, target_only, dst)
@@ -628,6 +628,7 @@ def _already_held(ctx: _Ctx, key: str, src_head: dict[str, Any] | None, replicat
 # --------------------------------------------------------------------------------------------------
 
 PROBE_PREFIX = ".region-migration-probe/"
+PROBE_LEFTOVER_S = 3600.0  # a probe object this old was left by a killed run
 UPDATE_PROBE_TTL_S = 15 * 60.0  # one probe per bucket per run (a run is minutes; a sync every 15 minutes)
 _update_support: dict[tuple[str, str], tuple[float, str]] = {}
 _update_lock = threading.Lock()
@@ -712,6 +713,7 @@ def probe_update_encryption(s3: Any, bucket: str, kms_key_arn: str) -> str:
     """
     key = f"{PROBE_PREFIX}update-object-encryption-{uuid.uuid4().hex}"
     body = b"region-migration: does UpdateObjectEncryption work here?"
+    _remove_probe(s3, bucket, PROBE_PREFIX, older_than_s=PROBE_LEFTOVER_S)  # a killed run's probe
     try:
         put = s3.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256")
         version = {"VersionId": put["VersionId"]} if put.get("VersionId") not in (None, "null") else {}
@@ -739,15 +741,18 @@ def probe_update_encryption(s3: Any, bucket: str, kms_key_arn: str) -> str:
         _remove_probe(s3, bucket, key)
 
 
-def _remove_probe(s3: Any, bucket: str, key: str) -> None:
-    """Delete every version and delete marker of our probe object (our own object: nothing else is touched)."""
+def _remove_probe(s3: Any, bucket: str, prefix: str, older_than_s: float = 0.0) -> None:
+    """Delete every version and delete marker under our probe key (or, with older_than_s, the probe prefix's
+    leftovers of that age): our own objects only, nothing else is touched."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     try:
-        page = s3.list_object_versions(Bucket=bucket, Prefix=key)
-        for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-            if v["Key"] == key:
-                s3.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                mine = v["Key"] == prefix or (older_than_s and v["Key"].startswith(PROBE_PREFIX))
+                if mine and (not older_than_s or v["LastModified"] < cutoff):
+                    s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
     except Exception as err:  # never fail a copy over the probe's cleanup; say what is left
-        log.warning("could not remove probe object s3://%s/%s: %s", bucket, key, _describe(err))
+        log.warning("could not remove probe objects s3://%s/%s: %s", bucket, prefix, _describe(err))
 
 
 # --------------------------------------------------------------------------------------------------

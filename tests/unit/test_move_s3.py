@@ -582,7 +582,7 @@ def no_probe_cache() -> None:
 
 @pytest.mark.usefixtures("no_probe_cache")
 def test_catchup_reencrypts_a_replica_that_is_not_under_the_key(
-    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Replicas of SSE-S3 objects keep SSE-S3 on AWS: the catch-up puts them under the migration key, in place
     where UpdateObjectEncryption works, else by a copy onto itself that keeps metadata, type and tags."""
@@ -600,7 +600,10 @@ def test_catchup_reencrypts_a_replica_that_is_not_under_the_key(
         Tagging="tier=gold",
     )
     _fake_replicated(src, {"replica"})
+    dst.put_object(Bucket=DST, Key=move_s3.PROBE_PREFIX + "left-by-a-killed-run", Body=b"probe")
+    monkeypatch.setattr(move_s3, "PROBE_LEFTOVER_S", -1.0)  # treat it as old enough to be a leftover
     stats = _sync(backend, cfg, env, mode="catchup")
+    assert stats["target_only_foreign"] == 0  # probe objects are ours, never reported as foreign
     head = dst.head_object(Bucket=DST, Key="replica")
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == env["key"]
     assert stats["replicated"] == 1 and stats["copied"] == 1  # "ours" had no replica: copied under the key
@@ -634,6 +637,7 @@ def test_reencryption_uses_update_object_encryption_where_it_works(
     kms_ok = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn}
     body = b"region-migration: does UpdateObjectEncryption work here?"
     with Stubber(dst) as stub:
+        stub.add_response("list_object_versions", {}, {"Bucket": DST, "Prefix": move_s3.PROBE_PREFIX})  # leftovers
         stub.add_response(
             "put_object",
             {"VersionId": "pv1"},
