@@ -130,6 +130,7 @@ def test_source_deletes_reach_the_target_as_delete_markers_and_the_verdict_is_go
     assert caught["deleted"] == 2 and sorted(caught["deletedKeys"]) == sorted(gone)
     assert caught["target_only_foreign"] == 1 and caught["foreignKeys"] == ["not-ours/left-alone.txt"]
     assert result["ok"] is True and result["validation"]["mismatches"]["extra"] == 0
+    assert "not written by this migration, untouched: not-ours/left-alone.txt" in sync.stdout + sync.stderr  # logged
 
     for key in gone:
         versions = dst.list_object_versions(Bucket=TARGET, Prefix=key)
