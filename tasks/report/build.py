@@ -295,6 +295,11 @@ def validation_markdown(v: dict[str, Any]) -> str:
             f"| {r.get('source')} | {r.get('sourceItems', '?')} items | {r.get('targetItems', '?')} items "
             f"| {r.get('missing', '?')} | {r.get('extra', '?')} | {r.get('different', '?')} |"
         )
+    for r in v.get("buckets", []):
+        if r.get("encryption"):
+            lines.append(f"\n- {r.get('source')}: {r['encryption']} target object(s) not under the migration key")
+        if r.get("foreign"):
+            lines.append(f"\n- {r.get('source')}: {r['foreign']} target-only object(s) not written by the migration")
     for err in v.get("errors", []):
         lines.append(f"\n- error: {err}")
     lines += ["", f"Validator Lambda: {lambda_line(v.get('lambda'))}", ""]

@@ -17,6 +17,7 @@ from tasks.report.build import (
     summarize_copies,
     summarize_segments,
     table_status,
+    validation_markdown,
 )
 
 
@@ -154,5 +155,8 @@ def test_s3_catchup_reencryption_deletes_and_foreign_objects_are_reported(cfg: M
     assert "not written by this migration, untouched: theirs" in md
     assert any("did not write" in step for step in rep["nextSteps"])
     assert any("re-encrypted by a copy" in gap for gap in backend_gaps(rep))
+    v = {"level": "full", "buckets": [{"source": "b1", "encryption": 2, "foreign": 1}], "tables": []}
+    assert "b1: 2 target object(s) not under the migration key" in validation_markdown(v)
+    assert "b1: 1 target-only object(s) not written by the migration" in validation_markdown(v)
     verdict = go_no_go([], {"mismatches": {"missing": 0, "extra": 0, "different": 0, "encryption": 2}}, {}, 60)
     assert verdict["decision"] == "NO-GO" and "2 not under the migration key" in verdict["reasons"][0]
