@@ -13,7 +13,7 @@ from flows.common import RunOptions
 from tasks import steps
 from tasks.aws import Backend
 from tasks.names import resource_names
-from tasks.report.build import summarize_copies
+from tasks.report.build import s3_catchup_lines, summarize_copies
 
 
 def result_of(fut: PrefectFuture[Any]) -> Any:
@@ -68,6 +68,9 @@ def catch_up_all(
         copies[s] = list(steps.s3_copy_task.map(b, c, s, names.buckets[s], ranges, kms_arn, ckpt, "catchup"))
     for s, futs in copies.items():
         out[s] = {"catchUp": summarize_copies([result_of(f) for f in futs])}
+        # Re-encryptions, mirrored deletes and objects we did not write belong in the run's log too.
+        for line in s3_catchup_lines([{"name": names.buckets[s], "catchUp": out[s]["catchUp"]}]):
+            get_run_logger().info("%s", line)
     for s, table_fut in tables.items():
         out[s] = {"catchUp": result_of(table_fut)}
     return out

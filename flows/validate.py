@@ -41,7 +41,7 @@ from tasks.report.publish import write_report  # noqa: E402
 from tasks.validate.compare import write_mismatches  # noqa: E402
 
 MISMATCH_ROWS_IN_ARTIFACT = 50
-COUNT_KEYS = ("missing", "extra", "different")
+COUNT_KEYS = ("missing", "extra", "different", "encryption")
 
 
 def run_validation(

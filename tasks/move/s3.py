@@ -9,11 +9,13 @@ already done from three listings alone and issues no per-object call on the skip
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from boto3.s3.transfer import TransferConfig
@@ -30,6 +32,7 @@ from tasks.move.s3_plan import (
     bucket_arn,
     catchup_action,
     content_args,
+    encryption_problem,
     is_done,
     listing_rows,
     manifest_pk,
@@ -41,10 +44,12 @@ from tasks.move.s3_plan import (
     replication_rule,
     replication_rule_id,
     rule_drift,
+    split_target_only,
     storage_class_args,
     v1_rules,
     versioning_pk,
 )
+from tasks.validate.s3 import checksum_verdict, object_checksums
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ MULTIPART_CONCURRENCY = 4  # threads per large object, on top of the partition's
 _PRECONDITION = frozenset({"PreconditionFailed", "412"})
 _VANISHED = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHANGE_RETRIES = 3
+_ENABLED = "ENABLED"
+KEYS_LISTED = 100  # deleted / foreign keys named per partition result (the counts are exact)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,17 +303,19 @@ class _Ctx:
     transfer: TransferConfig
     mode: Mode
     pending_grace_s: float
+    backend_id: str = ""
 
 
 @dataclass
 class _Outcome:
     key: str
-    status: Literal["copied", "vanished", "failed", "replicated", "pending"]
+    status: Literal["copied", "vanished", "failed", "replicated", "pending", "adopted"]
     src_etag: str = ""
     size: int = 0
     dst_etag: str = ""
     multipart: bool = False
     error: str = ""
+    reencrypted: str = ""  # "update" (UpdateObjectEncryption) or "copy" (a copy onto itself under the key)
 
 
 @dataclass
@@ -324,8 +333,16 @@ class _Stats:
     target_only: int = 0
     bytes_seen: int = 0
     bytes_copied: int = 0
+    adopted: int = 0
+    reencrypted_update: int = 0
+    reencrypted_copy: int = 0
+    deleted: int = 0
+    target_only_foreign: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     vanished_keys: list[str] = field(default_factory=list)
+    deleted_keys: list[str] = field(default_factory=list)
+    foreign_keys: list[str] = field(default_factory=list)
+    update_unsupported: str = ""
 
 
 def copy_partition(
@@ -401,7 +418,10 @@ def _copy_range(
     stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
     stats.seen = len(src)
     stats.bytes_seen = sum(o["size"] for o in src.values())
-    stats.target_only = sum(1 for k in dst if k not in src)
+    target_only = [k for k in dst if k not in src and not k.startswith(PROBE_PREFIX)]
+    stats.target_only = len(target_only)
+    if target_only and mode == "catchup":
+        _mirror_deletes(stats, src_s3, dst_s3, store, pk, source_bucket, target_bucket, target_only, dst)
 
     # Fast path: both listings match the digest stored when this range last finished clean.
     if src and stored and stored.get("digest") == range_digest(listing_rows(src, dst)):
@@ -434,6 +454,7 @@ def _copy_range(
         ),
         mode=mode,
         pending_grace_s=pending_grace_s,
+        backend_id=backend.describe(),
     )
     label = _label(stats, source_bucket, target_bucket, mode)
     records: list[tuple[str, dict[str, Any]]] = []
@@ -465,6 +486,8 @@ def _copy_range(
                 records.clear()
 
     # Only a range whose every object is done gets a digest (written after its records).
+    if todo and ctx.kms_key_arn:
+        stats.update_unsupported = _cached_update_support(ctx) or ""
     if stats.failed == 0 and stats.pending_replication == 0:
         store.put(*digest_key, {"digest": range_digest(done_rows), "objects": len(done_rows)})
     elif stored:
@@ -493,6 +516,14 @@ def _finish(stats: _Stats, source_bucket: str, target_bucket: str, mode: str, t0
         "target_only": stats.target_only,
         "bytes_seen": stats.bytes_seen,
         "bytes_copied": stats.bytes_copied,
+        "adopted": stats.adopted,
+        "reencrypted_update": stats.reencrypted_update,
+        "reencrypted_copy": stats.reencrypted_copy,
+        "deleted": stats.deleted,
+        "deletedKeys": stats.deleted_keys[:KEYS_LISTED],
+        "target_only_foreign": stats.target_only_foreign,
+        "foreignKeys": stats.foreign_keys[:KEYS_LISTED],
+        "updateObjectEncryptionUnsupported": stats.update_unsupported,
         "duration_s": round(time.monotonic() - t0, 3),
     }
     log.info(
@@ -515,7 +546,11 @@ def _account(
     records: list[tuple[str, dict[str, Any]]],
     done_rows: list[tuple[str, str, int, str, int]],
 ) -> None:
-    if o.status in ("copied", "replicated"):
+    if o.reencrypted == "update":
+        stats.reencrypted_update += 1
+    elif o.reencrypted == "copy":
+        stats.reencrypted_copy += 1
+    if o.status in ("copied", "replicated", "adopted"):
         done_rows.append((o.key, o.src_etag, o.size, o.dst_etag, o.size))
         records.append((o.key, {"srcEtag": o.src_etag, "size": o.size, "dstEtag": o.dst_etag}))
     if o.status == "copied":
@@ -524,6 +559,9 @@ def _account(
         stats.multipart += int(o.multipart)
     elif o.status == "replicated":
         stats.replicated += 1
+        stats.skipped += 1
+    elif o.status == "adopted":
+        stats.adopted += 1
         stats.skipped += 1
     elif o.status == "pending":
         stats.pending_replication += 1
@@ -552,12 +590,19 @@ def _log_progress(label: str, stats: _Stats, todo: int, t0: float) -> None:
 
 
 def _move_one(ctx: _Ctx, obj: dict[str, Any], dst: dict[str, Any] | None) -> _Outcome:
-    """Decide and copy one object; every ordinary error becomes an outcome, not an exception."""
+    """Decide and copy one object; every ordinary error becomes an outcome, not an exception.
+
+    A target object of the same size with no manifest record (a replica, or a copy made after the last
+    manifest flush of a killed run) is compared by S3 checksums first: equal ones mean the target already
+    holds this content, so it is recorded (and put under the migration key if it is not) instead of copied.
+    """
     key = obj["key"]
     try:
         etag, size, storage_class = obj["etag"], obj["size"], obj.get("storageClass")
+        head: dict[str, Any] | None = None
+        action = "copy"
         if ctx.mode == "catchup":
-            head = _head(ctx.src, ctx.source_bucket, key)
+            head = _head(ctx.src, ctx.source_bucket, key, checksums=True)
             if head is None:
                 return _Outcome(key, "vanished")
             etag, size = head["ETag"], int(head["ContentLength"])
@@ -565,13 +610,230 @@ def _move_one(ctx: _Ctx, obj: dict[str, Any], dst: dict[str, Any] | None) -> _Ou
             modified = head.get("LastModified") or obj.get("lastModified")
             age = (datetime.now(UTC) - modified).total_seconds() if modified else float("inf")
             action = catchup_action(head.get("ReplicationStatus"), age, dst, size, ctx.pending_grace_s)
-            if action == "replicated" and dst is not None:
-                return _Outcome(key, "replicated", etag, size, dst["etag"])
             if action == "pending":
                 return _Outcome(key, "pending", etag, size)
+        if dst is not None and int(dst["size"]) == int(size):
+            held = _already_held(ctx, key, head, replicated=action == "replicated")
+            if held is not None:
+                return held
         return _copy_current(ctx, key, etag, size, storage_class)
     except Exception as err:
         return _Outcome(key, "failed", error=_describe(err))
+
+
+def _already_held(ctx: _Ctx, key: str, src_head: dict[str, Any] | None, replicated: bool) -> _Outcome | None:
+    """The outcome for a target object that already holds the source's content, or None (then copy).
+
+    Two HEADs with ChecksumMode (one when the catch-up has the source's already). Equal checksums of one
+    type prove equal content; S3 replication says COMPLETED for its own replicas when no common checksum
+    decides. Either way the object must be under the migration key: replicas of SSE-S3 objects are not.
+    """
+    if src_head is None:
+        src_head = _head(ctx.src, ctx.source_bucket, key, checksums=True)
+        if src_head is None:
+            return None  # gone meanwhile: the copy path reports it as vanished
+    dst_head = _head(ctx.dst, ctx.target_bucket, key, checksums=True)
+    if dst_head is None or int(dst_head["ContentLength"]) != int(src_head["ContentLength"]):
+        return None
+    same, _how = checksum_verdict(object_checksums(src_head), object_checksums(dst_head))
+    if same is False or (same is None and not replicated):
+        return None
+    dst_etag, method = _ensure_key(ctx, key, dst_head)
+    status: Literal["adopted", "replicated"] = "replicated" if replicated else "adopted"
+    return _Outcome(key, status, src_head["ETag"], int(src_head["ContentLength"]), dst_etag, reencrypted=method)
+
+
+# --------------------------------------------------------------------------------------------------
+# Re-encryption under the migration key
+# --------------------------------------------------------------------------------------------------
+
+PROBE_PREFIX = ".region-migration-probe/"
+PROBE_LEFTOVER_S = 3600.0  # a probe object this old was left by a killed run
+UPDATE_PROBE_TTL_S = 15 * 60.0  # one probe per bucket per run (a run is minutes; a sync every 15 minutes)
+_update_support: dict[tuple[str, str], tuple[float, str]] = {}
+_update_lock = threading.Lock()
+
+
+def clear_update_support() -> None:
+    """Forget every UpdateObjectEncryption probe result (tests; a long-lived worker forgets after the TTL)."""
+    with _update_lock:
+        _update_support.clear()
+
+
+def _ensure_key(ctx: _Ctx, key: str, dst_head: dict[str, Any]) -> tuple[str, str]:
+    """(target ETag, how it was re-encrypted: '' when it already was under the key, 'update' or 'copy').
+
+    UpdateObjectEncryption re-encrypts in place (no data movement; ETag, metadata, checksums and storage
+    class kept: S3 API reference) and only for SSE-S3 / SSE-KMS objects (an unencrypted object answers
+    InvalidRequest): where the backend lacks it, or for such an object, a copy onto itself under the key.
+    """
+    if not encryption_problem(dst_head, ctx.kms_key_arn):
+        return str(dst_head["ETag"]), ""
+    version = {"VersionId": dst_head["VersionId"]} if dst_head.get("VersionId") not in (None, "null") else {}
+    if not _cached_update_support(ctx, probe=True):
+        try:
+            ctx.dst.update_object_encryption(
+                Bucket=ctx.target_bucket,
+                Key=key,
+                ObjectEncryption={"SSEKMS": {"KMSKeyArn": ctx.kms_key_arn, "BucketKeyEnabled": True}},
+                **version,
+            )
+            after = ctx.dst.head_object(Bucket=ctx.target_bucket, Key=key, **version)
+            if not encryption_problem(after, ctx.kms_key_arn):
+                return str(after["ETag"]), "update"
+        except Exception as err:
+            if _code(err) != "InvalidRequest":
+                raise
+    return _self_copy(ctx, key, dst_head, version), "copy"
+
+
+def _self_copy(ctx: _Ctx, key: str, head: dict[str, Any], version: dict[str, str]) -> str:
+    """A copy of the object onto itself under the migration key (a new version; metadata, content headers,
+    tags, storage class and checksum algorithm kept), pinned to the ETag just read."""
+    if int(head["ContentLength"]) >= ctx.threshold:
+        return _managed_copy(ctx, key, str(head["ETag"]), src=ctx.dst, src_bucket=ctx.target_bucket)
+    resp = ctx.dst.copy_object(
+        Bucket=ctx.target_bucket,
+        Key=key,
+        CopySource={"Bucket": ctx.target_bucket, "Key": key, **version},
+        CopySourceIfMatch=head["ETag"],
+        MetadataDirective="COPY",
+        TaggingDirective="COPY",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=ctx.kms_key_arn,
+        BucketKeyEnabled=True,
+        **storage_class_args(head.get("StorageClass")),
+    )
+    return str(resp["CopyObjectResult"]["ETag"])
+
+
+def _cached_update_support(ctx: _Ctx, probe: bool = False) -> str | None:
+    """Why UpdateObjectEncryption cannot be used on the target bucket ('' = it can), probed at most once per
+    bucket and run; None when not probed yet and `probe` is False."""
+    cache_key = (ctx.backend_id, ctx.target_bucket)
+    with _update_lock:
+        hit = _update_support.get(cache_key)
+        if hit is not None and time.monotonic() - hit[0] < UPDATE_PROBE_TTL_S:
+            return hit[1]
+        if not probe:
+            return None
+        why = probe_update_encryption(ctx.dst, ctx.target_bucket, ctx.kms_key_arn)
+        _update_support[cache_key] = (time.monotonic(), why)
+    if why:
+        log.warning("s3://%s: %s; re-encrypting by a copy onto itself instead", ctx.target_bucket, why)
+    return why
+
+
+def probe_update_encryption(s3: Any, bucket: str, kms_key_arn: str) -> str:
+    """'' when UpdateObjectEncryption really re-encrypts in place here, else what was measured.
+
+    Tried on an object of our own, never on data, and judged by the read-back: moto 5.2.5 answers 200
+    but stores the request's XML body as a new version of the object (it takes the call for a PutObject).
+    Every version of the probe object is removed afterwards.
+    """
+    key = f"{PROBE_PREFIX}update-object-encryption-{uuid.uuid4().hex}"
+    body = b"region-migration: does UpdateObjectEncryption work here?"
+    _remove_probe(s3, bucket, PROBE_PREFIX, older_than_s=PROBE_LEFTOVER_S)  # a killed run's probe
+    try:
+        put = s3.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256")
+        version = {"VersionId": put["VersionId"]} if put.get("VersionId") not in (None, "null") else {}
+        try:
+            s3.update_object_encryption(
+                Bucket=bucket,
+                Key=key,
+                ObjectEncryption={"SSEKMS": {"KMSKeyArn": kms_key_arn, "BucketKeyEnabled": True}},
+                **version,
+            )
+        except Exception as err:
+            return f"UpdateObjectEncryption not available ({_describe(err)[:200]})"
+        listed = s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+        got = s3.get_object(Bucket=bucket, Key=key)
+        data = got["Body"].read()
+        if len([v for v in listed if v["Key"] == key]) != 1 or data != body:
+            return "UpdateObjectEncryption answered but wrote a new object version instead of re-encrypting in place"
+        problem = encryption_problem(got, kms_key_arn)
+        if problem:
+            return f"UpdateObjectEncryption answered but the object kept {problem}"
+        return ""
+    except Exception as err:
+        return f"UpdateObjectEncryption could not be probed ({_describe(err)[:200]})"
+    finally:
+        _remove_probe(s3, bucket, key)
+
+
+def _remove_probe(s3: Any, bucket: str, prefix: str, older_than_s: float = 0.0) -> None:
+    """Delete every version and delete marker under our probe key (or, with older_than_s, the probe prefix's
+    leftovers of that age): our own objects only, nothing else is touched."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                mine = v["Key"] == prefix or (older_than_s and v["Key"].startswith(PROBE_PREFIX))
+                if mine and (not older_than_s or v["LastModified"] < cutoff):
+                    s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+    except Exception as err:  # never fail a copy over the probe's cleanup; say what is left
+        log.warning("could not remove probe objects s3://%s/%s: %s", bucket, prefix, _describe(err))
+
+
+# --------------------------------------------------------------------------------------------------
+# Deletes on the source
+# --------------------------------------------------------------------------------------------------
+
+
+def _mirror_deletes(
+    stats: _Stats,
+    src_s3: Any,
+    dst_s3: Any,
+    store: CheckpointStore,
+    pk: str,
+    source_bucket: str,
+    target_bucket: str,
+    target_only: list[str],
+    dst: dict[str, dict[str, Any]],
+) -> None:
+    """Mirror source deletes onto the target: only objects this migration wrote, as delete markers.
+
+    A plain DeleteObject (no VersionId) on the versioned target adds a delete marker; the object's
+    versions stay (recoverable). It is conditional on the ETag we recorded (If-Match: conditional deletes
+    work on general purpose buckets and apply to the current version), and only after a HEAD shows the
+    source key still gone. Objects the migration did not write are listed and left alone.
+    """
+    with ThreadPoolExecutor(max_workers=min(8, len(target_only)), thread_name_prefix="s3mirror") as pool:
+        records = dict(zip(target_only, pool.map(lambda k: store.get(pk, k), target_only), strict=True))
+    ours, foreign = split_target_only(target_only, dst, records)
+    stats.target_only_foreign += len(foreign)
+    stats.foreign_keys.extend(foreign)
+    if foreign:
+        log.warning(
+            "s3://%s: %d object(s) not in the source and not written by this migration, left untouched: %s",
+            target_bucket,
+            len(foreign),
+            ", ".join(foreign[:10]) + (" ..." if len(foreign) > 10 else ""),
+        )
+    if not ours:
+        return
+    versioning = dst_s3.get_bucket_versioning(Bucket=target_bucket).get("Status") or "Disabled"
+    for key in ours:
+        if versioning != "Enabled":
+            stats.failed += 1
+            stats.failures.append(
+                {"key": key, "error": f"source deleted it, but target versioning is {versioning}: not deleted"}
+            )
+            continue
+        try:
+            if _head(src_s3, source_bucket, key) is not None:
+                continue  # written again since the listing: the next pass copies it
+            dst_s3.delete_object(Bucket=target_bucket, Key=key, IfMatch=dst[key]["etag"])
+            store.delete(pk, key)
+            stats.deleted += 1
+            stats.deleted_keys.append(key)
+        except Exception as err:
+            if _code(err) in _PRECONDITION:
+                continue  # the target object changed since the listing: decided again next pass
+            stats.failed += 1
+            stats.failures.append({"key": key, "error": _describe(err)})
+    if stats.deleted:
+        log.info("s3://%s: %d object(s) deleted on the source got a delete marker", target_bucket, stats.deleted)
 
 
 def _copy_current(ctx: _Ctx, key: str, etag: str, size: int, storage_class: str | None) -> _Outcome:
@@ -612,14 +874,16 @@ def _simple_copy(ctx: _Ctx, key: str, etag: str, storage_class: str | None) -> s
     return str(resp["CopyObjectResult"]["ETag"])
 
 
-def _managed_copy(ctx: _Ctx, key: str, etag: str) -> str:
+def _managed_copy(ctx: _Ctx, key: str, etag: str, src: Any = None, src_bucket: str = "") -> str:
     """Multipart copy through s3transfer, pinned to `etag`; returns the target ETag.
 
     Multipart copy has no metadata or tagging directive: the content headers are passed explicitly
     and the tags re-applied if the s3transfer version in use did not carry them (older ones do not).
     s3transfer refuses BucketKeyEnabled here; the target bucket's default bucket-key setting applies.
     """
-    head = ctx.src.head_object(Bucket=ctx.source_bucket, Key=key, IfMatch=etag)
+    src = src or ctx.src
+    src_bucket = src_bucket or ctx.source_bucket
+    head = src.head_object(Bucket=src_bucket, Key=key, IfMatch=etag)
     extra: dict[str, Any] = {
         **content_args(head),
         **storage_class_args(head.get("StorageClass")),
@@ -630,24 +894,26 @@ def _managed_copy(ctx: _Ctx, key: str, etag: str) -> str:
         "SSEKMSKeyId": ctx.kms_key_arn,
     }
     ctx.dst.copy(
-        CopySource={"Bucket": ctx.source_bucket, "Key": key},
+        CopySource={"Bucket": src_bucket, "Key": key},
         Bucket=ctx.target_bucket,
         Key=key,
         ExtraArgs=extra,
-        SourceClient=ctx.src,
+        SourceClient=src,
         Config=ctx.transfer,
     )
     out = ctx.dst.head_object(Bucket=ctx.target_bucket, Key=key)
     want_tags = int(head.get("TagCount") or 0)
     if want_tags and int(out.get("TagCount") or 0) != want_tags:
         version = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
-        tags = ctx.src.get_object_tagging(Bucket=ctx.source_bucket, Key=key, **version)["TagSet"]
+        tags = src.get_object_tagging(Bucket=src_bucket, Key=key, **version)["TagSet"]
         ctx.dst.put_object_tagging(Bucket=ctx.target_bucket, Key=key, Tagging={"TagSet": tags})
     return str(out["ETag"])
 
 
-def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+def _head(s3: Any, bucket: str, key: str, checksums: bool = False) -> dict[str, Any] | None:
     try:
+        if checksums:
+            return s3.head_object(Bucket=bucket, Key=key, ChecksumMode=_ENABLED)
         return s3.head_object(Bucket=bucket, Key=key)
     except Exception as err:
         if _code(err) in _VANISHED:
@@ -688,6 +954,11 @@ _SUMMED = (
     "target_only",
     "bytes_seen",
     "bytes_copied",
+    "adopted",
+    "reencrypted_update",
+    "reencrypted_copy",
+    "deleted",
+    "target_only_foreign",
 )
 
 
@@ -717,7 +988,7 @@ def sync_bucket(
     per_range = max(1, workers // lanes)
     total: dict[str, Any] = {k: 0 for k in _SUMMED}
     total.update(sourceBucket=source_bucket, targetBucket=target_bucket, mode=mode, partitions=0)
-    total.update(failures=[], vanishedKeys=[])
+    total.update(failures=[], vanishedKeys=[], deletedKeys=[], foreignKeys=[], updateObjectEncryptionUnsupported="")
 
     def ranges() -> Iterator[tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
         """(key_range, listing) per range, while listing; identical to partition_ranges' ranges."""
@@ -738,6 +1009,11 @@ def sync_bucket(
             total[k] += stats[k]
         total["failures"].extend(stats["failures"])
         total["vanishedKeys"].extend(stats["vanishedKeys"])
+        total["deletedKeys"].extend(stats["deletedKeys"])
+        total["foreignKeys"].extend(stats["foreignKeys"])
+        total["updateObjectEncryptionUnsupported"] = (
+            total["updateObjectEncryptionUnsupported"] or stats["updateObjectEncryptionUnsupported"]
+        )
 
     outer = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="s3range")
     running: set[Future[dict[str, Any]]] = set()

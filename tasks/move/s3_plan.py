@@ -208,3 +208,51 @@ def rule_drift(desired: Mapping[str, Any], actual: Mapping[str, Any] | None) -> 
         return sorted(want)
     have = _flatten(actual)
     return sorted(p for p, v in want.items() if p not in have or str(have[p]) != str(v))
+
+
+# --------------------------------------------------------------------------------------------------
+# Encryption of target objects, and source deletes
+# --------------------------------------------------------------------------------------------------
+
+
+def key_matches(returned: str | None, key_arn: str) -> bool:
+    """True when S3's SSEKMSKeyId names the migration key (S3 returns the key ARN; an id alone also counts)."""
+    if not returned or not key_arn:
+        return False
+    return returned == key_arn or returned == key_arn.rsplit("/", 1)[-1]
+
+
+def encryption_problem(head: Mapping[str, Any], key_arn: str) -> str:
+    """'' when a HeadObject response shows SSE-KMS under the migration key, else what is wrong with it.
+
+    Replicas of SSE-S3 source objects keep SSE-S3: neither the destination's default encryption nor the
+    rule's ReplicaKmsKeyID (SSE-KMS sources only) applies to them (S3 User Guide, replicating encrypted objects).
+    """
+    sse = head.get("ServerSideEncryption")
+    key = head.get("SSEKMSKeyId")
+    if sse == "aws:kms" and key_matches(key, key_arn):
+        return ""
+    have = "no server-side encryption" if not sse else (f"{sse} with {key}" if key else str(sse))
+    return f"encryption: {have}, not aws:kms with {key_arn}"
+
+
+def split_target_only(
+    target_only: Iterable[str],
+    dst: Mapping[str, Mapping[str, Any]],
+    manifest: Mapping[str, Mapping[str, Any] | None],
+) -> tuple[list[str], list[str]]:
+    """(ours, foreign) among target keys whose source key is gone.
+
+    Ours: the manifest records that this migration put exactly the target's current object there (same
+    target ETag), so mirroring the source's delete is ours to do. Anything else (no record, or the target
+    object changed since we wrote it) was written by someone else: listed, never touched.
+    """
+    ours: list[str] = []
+    foreign: list[str] = []
+    for key in sorted(target_only):
+        record = manifest.get(key)
+        if record is not None and record.get("dstEtag") == dst[key]["etag"]:
+            ours.append(key)
+        else:
+            foreign.append(key)
+    return ours, foreign

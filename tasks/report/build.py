@@ -16,6 +16,9 @@ def _sum(stats: list[dict[str, Any]], key: str) -> int:
     return sum(int(s.get(key, 0) or 0) for s in stats if isinstance(s, dict))
 
 
+_NO_UPDATE = "updateObjectEncryptionUnsupported"
+
+
 def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up per-partition S3 copy stats; failures keep their first few examples."""
     failed_examples: list[dict[str, Any]] = []
@@ -33,6 +36,11 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "bytes_seen",
             "bytes_copied",
             "pending_replication",
+            "adopted",
+            "reencrypted_update",
+            "reencrypted_copy",
+            "deleted",
+            "target_only_foreign",
         )
     }
     out["partitions"] = len(parts)
@@ -41,6 +49,16 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out["objectsPerSecond"] = _rate(out["copied"], duration)
     out["bytesPerSecond"] = _rate(out["bytes_copied"], duration)
     out["failures"] = failed_examples[:20]
+    # Source deletes mirrored as delete markers, and target-only objects we did not write (left untouched).
+    out["deletedKeys"] = [k for p in parts for k in p.get("deletedKeys", []) or []][:20]
+    out["foreignKeys"] = [k for p in parts for k in p.get("foreignKeys", []) or []][:20]
+    why = next((str(p[_NO_UPDATE]) for p in parts if p.get(_NO_UPDATE)), "")
+    if out["reencrypted_update"] or out["reencrypted_copy"] or why:
+        out["reencryption"] = {
+            "UpdateObjectEncryption": out["reencrypted_update"],
+            "copyOntoItself": out["reencrypted_copy"],
+            "updateObjectEncryptionUnsupported": why,
+        }
     return out
 
 
@@ -195,6 +213,13 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     if not steps:
         steps.append("Keep the regions in sync (run the sync deployment) until cutover.")
         steps.append("Review this report and the validation results, then cut over writers to the target region.")
+    for b in report["resources"].get("s3Buckets", []):
+        foreign = int((b.get("catchUp") or {}).get("target_only_foreign", 0) or 0)
+        if foreign:
+            steps.append(
+                f"Decide about {foreign} object(s) in {b.get('name')} that the source does not have and this "
+                "migration did not write (listed under catchUp.foreignKeys): they are left untouched."
+            )
     steps.append(
         f"Subscribe the on-call endpoints to the alert topic {(report['resources'].get('sns') or {}).get('arn', '')}."
     )
@@ -202,6 +227,34 @@ def next_steps(report: dict[str, Any]) -> list[str]:
     if source_topic:
         steps.append(f"Subscribe them to the source-region topic {source_topic} too (S3 replication alarms).")
     return steps
+
+
+def s3_catchup_lines(buckets: list[dict[str, Any]]) -> list[str]:
+    """What the S3 catch-up did beyond copying: re-encryption (and how), mirrored deletes, foreign objects."""
+    lines: list[str] = []
+    for b in buckets:
+        cu = b.get("catchUp") or {}
+        name = b.get("name") or b.get("source")
+        reenc = cu.get("reencryption") or {}
+        if reenc.get("UpdateObjectEncryption") or reenc.get("copyOntoItself"):
+            how = f"; UpdateObjectEncryption not used: {reenc['updateObjectEncryptionUnsupported']}"
+            lines.append(
+                f"{name}: {reenc.get('UpdateObjectEncryption', 0)} object(s) re-encrypted in place with "
+                f"UpdateObjectEncryption, {reenc.get('copyOntoItself', 0)} by a copy onto itself"
+                + (how if reenc.get("updateObjectEncryptionUnsupported") else "")
+            )
+        if cu.get("adopted"):
+            lines.append(
+                f"{name}: {cu['adopted']} object(s) already in the target (same checksum) recorded, not copied"
+            )
+        if cu.get("deleted"):
+            lines.append(f"{name}: {cu['deleted']} object(s) deleted on the source got a delete marker")
+        if cu.get("target_only_foreign"):
+            keys = ", ".join(cu.get("foreignKeys") or [])
+            lines.append(
+                f"{name}: {cu['target_only_foreign']} object(s) not written by this migration, untouched: {keys}"
+            )
+    return lines
 
 
 def overall(report: dict[str, Any]) -> dict[str, Any]:
@@ -238,9 +291,10 @@ def go_no_go(
         reasons += validation.get("errors", [])
         counts = validation.get("mismatches", {})
         if any(counts.values()):
+            wrong_key = f", {counts['encryption']} not under the migration key" if counts.get("encryption") else ""
             reasons.append(
-                "validation found {missing} missing, {extra} extra and {different} different; "
-                "every one is listed in {file}".format(file=validation.get("mismatchFile"), **counts)
+                "validation found {missing} missing, {extra} extra and {different} different{enc}; "
+                "every one is listed in {file}".format(file=validation.get("mismatchFile"), enc=wrong_key, **counts)
             )
         lam = validation.get("lambda") or {}
         if lam.get("executed") and not lam.get("ok"):
@@ -292,6 +346,11 @@ def validation_markdown(v: dict[str, Any]) -> str:
             f"| {r.get('source')} | {r.get('sourceItems', '?')} items | {r.get('targetItems', '?')} items "
             f"| {r.get('missing', '?')} | {r.get('extra', '?')} | {r.get('different', '?')} |"
         )
+    for r in v.get("buckets", []):
+        if r.get("encryption"):
+            lines.append(f"\n- {r.get('source')}: {r['encryption']} target object(s) not under the migration key")
+        if r.get("foreign"):
+            lines.append(f"\n- {r.get('source')}: {r['foreign']} target-only object(s) not written by the migration")
     for err in v.get("errors", []):
         lines.append(f"\n- error: {err}")
     lines += ["", f"Validator Lambda: {lambda_line(v.get('lambda'))}", ""]
@@ -333,6 +392,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{bf.get('failed', 0) + cu.get('failed', 0)} | {bf.get('bytes_copied', 0) + cu.get('bytes_copied', 0)} | "
             f"{(b.get('replication') or {}).get('ruleStatus', 'n/a')} |"
         )
+    catchup = s3_catchup_lines(report["resources"]["s3Buckets"])
+    if catchup:
+        lines += ["", *[f"- {line}" for line in catchup]]
     lines += [
         "",
         "## DynamoDB tables",
@@ -394,6 +456,10 @@ def backend_gaps(report: dict[str, Any]) -> list[str]:
         for v in (report.get("validation") or {}).get("tables", [])
         if isinstance(v, dict)
     ]
+    for b in res.get("s3Buckets", []):
+        why = ((b.get("catchUp") or {}).get("reencryption") or {}).get("updateObjectEncryptionUnsupported")
+        if why:
+            gaps.append(f"{b.get('name')}: {why}; objects were re-encrypted by a copy onto themselves")
     for entry in entries:
         name = entry.get("name") or entry.get("bucket") or entry.get("alias") or "?"
         gap = entry.get("notSupportedByBackend") or {}

@@ -21,7 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-KINDS = ("missing_in_target", "extra_in_target", "different")
+# "encryption": a target object not under the migration key (S3); "extra_foreign": in the target only and not
+# written by this migration (S3: no manifest record), listed but left to its owner.
+KINDS = ("missing_in_target", "extra_in_target", "different", "encryption", "extra_foreign")
 KIND_DTYPE = pd.CategoricalDtype(list(KINDS))
 STRING = pd.StringDtype("pyarrow")
 CSV_COLUMNS = ["store", "key", "kind", "detail"]

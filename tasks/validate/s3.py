@@ -19,6 +19,9 @@ import pandas as pd
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, is_not_found
+from tasks.move.checkpoints import CheckpointStore
+from tasks.move.s3_plan import encryption_problem, manifest_pk, split_target_only
+from tasks.names import resource_names
 from tasks.validate.compare import KIND_DTYPE, STRING, compare_frames, empty_mismatches
 
 Level = Literal["keys", "full"]
@@ -28,16 +31,21 @@ DEFAULT_WORKERS = 16
 _COMPOSITE = re.compile(r"-\d+$")
 
 
-def list_frame(backend: Backend, region: str, bucket: str) -> pd.DataFrame:
-    """Current objects of a bucket as [key, size] from the listing alone (one request per 1,000 keys)."""
+def list_frame(backend: Backend, region: str, bucket: str, etags: bool = False) -> pd.DataFrame:
+    """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000 keys)."""
     s3 = backend.client("s3", region)
     keys: list[str] = []
     sizes: list[int] = []
+    tags: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
             keys.append(obj["Key"])
             sizes.append(int(obj["Size"]))
-    return pd.DataFrame({"key": pd.array(keys, dtype=STRING), "size": np.array(sizes, dtype=np.int64)})
+            tags.append(obj["ETag"])
+    frame = pd.DataFrame({"key": pd.array(keys, dtype=STRING), "size": np.array(sizes, dtype=np.int64)})
+    if etags:
+        frame["etag"] = pd.array(tags, dtype=STRING)
+    return frame
 
 
 def s3_frame(
@@ -118,6 +126,7 @@ class ContentResult:
     same: bool
     method: str  # "checksum CRC32", "sha256 (streamed)", ...
     detail: str = ""
+    encryption: str = ""  # what is wrong with the target object's encryption ('' = under the migration key)
 
 
 def compare_contents(
@@ -126,8 +135,12 @@ def compare_contents(
     target: tuple[str, str],
     keys: list[str],
     workers: int = DEFAULT_WORKERS,
+    kms_key: str | None = None,
 ) -> list[ContentResult]:
-    """Compare the contents of `keys` between (region, bucket) pairs with a bounded thread pool."""
+    """Compare the contents of `keys` between (region, bucket) pairs with a bounded thread pool.
+
+    With `kms_key`, each target object's encryption is checked too, from the HEAD the comparison makes anyway.
+    """
     src_s3 = backend.client("s3", source[0])
     dst_s3 = backend.client("s3", target[0])
 
@@ -135,6 +148,7 @@ def compare_contents(
         try:
             head_src = src_s3.head_object(Bucket=source[1], Key=key, ChecksumMode="ENABLED")
             head_dst = dst_s3.head_object(Bucket=target[1], Key=key, ChecksumMode="ENABLED")
+            encryption = encryption_problem(head_dst, kms_key) if kms_key is not None else ""
             same, how = checksum_verdict(object_checksums(head_src), object_checksums(head_dst))
             if same is None:
                 a = stream_sha256(src_s3, source[1], key)
@@ -143,7 +157,7 @@ def compare_contents(
                 detail = "" if same else f"content: sha256 {a[:16]}... != {b[:16]}..."
             else:
                 detail = "" if same else f"content: {how} differs"
-            return ContentResult(key, same, how, detail)
+            return ContentResult(key, same, how, detail, encryption)
         except Exception as err:
             if not is_not_found(err):
                 raise
@@ -162,16 +176,20 @@ def validate_bucket(
     target_bucket: str,
     level: Level = "full",
     workers: int = DEFAULT_WORKERS,
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """Counts plus `mismatches` (a DataFrame [key, kind, detail]: every missing, extra or different object).
 
     Level "keys" compares keys and sizes only; "full" also proves the content of every object present on
-    both sides with equal size. The counts are JSON-able; the flow writes `mismatches` with
-    write_mismatches and keeps only the counts in the report.
+    both sides with equal size, and that each is under the migration key (`kms_key_arn`, else the key its
+    alias names). Target-only objects this migration did not write (no manifest record of that object) are
+    `extra_foreign`: listed, but not a mismatch of the migration (the catch-up deletes only its own). The
+    counts are JSON-able; the flow writes `mismatches` with write_mismatches and keeps only the counts.
     """
     src = list_frame(backend, cfg.sourceRegion, source_bucket)
-    dst = list_frame(backend, cfg.targetRegion, target_bucket)
+    dst = list_frame(backend, cfg.targetRegion, target_bucket, etags=True)
     mismatches = compare_frames(src, dst, "key", ["size"])
+    mismatches = _mark_foreign(backend, cfg, target_bucket, mismatches, dst)
 
     results: list[ContentResult] = []
     if level == "full":
@@ -184,14 +202,16 @@ def validate_bucket(
             (cfg.targetRegion, target_bucket),
             same_size,
             workers,
+            kms_key=kms_key_arn or migration_key(backend, cfg),
         )
-    differing = [r for r in results if not r.same]
-    if differing:
+    rows = [(r.key, "different", r.detail) for r in results if not r.same]
+    rows += [(r.key, "encryption", r.encryption) for r in results if r.encryption]
+    if rows:
         content = pd.DataFrame(
             {
-                "key": pd.array([r.key for r in differing], dtype=STRING),
-                "kind": pd.Series(["different"] * len(differing)).astype(KIND_DTYPE),
-                "detail": pd.array([r.detail for r in differing], dtype=STRING),
+                "key": pd.array([r[0] for r in rows], dtype=STRING),
+                "kind": pd.Series([r[1] for r in rows]).astype(KIND_DTYPE),
+                "detail": pd.array([r[2] for r in rows], dtype=STRING),
             }
         )
         mismatches = pd.concat([mismatches, content], ignore_index=True).sort_values(
@@ -212,8 +232,52 @@ def validate_bucket(
         "missing": int(kinds.get("missing_in_target", 0)),
         "extra": int(kinds.get("extra_in_target", 0)),
         "different": int(kinds.get("different", 0)),
+        "encryption": int(kinds.get("encryption", 0)),
+        "foreign": int(kinds.get("extra_foreign", 0)),
         "checked": len(results),
         "checksumCompared": int(methods.str.startswith("checksum").sum()) if len(methods) else 0,
         "streamHashed": int((methods == "sha256 (streamed)").sum()) if len(methods) else 0,
         "mismatches": mismatches,
     }
+
+
+def migration_key(backend: Backend, cfg: MigrationConfig) -> str:
+    """The migration key's ARN, found by its alias in the target region (the alias itself when it does not
+    exist, so every object is reported as not under it rather than passing unchecked)."""
+    alias = resource_names(cfg).kms_alias
+    try:
+        return str(backend.client("kms", cfg.targetRegion).describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        return alias
+
+
+def _mark_foreign(
+    backend: Backend, cfg: MigrationConfig, target_bucket: str, mismatches: pd.DataFrame, dst: pd.DataFrame
+) -> pd.DataFrame:
+    """Re-label extra_in_target rows whose object this migration did not write (same rule as the catch-up's
+    delete mirror: a manifest record naming that exact target ETag) as extra_foreign."""
+    extra = mismatches["kind"] == "extra_in_target"
+    if not extra.any():
+        return mismatches
+    keys = mismatches.loc[extra, "key"].tolist()
+    store = CheckpointStore(backend, cfg.targetRegion, resource_names(cfg).checkpoint_table)
+    pk = manifest_pk(target_bucket)
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
+            records: dict[str, Any] = dict(zip(keys, pool.map(lambda k: store.get(pk, k), keys), strict=True))
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        return mismatches  # no checkpoint table: nothing is known to be foreign
+    etags = dst.set_index("key")["etag"]
+    listing = {k: {"etag": etags[k]} for k in keys}
+    _ours, foreign = split_target_only(keys, listing, records)
+    if not foreign:
+        return mismatches
+    out = mismatches.copy()
+    marked = extra & out["key"].isin(foreign)
+    out.loc[marked, "kind"] = "extra_foreign"
+    out.loc[marked, "detail"] = "in the target only and not written by this migration: left untouched"
+    return out

@@ -112,7 +112,7 @@ def test_killed_run_resumes_to_the_same_result(moto_url: str, cli_env: dict[str,
     assert bucket["backfill"]["copied"] + bucket["backfill"]["skipped"] == OBJECTS
     # At most one unflushed manifest batch plus the copies in flight are done twice.
     assert bucket["backfill"]["copied"] <= OBJECTS - copied_at_kill + MANIFEST_FLUSH + S3_COPY_WORKERS
-    assert result["validation"]["mismatches"] == {"missing": 0, "extra": 0, "different": 0}
+    assert result["validation"]["mismatches"] == {"missing": 0, "extra": 0, "different": 0, "encryption": 0}
     table = result["resources"]["dynamodbTables"][0]
     assert table["validation"]["targetItems"] == ITEMS
     # One key per object in the target: resuming never duplicates keys (versions of a re-copied object aside).
@@ -122,3 +122,11 @@ def test_killed_run_resumes_to_the_same_result(moto_url: str, cli_env: dict[str,
         for o in p.get("Contents", [])
     ]
     assert len(keys) == len(set(keys)) == OBJECTS
+    # And no unchanged object got a second version: copies made after the killed run's last manifest flush
+    # are recognised by their checksums and recorded, not copied again.
+    versions: dict[str, int] = {}
+    for p in target_s3.get_paginator("list_object_versions").paginate(Bucket=target_bucket):  # type: ignore[attr-defined]
+        for v in p.get("Versions", []):
+            versions[v["Key"]] = versions.get(v["Key"], 0) + 1
+    twice = sorted(k for k, n in versions.items() if n > 1)
+    assert not twice, f"{len(twice)} unchanged objects were copied twice: {twice[:5]}"

@@ -104,7 +104,7 @@ def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend) ->
     assert decision["copied"] == 1
     assert dst_s3.get_object(Bucket=target_bucket, Key="k/05")["Body"].read() == b"v5" * 10
     assert decision["verdict"]["decision"] == "NO-GO"
-    assert decision["validation"]["mismatches"] == {"missing": 0, "extra": 0, "different": 1}
+    assert decision["validation"]["mismatches"] == {"missing": 0, "extra": 0, "different": 1, "encryption": 0}
     mismatches = Path(decision["validation"]["mismatchFile"]).read_text().splitlines()
     assert len(mismatches) == 2 and "i7" in mismatches[1] and "different" in mismatches[1]
 

@@ -6,7 +6,10 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.report.build import (
+    _NO_UPDATE,
+    backend_gaps,
     bucket_status,
+    go_no_go,
     next_steps,
     overall,
     render_markdown,
@@ -14,6 +17,7 @@ from tasks.report.build import (
     summarize_copies,
     summarize_segments,
     table_status,
+    validation_markdown,
 )
 
 
@@ -128,3 +132,31 @@ def test_overall_and_markdown(cfg: MigrationConfig) -> None:
     rows = resource_rows(rep)
     assert {"type": "s3 bucket", "name": "b1-eu", "arn": "arn:aws:s3:::b1-eu", "status": "in sync"} in rows
     assert all(isinstance(v, str) for row in rows for v in row.values())
+
+
+def test_s3_catchup_reencryption_deletes_and_foreign_objects_are_reported(cfg: MigrationConfig) -> None:
+    why = "UpdateObjectEncryption answered but wrote a new object version instead of re-encrypting in place"
+    caught = summarize_copies(
+        [
+            part(copied=0, adopted=2, reencrypted_copy=1, deleted=1, deletedKeys=["gone"]),
+            part(copied=0, target_only_foreign=1, foreignKeys=["theirs"], updateObjectEncryptionUnsupported=why),
+        ]
+    )
+    assert caught["reencryption"] == {"UpdateObjectEncryption": 0, "copyOntoItself": 1, _NO_UPDATE: why}
+    assert (caught["adopted"], caught["deleted"], caught["target_only_foreign"]) == (2, 1, 1)
+    assert caught["deletedKeys"] == ["gone"] and caught["foreignKeys"] == ["theirs"]
+    rep = report_with("in sync", "in sync", cfg)
+    rep["resources"]["s3Buckets"][0]["catchUp"] = caught
+    rep["status"] = overall(rep)
+    rep["nextSteps"] = next_steps(rep)
+    md = render_markdown(rep)
+    assert "b1-eu: 0 object(s) re-encrypted in place with UpdateObjectEncryption, 1 by a copy onto itself" in md
+    assert "b1-eu: 1 object(s) deleted on the source got a delete marker" in md
+    assert "not written by this migration, untouched: theirs" in md
+    assert any("did not write" in step for step in rep["nextSteps"])
+    assert any("re-encrypted by a copy" in gap for gap in backend_gaps(rep))
+    v = {"level": "full", "buckets": [{"source": "b1", "encryption": 2, "foreign": 1}], "tables": []}
+    assert "b1: 2 target object(s) not under the migration key" in validation_markdown(v)
+    assert "b1: 1 target-only object(s) not written by the migration" in validation_markdown(v)
+    verdict = go_no_go([], {"mismatches": {"missing": 0, "extra": 0, "different": 0, "encryption": 2}}, {}, 60)
+    assert verdict["decision"] == "NO-GO" and "2 not under the migration key" in verdict["reasons"][0]

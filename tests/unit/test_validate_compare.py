@@ -42,7 +42,13 @@ def test_each_kind_with_detail_and_compact_dtypes() -> None:
     ]
     assert out["key"].dtype == pd.StringDtype("pyarrow")
     assert isinstance(out["kind"].dtype, pd.CategoricalDtype)
-    assert list(out["kind"].cat.categories) == ["missing_in_target", "extra_in_target", "different"]
+    assert list(out["kind"].cat.categories) == [
+        "missing_in_target",
+        "extra_in_target",
+        "different",
+        "encryption",
+        "extra_foreign",
+    ]
 
 
 def test_both_columns_differ_in_one_detail() -> None:

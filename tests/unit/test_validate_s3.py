@@ -9,6 +9,7 @@ import pytest
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
+from tasks.names import resource_names
 from tasks.validate.s3 import Checksum, checksum_verdict, object_checksums, s3_frame, validate_bucket
 
 SRC = "analytics-raw-data"
@@ -30,7 +31,9 @@ def buckets(backend: Backend, cfg: MigrationConfig) -> tuple[str, str]:
     src = backend.client("s3", cfg.sourceRegion)
     dst = backend.client("s3", cfg.targetRegion)
     target = cfg.target_name(SRC)
-    key_arn = backend.client("kms", cfg.targetRegion).create_key()["KeyMetadata"]["Arn"]
+    kms = backend.client("kms", cfg.targetRegion)
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=resource_names(cfg).kms_alias, TargetKeyId=key_arn)
     src.create_bucket(Bucket=SRC)
     dst.create_bucket(Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.targetRegion})
     dst.put_bucket_encryption(
@@ -112,8 +115,10 @@ def test_keys_level_sees_sizes_but_reads_no_content(
 def test_identical_buckets_are_clean(backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]) -> None:
     source, _ = buckets
     result = validate_bucket(backend, cfg, source, source, level="full")
-    assert result["mismatches"].empty
+    # Same bytes everywhere; only the encryption differs (the source is not under the migration key).
+    assert set(result["mismatches"]["kind"]) == {"encryption"}
     assert (result["missing"], result["extra"], result["different"]) == (0, 0, 0)
+    assert result["encryption"] == result["checked"] == result["sourceObjects"]
 
 
 def test_s3_frame_full_streams_sha256(backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]) -> None:
@@ -136,3 +141,28 @@ def test_checksum_rules() -> None:
     assert checksum_verdict({}, full)[0] is None
     assert object_checksums({"ChecksumCRC32": "abc=-3"})["CRC32"].type == "COMPOSITE"
     assert object_checksums({"ChecksumCRC32": "abc=", "ChecksumType": "FULL_OBJECT"})["CRC32"].type == "FULL_OBJECT"
+
+
+def test_full_lists_every_object_not_under_the_migration_key(
+    backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]
+) -> None:
+    """Same bytes, wrong encryption (an SSE-S3 replica, or another KMS key): its own mismatch kind."""
+    source, target = buckets
+    dst = backend.client("s3", cfg.targetRegion)
+    other = backend.client("kms", cfg.targetRegion).create_key()["KeyMetadata"]["Arn"]
+    body = f"object {3} ".encode() * 4
+    dst.put_object(Bucket=target, Key="data/003.txt", Body=body, ServerSideEncryption="AES256")
+    dst.put_object(
+        Bucket=target,
+        Key="data/004.txt",
+        Body=f"object {4} ".encode() * 5,
+        SSEKMSKeyId=other,
+        ServerSideEncryption="aws:kms",
+    )
+    result = validate_bucket(backend, cfg, source, target, level="full")
+    mism = result.pop("mismatches")
+    rows = mism[mism["kind"] == "encryption"]
+    assert rows["key"].tolist() == ["data/003.txt", "data/004.txt"]
+    assert "AES256" in rows["detail"].iloc[0] and other in rows["detail"].iloc[1]
+    assert result["encryption"] == 2 and result["different"] == 3  # contents still equal: not "different"
+    assert "data/003.txt" not in set(mism.loc[mism["kind"] == "different", "key"])
