@@ -179,13 +179,12 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             )
 
 
-# Error codes of a backend that does not implement an API (a moto server answers a bare 500 to what it
-# lacks, after botocore's retries).
+# Error codes of a backend that does not implement an API. Not a bare 500: on AWS that is a transient
+# InternalFailure, so the stream's readers were not checked (a warning), not "not supported".
 _UNSUPPORTED = {
     "NotImplemented",
     "NotImplementedException",
     "501",
-    "500",
     "UnknownOperationException",
     "InvalidAction",
     "UnsupportedOperation",

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.consistency import full_jitter_delay
+
 BATCH_SIZE = 25  # BatchWriteItem's hard limit
 ITEMS_PER_SEGMENT = 10_000
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
@@ -165,9 +167,8 @@ def order_shards(shards: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def backoff_delay(attempt: int, base: float = 0.05, cap: float = 5.0, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
-    r = rng or random
-    return r.uniform(0, min(cap, base * (2**attempt)))
+    """Exponential backoff with full jitter, DynamoDB's short base and cap (the one formula: tasks.consistency)."""
+    return full_jitter_delay(attempt, (rng or random).random(), base, cap)
 
 
 def age_seconds(when: datetime | float | int, now: datetime | None = None) -> float:

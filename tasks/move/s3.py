@@ -44,12 +44,11 @@ from tasks.move.s3_plan import (
     replication_rule,
     replication_rule_id,
     rule_drift,
-    split_target_only,
     storage_class_args,
     v1_rules,
     versioning_pk,
 )
-from tasks.validate.s3 import checksum_verdict, object_checksums
+from tasks.validate.s3 import checksum_verdict, classify_target_only, object_checksums
 
 log = logging.getLogger(__name__)
 
@@ -638,7 +637,12 @@ def _already_held(ctx: _Ctx, key: str, src_head: dict[str, Any] | None, replicat
     same, _how = checksum_verdict(object_checksums(src_head), object_checksums(dst_head))
     if same is False or (same is None and not replicated):
         return None
-    dst_etag, method = _ensure_key(ctx, key, dst_head)
+    try:
+        dst_etag, method = _ensure_key(ctx, key, dst_head)
+    except Exception as err:
+        if _code(err) in _PRECONDITION:  # the target object changed under the re-encryption: next pass decides
+            return _Outcome(key, "pending", src_head["ETag"], int(src_head["ContentLength"]))
+        raise
     status: Literal["adopted", "replicated"] = "replicated" if replicated else "adopted"
     return _Outcome(key, status, src_head["ETag"], int(src_head["ContentLength"]), dst_etag, reencrypted=method)
 
@@ -684,18 +688,22 @@ def _ensure_key(ctx: _Ctx, key: str, dst_head: dict[str, Any]) -> tuple[str, str
         except Exception as err:
             if _code(err) != "InvalidRequest":
                 raise
-    return _self_copy(ctx, key, dst_head, version), "copy"
+    return _self_copy(ctx, key, dst_head), "copy"
 
 
-def _self_copy(ctx: _Ctx, key: str, head: dict[str, Any], version: dict[str, str]) -> str:
+def _self_copy(ctx: _Ctx, key: str, head: dict[str, Any]) -> str:
     """A copy of the object onto itself under the migration key (a new version; metadata, content headers,
-    tags, storage class and checksum algorithm kept), pinned to the ETag just read."""
+    tags, storage class and checksum algorithm kept), pinned to the ETag just read.
+
+    The copy source is the current object, never a VersionId: a pinned version would pass its own
+    If-Match and put older content back on top of a newer version or a delete marker that replication
+    delivered in between; unpinned, S3 answers 412 and the next pass decides again."""
     if int(head["ContentLength"]) >= ctx.threshold:
         return _managed_copy(ctx, key, str(head["ETag"]), src=ctx.dst, src_bucket=ctx.target_bucket)
     resp = ctx.dst.copy_object(
         Bucket=ctx.target_bucket,
         Key=key,
-        CopySource={"Bucket": ctx.target_bucket, "Key": key, **version},
+        CopySource={"Bucket": ctx.target_bucket, "Key": key},
         CopySourceIfMatch=head["ETag"],
         MetadataDirective="COPY",
         TaggingDirective="COPY",
@@ -800,7 +808,7 @@ def _mirror_deletes(
     """
     with ThreadPoolExecutor(max_workers=min(8, len(target_only)), thread_name_prefix="s3mirror") as pool:
         records = dict(zip(target_only, pool.map(lambda k: store.get(pk, k), target_only), strict=True))
-    ours, foreign = split_target_only(target_only, dst, records)
+    ours, foreign = classify_target_only(dst_s3, target_bucket, target_only, dst, records)
     stats.target_only_foreign += len(foreign)
     stats.foreign_keys.extend(foreign)
     if foreign:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -253,6 +254,34 @@ def migration_key(backend: Backend, cfg: MigrationConfig) -> str:
         return alias
 
 
+def classify_target_only(
+    s3: Any,
+    bucket: str,
+    target_only: list[str],
+    dst: Mapping[str, Mapping[str, Any]],
+    manifest: Mapping[str, Mapping[str, Any] | None],
+) -> tuple[list[str], list[str]]:
+    """(ours, foreign) among target keys whose source key is gone: the manifest's rule (split_target_only),
+    plus the objects S3 replication delivered (HEAD: ReplicationStatus REPLICA). Only our rule replicates into
+    a migration bucket, so a replica whose source key is gone (a lifecycle expiration on the source, a delete
+    made before the rule took effect) is ours to mirror too; it has no manifest record of ours."""
+    ours, foreign = split_target_only(target_only, dst, manifest)
+    if not foreign:
+        return ours, foreign
+
+    def replica(key: str) -> bool:
+        try:
+            return s3.head_object(Bucket=bucket, Key=key).get("ReplicationStatus") == "REPLICA"
+        except Exception as err:
+            if is_not_found(err):
+                return False
+            raise
+
+    with ThreadPoolExecutor(max_workers=min(8, len(foreign)), thread_name_prefix="s3replica") as pool:
+        replicas = {k for k, r in zip(foreign, pool.map(replica, foreign), strict=True) if r}
+    return sorted([*ours, *replicas]), [k for k in foreign if k not in replicas]
+
+
 def _mark_foreign(
     backend: Backend, cfg: MigrationConfig, target_bucket: str, mismatches: pd.DataFrame, dst: pd.DataFrame
 ) -> pd.DataFrame:
@@ -273,7 +302,7 @@ def _mark_foreign(
         return mismatches  # no checkpoint table: nothing is known to be foreign
     etags = dst.set_index("key")["etag"]
     listing = {k: {"etag": etags[k]} for k in keys}
-    _ours, foreign = split_target_only(keys, listing, records)
+    _ours, foreign = classify_target_only(backend.client("s3", cfg.targetRegion), target_bucket, keys, listing, records)
     if not foreign:
         return mismatches
     out = mismatches.copy()

@@ -589,15 +589,16 @@ def test_replication_other_invalid_requests_are_not_retried(
 # ------------------------------------------------------------------ issue 8: resume, encryption, deletes
 
 
-def _fake_replicated(src: Any, keys: set[str]) -> None:
-    """Make the source's HeadObject say ReplicationStatus COMPLETED for `keys` (moto never replicates)."""
+def _fake_replicated(src: Any, keys: set[str], status: str = "COMPLETED") -> None:
+    """Make a HeadObject say ReplicationStatus `status` for `keys` (moto never replicates): COMPLETED on the
+    source, REPLICA on the target."""
 
     def remember_key(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["key"] = params["Key"]
 
     def completed(parsed: dict[str, Any], **kwargs: Any) -> None:
         if kwargs["context"].get("key") in keys:
-            parsed["ReplicationStatus"] = "COMPLETED"
+            parsed["ReplicationStatus"] = status
 
     src.meta.events.register("before-parameter-build.s3.HeadObject", remember_key)
     src.meta.events.register("after-call.s3.HeadObject", completed)
@@ -827,3 +828,46 @@ def test_mirror_leaves_a_target_object_that_changed_since_we_wrote_it(
     stats = _sync(backend, cfg, env, mode="catchup")
     assert stats["deleted"] == 0 and stats["foreignKeys"] == ["x"]
     assert _body(dst, DST, "x") == b"written in the target by the app"
+
+
+def test_a_replica_whose_source_key_is_gone_gets_a_delete_marker(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """Replication delivered it (no manifest record of ours), then the source key went away without a
+    replicated delete (a lifecycle expiration, a delete before the rule): ours to mirror, not foreign."""
+    dst = env["dst"]
+    dst.put_object(Bucket=DST, Key="expired-on-source", Body=b"replicated, then expired by lifecycle")
+    dst.put_object(Bucket=DST, Key="app-wrote-it", Body=b"someone else's")
+    _fake_replicated(dst, {"expired-on-source"}, "REPLICA")
+    stats = _sync(backend, cfg, env, mode="catchup")
+    assert stats["deletedKeys"] == ["expired-on-source"] and stats["foreignKeys"] == ["app-wrote-it"]
+    versions = dst.list_object_versions(Bucket=DST)
+    assert [m["Key"] for m in versions["DeleteMarkers"]] == ["expired-on-source"]
+    assert sorted(v["Key"] for v in versions["Versions"]) == ["app-wrote-it", "expired-on-source"]
+
+
+def test_reencryption_copy_never_puts_an_older_version_back(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], no_probe_cache: None
+) -> None:
+    """The copy onto itself reads the current object under If-Match, never a pinned VersionId: a newer
+    version that arrived after the HEAD makes it answer 412 instead of being buried under old bytes."""
+    src, dst = env["src"], env["dst"]
+    body = b"old bytes " * 10
+    _put(src, "k", body)
+    dst.put_object(Bucket=DST, Key="k", Body=body, ServerSideEncryption="AES256")
+    _fake_replicated(src, {"k"})
+    calls: list[dict[str, Any]] = []
+
+    def newer_version_lands(params: dict[str, Any], **_: Any) -> None:
+        source = params.get("CopySource")  # a dict, or the "bucket/key?versionId=..." string botocore makes of it
+        if isinstance(source, str):
+            source = {"Bucket": source.split("/", 1)[0], **({"VersionId": "?"} if "versionId=" in source else {})}
+        if source and source.get("Bucket") == DST:
+            calls.append(dict(source))
+            if len(calls) == 1:  # replication delivers a newer version between the HEAD and the copy
+                dst.put_object(Bucket=DST, Key="k", Body=b"newer bytes", ServerSideEncryption="AES256")
+
+    dst.meta.events.register("before-parameter-build.s3.CopyObject", newer_version_lands)
+    stats = _sync(backend, cfg, env, mode="catchup")
+    assert calls and all("VersionId" not in c for c in calls), stats["failures"]
+    assert _body(dst, DST, "k") == b"newer bytes"

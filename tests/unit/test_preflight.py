@@ -247,3 +247,17 @@ def test_flows_pass_the_stream_warning_on(
 
     warnings = start()
     assert len(warnings) == 1 and "the source stream already has 1 reader(s)" in warnings[0]
+
+
+def test_a_bare_500_from_a_stream_reader_lister_is_unchecked_not_unsupported() -> None:
+    """On AWS a 500 is a transient InternalFailure: the readers were not checked (a warning), not "not supported"."""
+    from botocore.exceptions import ClientError
+
+    from tasks import preflight
+
+    out: dict[str, Any] = {"notSupportedByBackend": [], "unchecked": []}
+    err = ClientError({"Error": {"Code": "500", "Message": ""}}, "ListPipes")
+    preflight._unchecked(out, "pipes", err)
+    assert out == {"notSupportedByBackend": [], "unchecked": ["pipes: 500"]}
+    preflight._unchecked(out, "pipes", ClientError({"Error": {"Code": "NotImplemented"}}, "ListPipes"))
+    assert out["notSupportedByBackend"] == ["pipes: NotImplemented"]
