@@ -700,19 +700,7 @@ def _self_copy(ctx: _Ctx, key: str, head: dict[str, Any]) -> str:
     delivered in between; unpinned, S3 answers 412 and the next pass decides again."""
     if int(head["ContentLength"]) >= ctx.threshold:
         return _managed_copy(ctx, key, str(head["ETag"]), src=ctx.dst, src_bucket=ctx.target_bucket)
-    resp = ctx.dst.copy_object(
-        Bucket=ctx.target_bucket,
-        Key=key,
-        CopySource={"Bucket": ctx.target_bucket, "Key": key},
-        CopySourceIfMatch=head["ETag"],
-        MetadataDirective="COPY",
-        TaggingDirective="COPY",
-        ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=ctx.kms_key_arn,
-        BucketKeyEnabled=True,
-        **storage_class_args(head.get("StorageClass")),
-    )
-    return str(resp["CopyObjectResult"]["ETag"])
+    return _simple_copy(ctx, key, str(head["ETag"]), head.get("StorageClass"), src_bucket=ctx.target_bucket)
 
 
 def _cached_update_support(ctx: _Ctx, probe: bool = False) -> str | None:
@@ -865,12 +853,13 @@ def _copy_current(ctx: _Ctx, key: str, etag: str, size: int, storage_class: str 
     return _Outcome(key, "failed", error=f"source changed during {_CHANGE_RETRIES} copy attempts")
 
 
-def _simple_copy(ctx: _Ctx, key: str, etag: str, storage_class: str | None) -> str:
-    """CopyObject keeps metadata, content headers and tags itself (COPY directives); returns target ETag."""
+def _simple_copy(ctx: _Ctx, key: str, etag: str, storage_class: str | None, src_bucket: str = "") -> str:
+    """CopyObject keeps metadata, content headers and tags itself (COPY directives); returns target ETag.
+    From the source bucket, or (src_bucket = the target) onto itself to re-encrypt."""
     resp = ctx.dst.copy_object(
         Bucket=ctx.target_bucket,
         Key=key,
-        CopySource={"Bucket": ctx.source_bucket, "Key": key},
+        CopySource={"Bucket": src_bucket or ctx.source_bucket, "Key": key},
         CopySourceIfMatch=etag,
         MetadataDirective="COPY",
         TaggingDirective="COPY",
