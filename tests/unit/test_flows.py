@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from prefect import flow
 
-from config.model import MigrationConfig, parse_config
+from config.model import EXAMPLE_CONFIG, MigrationConfig, parse_config
 from flows.common import RunOptions
 from flows.cutover import cutover
 from flows.migrate import migrate
 from flows.sync import SYNC_LOCK, sync
-from tasks import alerts
 from tasks.aws import Backend
 from tasks.move import lock
 from tasks.names import resource_names
@@ -136,7 +135,6 @@ def test_a_task_failing_for_good_sends_exactly_one_alert(
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     backend.client("sns", region).subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    alerts.configure(backend, cfg, "123456789012")
     attempts: list[int] = []
 
     @step("always-fails", retries=2, delay=0.01, run_name="always-fails-{bucket}")
@@ -145,11 +143,12 @@ def test_a_task_failing_for_good_sends_exactly_one_alert(
         raise RuntimeError(f"copy into {bucket} refused")
 
     @flow
-    def failing() -> str:
+    def failing(options: RunOptions) -> str:
+        """The hook finds the topic from the run's own parameters, as in every flow of the project."""
         state = always_fails(bucket="analytics-raw-data", return_state=True)
         return str(state.type)
 
-    assert failing() == "StateType.FAILED"
+    assert failing(RunOptions(config_path=str(EXAMPLE_CONFIG), use_aws=True)) == "StateType.FAILED"
     assert len(attempts) == 3  # the first try and two retries
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert len(messages) == 1
@@ -158,3 +157,43 @@ def test_a_task_failing_for_good_sends_exactly_one_alert(
     assert "always-fails-analytics-raw-data" in body["Message"]
     assert "copy into analytics-raw-data refused" in body["Message"]
     assert "testing" not in body["Message"]  # no credentials in alerts
+
+
+def test_a_failing_flow_alerts_for_its_submitted_task_and_itself(
+    prefect_harness: None, backend: Backend, cfg: MigrationConfig
+) -> None:
+    """A task in the runner's threads and the flow's own hook both find the topic from the run's options."""
+    from tasks import alerts
+
+    region = cfg.targetRegion
+    topic = backend.client("sns", region).create_topic(Name=resource_names(cfg).topic)["TopicArn"]
+    sqs = backend.client("sqs", region)
+    queue = sqs.create_queue(QueueName="flow-alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    backend.client("sns", region).subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    @step("fails-in-a-thread", retries=0, run_name="fails-in-a-thread-{table}")
+    def fails(table: str) -> None:
+        raise RuntimeError(f"scan of {table} refused")
+
+    @flow(name="test-failing-flow", on_failure=[alerts.on_flow_failure])
+    def failing_flow(options: RunOptions) -> None:
+        fails.submit(table="analytics-events").wait()
+        raise RuntimeError("the run gives up")
+
+    state = failing_flow(RunOptions(config_path=str(EXAMPLE_CONFIG), use_aws=True), return_state=True)
+
+    assert state.is_failed()
+    got: list[dict[str, Any]] = []
+    for _ in range(5):
+        resp = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        got += [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+        if len(got) >= 2:
+            break
+    subjects = sorted(m["Subject"] for m in got)
+    assert subjects == [
+        "region-migration batch-001: flow test-failing-flow failed",
+        "region-migration batch-001: task fails-in-a-thread failed",
+    ]
+    flow_alert = next(m for m in got if ": flow " in m["Subject"])
+    assert "the run gives up" in flow_alert["Message"]
