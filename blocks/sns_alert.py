@@ -1,31 +1,32 @@
 """The migration's SNS alert topic as a Prefect notification block, so Prefect automations can use it.
 
 An automation's "send a notification" action (and any flow) calls `notify(body, subject)`; the message
-goes to the topic the migration provisions, with the same redaction as the task-failure alerts
-(tasks.alerts). In Prefect 3.9 `NotificationBlock.notify` is awaited by the server's automation action
-and called plainly from sync code, so, like Prefect's own notification blocks, `notify` dispatches to the
-async `anotify` in an async context and runs synchronously otherwise.
+goes to the topic the migration provisions through the one alert path (tasks.alerts: the same request,
+redaction and Subject rules as the task-failure alerts); only the client differs (the block's
+AwsCredentials). In Prefect 3.9 `NotificationBlock.notify` is awaited by the server's automation action
+and called plainly from sync code, so `notify` returns the awaitable `anotify` in an async context and runs
+synchronously otherwise, by the rule Prefect's own notification blocks follow (through public APIs only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import boto3
 import botocore.config
-from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.blocks.abstract import NotificationBlock, NotificationError
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect_aws import AwsCredentials
 from pydantic import Field, field_validator
 
-from tasks.alerts import redact
+from tasks.alerts import SUBJECT_MAX, clean_subject, redact, send
 
-SUBJECT_MAX = 100  # SNS rejects longer subjects
+__all__ = ["SUBJECT_MAX", "SnsAlert", "SnsAlertError", "clean_subject"]
+
 _TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 class SnsAlertError(NotificationError):
@@ -36,9 +37,18 @@ class SnsAlertError(NotificationError):
         self.args = (log,)
 
 
-def clean_subject(subject: str) -> str:
-    """Redacted, on one line, at most 100 characters: the rules SNS enforces on a Subject."""
-    return _CONTROL_RE.sub(" ", redact(subject)).strip()[:SUBJECT_MAX].rstrip()
+def in_async_context() -> bool:
+    """True where the caller must await: inside an async task or flow, or, outside any run, on a running
+    event loop (Prefect's own rule for its notification blocks, here with public APIs)."""
+    run = TaskRunContext.get() or FlowRunContext.get()
+    if run is not None:
+        parent = getattr(run, "task", None) or getattr(run, "flow", None)
+        return bool(getattr(parent, "isasync", True))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class SnsAlert(NotificationBlock):
@@ -125,25 +135,23 @@ class SnsAlert(NotificationBlock):
 
     def publish(self, body: str, subject: str | None = None) -> str:
         """Publish one message and return its SNS MessageId; SnsAlertError (redacted) if SNS refuses it."""
-        request: dict[str, Any] = {"TopicArn": self.topic_arn, "Message": redact(body) or "(empty message)"}
-        if subject and clean_subject(subject):
-            request["Subject"] = clean_subject(subject)
-        if self.topic_arn.endswith(".fifo"):
-            request["MessageGroupId"] = "region-migration"
-            request["MessageDeduplicationId"] = uuid.uuid4().hex
         try:
-            response = self._client().publish(**request)
+            return send(self._client(), self.topic_arn, subject, body)
         except Exception as err:
             text = redact(f"could not publish to {self.topic_arn}: {type(err).__name__}: {err}")
             self.logger.error(text)
             raise SnsAlertError(text) from err
-        return str(response["MessageId"])
 
     async def anotify(self, body: str, subject: str | None = None) -> None:
         """Async form (Prefect's automation action awaits notify): boto3 is blocking, so it runs in a thread."""
         await asyncio.to_thread(self.publish, body, subject)
 
-    @async_dispatch(anotify)
-    def notify(self, body: str, subject: str | None = None) -> None:  # type: ignore[override]
-        """Send a notification to the topic; raises SnsAlertError (a NotificationError) when SNS refuses it."""
+    def notify(  # type: ignore[override]  # sync or async by context, as Prefect's own blocks
+        self, body: str, subject: str | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Send a notification to the topic; raises SnsAlertError (a NotificationError) when SNS refuses it.
+        In an async context it returns the coroutine to await instead."""
+        if in_async_context():
+            return self.anotify(body, subject)
         self.publish(body, subject)
+        return None
