@@ -219,6 +219,34 @@ def test_sns_alert_notify_from_a_sync_flow(prefect_harness: None, backend: Backe
     assert (envelope["Subject"], envelope["Message"]) == ("flow", "from a flow")
 
 
+def test_sns_alert_notify_is_awaitable_in_an_async_flow(prefect_harness: None, backend: Backend) -> None:
+    """Inside an async flow notify must hand back the awaitable, as Prefect's own notification blocks do."""
+    from prefect import flow
+
+    sns, sqs = backend.client("sns", TARGET), backend.client("sqs", TARGET)
+    arn, queue_url = _topic_with_queue(sns, sqs, "test-blocks-async-flow-alerts")
+    alert = SnsAlert(topic_arn=arn, aws_credentials=_creds())
+
+    @flow(name="test-blocks-async-notify")
+    async def notify_from_async_flow() -> None:
+        await cast(Awaitable[None], alert.notify("from an async flow", subject="async flow"))
+
+    asyncio.run(notify_from_async_flow())
+
+    (envelope,) = _received(sqs, queue_url)
+    assert (envelope["Subject"], envelope["Message"]) == ("async flow", "from an async flow")
+
+
+def test_sns_alert_uses_no_private_prefect_api_and_the_one_alert_path() -> None:
+    import inspect
+
+    from blocks import sns_alert
+    from tasks import alerts
+
+    assert "prefect._internal" not in inspect.getsource(sns_alert)
+    assert sns_alert.clean_subject is alerts.clean_subject and sns_alert.send is alerts.send
+
+
 def test_sns_alert_failure_raises_a_redacted_notification_error(backend: Backend) -> None:
     alert = SnsAlert(topic_arn="arn:aws:sns:eu-west-1:123456789012:test-blocks-missing", aws_credentials=_creds())
 
