@@ -162,7 +162,8 @@ def test_a_task_failing_for_good_sends_exactly_one_alert(
 def test_a_failing_flow_alerts_for_its_submitted_task_and_itself(
     prefect_harness: None, backend: Backend, cfg: MigrationConfig
 ) -> None:
-    """A task in the runner's threads and the flow's own hook both find the topic from the run's options."""
+    """A task in the runner's threads, the flow body (a NO-GO alert) and the flow's own hook all find the topic
+    from the run's options."""
     from tasks import alerts
 
     region = cfg.targetRegion
@@ -179,6 +180,7 @@ def test_a_failing_flow_alerts_for_its_submitted_task_and_itself(
     @flow(name="test-failing-flow", on_failure=[alerts.on_flow_failure])
     def failing_flow(options: RunOptions) -> None:
         fails.submit(table="analytics-events").wait()
+        assert alerts.publish("region-migration batch-001: NO-GO", "analytics-events: 3 mismatches")
         raise RuntimeError("the run gives up")
 
     state = failing_flow(RunOptions(config_path=str(EXAMPLE_CONFIG), use_aws=True), return_state=True)
@@ -188,10 +190,11 @@ def test_a_failing_flow_alerts_for_its_submitted_task_and_itself(
     for _ in range(5):
         resp = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         got += [json.loads(m["Body"]) for m in resp.get("Messages", [])]
-        if len(got) >= 2:
+        if len(got) >= 3:
             break
     subjects = sorted(m["Subject"] for m in got)
     assert subjects == [
+        "region-migration batch-001: NO-GO",
         "region-migration batch-001: flow test-failing-flow failed",
         "region-migration batch-001: task fails-in-a-thread failed",
     ]
