@@ -143,7 +143,7 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
         print(f"backend: {backend.describe()}", flush=True)
         if backend.kind == "emulator":
             print("  (the embedded emulator keeps its state between runs; `make emulator-stop` ends it)", flush=True)
-        pf = preflight.check(backend, cfg)
+        pf = preflight.check.fn(backend, cfg)
     except user_errors() as err:
         return fail(str(err))
     if pf.errors:

@@ -49,6 +49,7 @@ from tasks.move.dynamodb_plan import (
 )
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
 from tasks.names import resource_names
+from tasks.steps import step
 
 PLAN_SK = "plan"
 VIEW_TYPE = "NEW_AND_OLD_IMAGES"
@@ -100,6 +101,7 @@ def _wait_stream_enabled(streams: Any, arn: str, timeout: float = 300) -> dict[s
         time.sleep(1)
 
 
+@step("ddb-stream", run_name="ddb-stream-{source_table}")
 def ensure_source_stream(
     backend: Backend, cfg: MigrationConfig, source_table: str, checkpoint_table: str | None = None
 ) -> dict[str, Any]:
@@ -190,6 +192,7 @@ def ensure_source_stream(
     }
 
 
+@step("ddb-segments", run_name="ddb-segments-{source_table}")
 def plan_segments(
     backend: Backend, cfg: MigrationConfig, source_table: str, checkpoint_table: str | None = None
 ) -> int:
@@ -295,6 +298,7 @@ class _SegmentProgress:
     totals: dict[str, int] = field(default_factory=dict)
 
 
+@step("ddb-backfill", retries=4, run_name="ddb-backfill-{source_table}-{segment}")
 def backfill_segment(
     backend: Backend,
     cfg: MigrationConfig,
@@ -691,11 +695,11 @@ def sync_table(
     """The whole table move in one call (tests, benchmark): stream, plan, every segment, catch-up.
     The Prefect flow maps segments to tasks itself instead."""
     started = time.monotonic()
-    stream = ensure_source_stream(backend, cfg, source_table, checkpoint_table=checkpoint_table)
-    total = plan_segments(backend, cfg, source_table, checkpoint_table=checkpoint_table)
+    stream = ensure_source_stream.fn(backend, cfg, source_table, checkpoint_table=checkpoint_table)
+    total = plan_segments.fn(backend, cfg, source_table, checkpoint_table=checkpoint_table)
 
     def one(segment: int) -> dict[str, Any]:
-        return backfill_segment(
+        return backfill_segment.fn(
             backend,
             cfg,
             source_table,

@@ -48,6 +48,7 @@ from tasks.move.s3_plan import (
     v1_rules,
     versioning_pk,
 )
+from tasks.steps import step
 from tasks.validate.s3 import checksum_verdict, classify_target_only, object_checksums
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def record_source_versioning(
     )
 
 
+@step("s3-replication", run_name="s3-replication-{source_bucket}")
 def ensure_replication(
     backend: Backend,
     cfg: MigrationConfig,
@@ -224,6 +226,7 @@ def _find_rule(config: dict[str, Any] | None, rule_id: str) -> dict[str, Any] | 
 # --------------------------------------------------------------------------------------------------
 
 
+@step("s3-partitions", run_name="s3-partitions-{bucket}")
 def plan_partitions(
     backend: Backend, region: str, bucket: str, max_keys_per_partition: int = 1000
 ) -> list[dict[str, Any]]:
@@ -344,6 +347,7 @@ class _Stats:
     update_unsupported: str = ""
 
 
+@step("s3-copy", retries=4, run_name="s3-{mode}-{source_bucket}-{key_range[id]}")
 def copy_partition(
     backend: Backend,
     cfg: MigrationConfig,

@@ -23,6 +23,7 @@ from tasks.aws import Backend, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.s3_plan import encryption_problem, manifest_pk, split_target_only
 from tasks.names import resource_names
+from tasks.steps import step
 from tasks.validate.compare import KIND_DTYPE, STRING, compare_frames, empty_mismatches
 
 Level = Literal["keys", "full"]
@@ -170,6 +171,7 @@ def compare_contents(
         return list(pool.map(one, keys))
 
 
+@step("validate-bucket", retries=2, run_name="validate-{source_bucket}")
 def validate_bucket(
     backend: Backend,
     cfg: MigrationConfig,
