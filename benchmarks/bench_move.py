@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config.model import MigrationConfig, parse_config  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, Backend, clear_client_cache  # noqa: E402
 from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
 from tasks.move.dynamodb import backfill_segment, catch_up, ensure_source_stream, plan_segments  # noqa: E402
@@ -77,9 +78,9 @@ SRC_REGION = "us-east-1"
 DST_REGION = "eu-west-1"
 SRC_BUCKET = "bench-src"
 SRC_TABLE = "bench-events"
-# flows/migrate.py runs tasks on ThreadPoolTaskRunner(max_workers=TASK_WORKERS = 6); the segments of one
-# table are mapped onto that pool (not imported: importing the flow imports Prefect).
-FLOW_TASK_WORKERS = 6
+# flows/migrate.py runs tasks on ThreadPoolTaskRunner(max_workers=SETTINGS.migrate_task_workers); the segments
+# of one table are mapped onto that pool (the setting, not the flow, is imported: the flow imports Prefect).
+FLOW_TASK_WORKERS = SETTINGS.migrate_task_workers
 VENV_BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STEP_TIMEOUT_S = 900

@@ -33,6 +33,7 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from flows.parts import Progress, begin, catch_up_all, result_of  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts, compound  # noqa: E402
@@ -57,7 +58,7 @@ from tasks.report.publish import default_report_path, publish_artifacts, write_r
 from tasks.steps import S3_COPY_WORKERS  # noqa: E402
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
-TASK_WORKERS = 6
+TASK_WORKERS = SETTINGS.migrate_task_workers
 
 
 def _now() -> str:

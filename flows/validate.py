@@ -32,6 +32,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact  #
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, result_of  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
@@ -113,7 +114,7 @@ def mismatch_path_for(report_path: Path) -> Path:
 
 @flow(
     name="validate",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
 )

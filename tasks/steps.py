@@ -16,13 +16,14 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from config.settings import SETTINGS
 from tasks import alerts
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # Copies in flight per S3 partition task; the flow runs a few partition tasks side by side.
-S3_COPY_WORKERS = 8
+S3_COPY_WORKERS = SETTINGS.s3_copy_workers
 
 
 def step(

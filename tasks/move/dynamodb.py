@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend, error_code, is_not_found
 from tasks.errors import PreflightError
 from tasks.move.checkpoints import CheckpointStore
@@ -307,7 +308,7 @@ def backfill_segment(
     segment: int,
     total_segments: int,
     checkpoint_table: str,
-    writers: int = 4,
+    writers: int = SETTINGS.ddb_writers,
     page_size: int | None = None,
 ) -> dict[str, Any]:
     """Copy one parallel-scan segment, resuming from its checkpoint; a finished segment is skipped.
@@ -499,7 +500,7 @@ def catch_up(
     checkpoint_table: str,
     max_seconds: float | None = None,
     max_records: int | None = None,
-    writers: int = 4,
+    writers: int = SETTINGS.ddb_writers,
 ) -> dict[str, Any]:
     """Replay the source stream onto the target from the shard checkpoints, parents before children.
 
@@ -689,7 +690,7 @@ def sync_table(
     target_table: str,
     checkpoint_table: str,
     parallel_segments: int = 2,
-    writers: int = 4,
+    writers: int = SETTINGS.ddb_writers,
     page_size: int | None = None,
 ) -> dict[str, Any]:
     """The whole table move in one call (tests, benchmark): stream, plan, every segment, catch-up.

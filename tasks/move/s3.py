@@ -21,6 +21,7 @@ from typing import Any, Literal
 from boto3.s3.transfer import TransferConfig
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend, error_code, is_not_found
 from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import UserError
@@ -357,7 +358,7 @@ def copy_partition(
     kms_key_arn: str,
     checkpoint_table: str,
     mode: Mode = "backfill",
-    workers: int = 16,
+    workers: int = SETTINGS.s3_inline_copy_workers,
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     multipart_chunksize: int | None = None,
     pending_grace_s: float = PENDING_GRACE_S,
@@ -971,7 +972,7 @@ def sync_bucket(
     kms_key_arn: str,
     checkpoint_table: str,
     mode: Mode = "backfill",
-    workers: int = 16,
+    workers: int = SETTINGS.s3_inline_copy_workers,
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     max_keys_per_partition: int = 1000,
     partition_concurrency: int = 2,

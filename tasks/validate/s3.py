@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.s3_plan import encryption_problem, manifest_pk, split_target_only
@@ -29,7 +30,7 @@ from tasks.validate.compare import KIND_DTYPE, STRING, compare_frames, empty_mis
 Level = Literal["keys", "full"]
 CHECKSUM_ALGORITHMS = ("CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256")
 STREAM_CHUNK = 1 << 20
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = SETTINGS.s3_validate_workers
 _COMPOSITE = re.compile(r"-\d+$")
 
 
