@@ -110,6 +110,8 @@ def wait_for_result(
         slept += delay
 
 
+# Never retried: an invocation is not idempotent (it may publish alerts), and one whose answer was lost may
+# still be running; invoke_validator reports it as "outcome unknown" instead.
 @step("invoke-validator", retries=0)
 def invoke_validator(
     backend: Backend,
