@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config.model import MigrationConfig, parse_config  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, Backend, clear_client_cache  # noqa: E402
 from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
 from tasks.move.dynamodb import backfill_segment, catch_up, ensure_source_stream, plan_segments  # noqa: E402
@@ -77,9 +78,9 @@ SRC_REGION = "us-east-1"
 DST_REGION = "eu-west-1"
 SRC_BUCKET = "bench-src"
 SRC_TABLE = "bench-events"
-# flows/migrate.py runs tasks on ThreadPoolTaskRunner(max_workers=TASK_WORKERS = 6); the segments of one
-# table are mapped onto that pool (not imported: importing the flow imports Prefect).
-FLOW_TASK_WORKERS = 6
+# flows/migrate.py runs tasks on ThreadPoolTaskRunner(max_workers=SETTINGS.migrate_task_workers); the segments
+# of one table are mapped onto that pool (the setting, not the flow, is imported: the flow imports Prefect).
+FLOW_TASK_WORKERS = SETTINGS.migrate_task_workers
 VENV_BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STEP_TIMEOUT_S = 900
@@ -431,25 +432,25 @@ class Bench:
         batch_write_all(self.ddb_src, SRC_TABLE, self.items, 4)
 
         acct = account_id(self.backend, DST_REGION)
-        self.kms_arn = ensure_key(self.backend, self.cfg, acct)["arn"]
+        self.kms_arn = ensure_key.fn(self.backend, self.cfg, acct)["arn"]
         self.ckpt = resource_names(self.cfg).checkpoint_table
-        ensure_checkpoint_table(self.backend, DST_REGION, self.ckpt, self.cfg.tags(), self.kms_arn)
+        ensure_checkpoint_table.fn(self.backend, DST_REGION, self.ckpt, self.cfg.tags(), self.kms_arn)
         # The flow enables the source stream before any backfill scans; nothing writes the source until
         # the catch-up step's changes, so the stream holds exactly those.
-        ensure_source_stream(self.backend, self.cfg, SRC_TABLE, checkpoint_table=self.ckpt)
+        ensure_source_stream.fn(self.backend, self.cfg, SRC_TABLE, checkpoint_table=self.ckpt)
         self.results.info.setdefault("setup_wall", []).append(time.perf_counter() - t0)
         self.results.info.setdefault("setup_server_cpu", []).append(self.server.cpu() - c0)
 
     def target_bucket(self, tool: str) -> str:
         """A fresh target bucket provisioned exactly as ours is (ensure_bucket), named per tool."""
         cfg = make_cfg(tool)
-        ensure_bucket(self.backend, cfg, cfg.s3Buckets[0], self.kms_arn)
+        ensure_bucket.fn(self.backend, cfg, cfg.s3Buckets[0], self.kms_arn)
         return cfg.target_name(SRC_BUCKET)
 
     def target_table(self, tool: str) -> str:
         """A fresh target table built by ensure_table from the source's description, named per tool."""
         cfg = make_cfg(tool)
-        ensure_table(self.backend, cfg, cfg.dynamodbTables[0], self.kms_arn)
+        ensure_table.fn(self.backend, cfg, cfg.dynamodbTables[0], self.kms_arn)
         return cfg.target_name(SRC_TABLE)
 
     # ---------------------------------------------------------------- S3 tools
@@ -495,10 +496,10 @@ class Bench:
     # ---------------------------------------------------------------- DynamoDB tools
 
     def ddb_ours(self, dst: str) -> tuple[int, str]:
-        total = plan_segments(self.backend, self.cfg, SRC_TABLE, checkpoint_table=self.ckpt)
+        total = plan_segments.fn(self.backend, self.cfg, SRC_TABLE, checkpoint_table=self.ckpt)
 
         def one(segment: int) -> dict[str, Any]:
-            return backfill_segment(self.backend, self.cfg, SRC_TABLE, dst, segment, total, self.ckpt)
+            return backfill_segment.fn(self.backend, self.cfg, SRC_TABLE, dst, segment, total, self.ckpt)
 
         with ThreadPoolExecutor(max(1, min(total, FLOW_TASK_WORKERS)), thread_name_prefix="bench-seg") as pool:
             segments = list(pool.map(one, range(total)))

@@ -18,6 +18,13 @@ from tasks.aws import Backend
 from tasks.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+try:  # the tuning settings are read once, at import: a bad REGION_MIGRATION_* variable is one line each, exit 2
+    import config.settings  # noqa: F401
+except ConfigError as bad_setting:
+    for problem in bad_setting.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT) from None
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -143,7 +150,7 @@ def prepare(args: argparse.Namespace) -> tuple[MigrationConfig, Backend] | int:
         print(f"backend: {backend.describe()}", flush=True)
         if backend.kind == "emulator":
             print("  (the embedded emulator keeps its state between runs; `make emulator-stop` ends it)", flush=True)
-        pf = preflight.check(backend, cfg)
+        pf = preflight.check.fn(backend, cfg)
     except user_errors() as err:
         return fail(str(err))
     if pf.errors:

@@ -33,6 +33,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin  # noqa: E402
 from flows.sync import migration_key_arn, sync_once  # noqa: E402
 from tasks import alerts, teardown  # noqa: E402
@@ -61,7 +62,7 @@ def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[s
 
 @flow(
     name="cutover",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
 )

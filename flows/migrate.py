@@ -2,7 +2,7 @@
 
 Run it as `python -m flows.migrate` (embedded emulator by default), from the Prefect UI through the
 `migrate` deployment, or import `migrate` and call it. The flow is a thin composition: every step is a
-task in tasks/steps.py, partitioned by key range (S3) or scan segment (DynamoDB).
+task (a work function under `@step`, see tasks/steps.py), partitioned by key range (S3) or scan segment (DynamoDB).
 """
 
 from __future__ import annotations
@@ -33,11 +33,16 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from flows.parts import Progress, begin, catch_up_all, result_of  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
-from tasks import alerts, steps  # noqa: E402
+from tasks import alerts, compound  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
+from tasks.move import dynamodb as move_ddb  # noqa: E402
+from tasks.move import s3 as move_s3  # noqa: E402
+from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
+from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns  # noqa: E402
 from tasks.report.build import (  # noqa: E402
     bucket_status,
     configuration_differences,
@@ -50,9 +55,10 @@ from tasks.report.build import (  # noqa: E402
     verdict,
 )
 from tasks.report.publish import default_report_path, publish_artifacts, write_report  # noqa: E402
+from tasks.steps import S3_COPY_WORKERS  # noqa: E402
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
-TASK_WORKERS = 6
+TASK_WORKERS = SETTINGS.migrate_task_workers
 
 
 def _now() -> str:
@@ -61,20 +67,21 @@ def _now() -> str:
 
 def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
     """KMS first (everything is encrypted with it), then the rest side by side."""
-    key = steps.kms_task(backend, cfg, account_id)
+    key = kms.ensure_key(backend, cfg, account_id)
     arn = key["arn"]
-    topic_f = steps.topic_task.submit(backend, cfg, arn)
+    topic_f = sns.ensure_topic.submit(backend, cfg, arn)
     # Only S3 replication alarms live in the source region: no buckets, no source-region topic or key.
-    source_f = steps.source_alerts_task.submit(backend, cfg, account_id) if cfg.s3Buckets else None
-    ckpt_f = steps.checkpoint_table_task.submit(backend, cfg, arn)
-    repl_role_f = steps.replication_role_task.submit(backend, cfg, arn)
-    bucket_fs = [steps.bucket_task.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
-    table_fs = [steps.table_task.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
+    source_f = compound.source_alerts.submit(backend, cfg, account_id) if cfg.s3Buckets else None
+    ckpt_table = resource_names(cfg).checkpoint_table
+    ckpt_f = ensure_checkpoint_table.submit(backend, cfg.targetRegion, ckpt_table, cfg.tags(), arn)
+    repl_role_f = iam.ensure_replication_role.submit(backend, cfg, arn)
+    bucket_fs = [s3.ensure_bucket.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
+    table_fs = [dynamodb.ensure_table.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
     topic = topic_f.result()
-    lambda_role = steps.lambda_role_task(backend, cfg, arn, topic["arn"])
-    lam_f = steps.lambda_task.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
+    lambda_role = iam.ensure_lambda_role(backend, cfg, arn, topic["arn"])
+    lam_f = lambda_.ensure_validator.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
     source = source_f.result() if source_f else {}
-    alarms_f = steps.alarms_task.submit(backend, cfg, topic["arn"], (source.get("sns") or {}).get("arn"))
+    alarms_f = compound.alarms.submit(backend, cfg, topic["arn"], (source.get("sns") or {}).get("arn"))
     watch = alarms_f.result()
     return {
         "kms": key,
@@ -100,15 +107,18 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
     out: dict[str, dict[str, Any]] = {}
 
     # Streams must be on before the scans start, so writes during the backfill are captured.
-    repl = {s: steps.replication_task.submit(backend, cfg, s, t, role_arn, kms_arn) for s, t in names.buckets.items()}
-    streams = {s: steps.stream_task.submit(backend, cfg, s, ckpt) for s in names.tables}
-    # (wait_for is a keyword Prefect adds to submit; its ParamSpec typing does not know it)
+    repl = {
+        s: move_s3.ensure_replication.submit(backend, cfg, s, t, role_arn, kms_arn, checkpoint_table=ckpt)
+        for s, t in names.buckets.items()
+    }
+    streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}
+    # (Prefect's typed overload for wait_for is the one that also names return_state)
     parts = {
-        s: steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s, wait_for=[repl[s]])  # type: ignore[call-overload]
+        s: move_s3.plan_partitions.submit(backend, cfg.sourceRegion, s, return_state=False, wait_for=[repl[s]])
         for s in names.buckets
     }
     segs = {
-        s: steps.segments_task.submit(backend, cfg, s, ckpt, wait_for=[streams[s]])  # type: ignore[call-overload]
+        s: move_ddb.plan_segments.submit(backend, cfg, s, ckpt, return_state=False, wait_for=[streams[s]])
         for s in names.tables
     }
 
@@ -123,7 +133,9 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
             out[s]["error"] = ranges["error"]
             continue
         progress.start(s, len(ranges), "S3 backfill")
-        copies[s] = list(steps.s3_copy_task.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill"))
+        copies[s] = list(
+            move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))
+        )
         running.update({f: s for f in copies[s]})
     for s, t in names.tables.items():
         out[s] = {"stream": result_of(streams[s])}
@@ -132,7 +144,7 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
             out[s]["error"] = total["error"]
             continue
         progress.start(s, total, "DynamoDB backfill")
-        fills[s] = list(steps.backfill_task.map(b, c, s, t, list(range(total)), total, ckpt))
+        fills[s] = list(move_ddb.backfill_segment.map(b, c, s, t, list(range(total)), total, ckpt))
         running.update({f: s for f in fills[s]})
 
     for fut in as_completed(list(running)):

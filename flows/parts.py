@@ -10,10 +10,13 @@ from prefect.futures import PrefectFuture
 
 from config.model import MigrationConfig
 from flows.common import RunOptions
-from tasks import steps
+from tasks import compound
 from tasks.aws import Backend
+from tasks.move import s3 as move_s3
 from tasks.names import resource_names
+from tasks.preflight import check as preflight_check
 from tasks.report.build import s3_catchup_lines, summarize_copies
+from tasks.steps import S3_COPY_WORKERS
 
 
 def result_of(fut: PrefectFuture[Any]) -> Any:
@@ -56,8 +59,8 @@ def catch_up_all(
     names = resource_names(cfg)
     ckpt = names.checkpoint_table
     b, c = unmapped(backend), unmapped(cfg)
-    parts = {s: steps.s3_partitions_task.submit(backend, cfg.sourceRegion, s) for s in names.buckets if s not in skip}
-    tables = {s: steps.catch_up_task.submit(backend, cfg, s, t, ckpt) for s, t in names.tables.items() if s not in skip}
+    parts = {s: move_s3.plan_partitions.submit(backend, cfg.sourceRegion, s) for s in names.buckets if s not in skip}
+    tables = {s: compound.catch_up.submit(backend, cfg, s, t, ckpt) for s, t in names.tables.items() if s not in skip}
     copies: dict[str, list[Any]] = {}
     out: dict[str, dict[str, Any]] = {}
     for s, fut in parts.items():
@@ -65,7 +68,10 @@ def catch_up_all(
         if isinstance(ranges, dict):
             out[s] = {"catchUp": {"error": ranges["error"]}}
             continue
-        copies[s] = list(steps.s3_copy_task.map(b, c, s, names.buckets[s], ranges, kms_arn, ckpt, "catchup"))
+        t = names.buckets[s]
+        copies[s] = list(
+            move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "catchup", workers=unmapped(S3_COPY_WORKERS))
+        )
     for s, futs in copies.items():
         out[s] = {"catchUp": summarize_copies([result_of(f) for f in futs])}
         # Re-encryptions, mirrored deletes and objects we did not write belong in the run's log too.
@@ -97,7 +103,7 @@ def begin(
         from tasks.emulator import seed_demo  # the demo's sources, not part of the data path
 
         seed_demo(backend, cfg)
-    pf = steps.preflight_task(backend, cfg)
+    pf = preflight_check(backend, cfg)
     if pf.errors:
         raise PreflightError("; ".join(pf.errors))
     for warning in pf.warnings:

@@ -33,6 +33,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from flows.common import jsonable  # noqa: E402
 from flows.parts import begin, catch_up_all  # noqa: E402
 from flows.validate import mismatch_path_for, run_validation  # noqa: E402
@@ -93,7 +94,7 @@ def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path
 
 @flow(
     name="sync",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
 )

@@ -32,13 +32,17 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact  #
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
+from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, result_of  # noqa: E402
-from tasks import alerts, steps  # noqa: E402
+from tasks import alerts  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.report.build import validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
+from tasks.validate import dynamodb as validate_ddb  # noqa: E402
+from tasks.validate import s3 as validate_s3  # noqa: E402
 from tasks.validate.compare import write_mismatches  # noqa: E402
+from tasks.validate.invoke import invoke_validator  # noqa: E402
 
 MISMATCH_ROWS_IN_ARTIFACT = 50
 COUNT_KEYS = ("missing", "extra", "different", "encryption")
@@ -49,10 +53,14 @@ def run_validation(
 ) -> dict[str, Any]:
     """Validate every pair side by side; write every mismatch to CSV; return JSON-able counts + verdict input."""
     names = resource_names(cfg)
-    spill = tempfile.mkdtemp(prefix="validate-")
-    s3_level = "keys" if level == "quick" else "full"
-    bucket_fs = {s: steps.validate_bucket_task.submit(backend, cfg, s, t, s3_level) for s, t in names.buckets.items()}
-    table_fs = {s: steps.validate_table_task.submit(backend, cfg, s, t, spill) for s, t in names.tables.items()}
+    spill = Path(tempfile.mkdtemp(prefix="validate-"))
+    s3_level: validate_s3.Level = "keys" if level == "quick" else "full"
+    bucket_fs = {
+        s: validate_s3.validate_bucket.submit(backend, cfg, s, t, level=s3_level) for s, t in names.buckets.items()
+    }
+    table_fs = {
+        s: validate_ddb.validate_table.submit(backend, cfg, s, t, spill_dir=spill) for s, t in names.tables.items()
+    }
     frames: dict[str, Any] = {}
     buckets: list[dict[str, Any]] = []
     tables: list[dict[str, Any]] = []
@@ -64,7 +72,7 @@ def run_validation(
                 frames[source] = frame
             rows.append({"source": source, **res})
     path = write_mismatches(frames, mismatch_path)
-    lam = result_of(steps.invoke_validator_task.submit(backend, cfg)) if invoke_lambda else None
+    lam = result_of(invoke_validator.submit(backend, cfg)) if invoke_lambda else None
     total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}
     errors = [f"{r['source']}: {r['error']}" for r in buckets + tables if r.get("error")]
     passed = not errors and not any(total.values())
@@ -106,7 +114,7 @@ def mismatch_path_for(report_path: Path) -> Path:
 
 @flow(
     name="validate",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
     on_failure=[alerts.on_flow_failure],
     on_crashed=[alerts.on_flow_failure],
 )

@@ -22,6 +22,7 @@ from botocore.exceptions import (
 from config.model import MigrationConfig
 from tasks.aws import Backend, arn, bucket_region, error_code, is_not_found, tag_dict
 from tasks.names import resource_names
+from tasks.steps import step
 
 
 @dataclass
@@ -53,6 +54,7 @@ def credentials_error(err: Exception, backend: Backend) -> str:
     return f"cannot check credentials: {err}"
 
 
+@step("preflight", retries=1)
 def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
     """Credentials, sources exist in the source region, target names free or ours. Creates nothing."""
     pf = Preflight(backend=backend.describe())
@@ -319,7 +321,7 @@ def count_bucket(backend: Backend, region: str, bucket: str) -> dict[str, int]:
 
 def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) -> dict[str, Any]:
     """What a run would create or change, resource by resource, and how much data there is to move."""
-    pf = pf or check(backend, cfg)
+    pf = pf or check.fn(backend, cfg)
     names = resource_names(cfg)
     state = {(t["type"], t["name"]): t["state"] for t in pf.targets}
 

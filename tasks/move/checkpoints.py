@@ -14,11 +14,13 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from tasks.aws import Backend, error_code, is_not_found, tag_list
+from tasks.steps import step
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
 
 
+@step("provision-checkpoints")
 def ensure_checkpoint_table(
     backend: Backend, region: str, name: str, tags: dict[str, str], kms_key_arn: str | None
 ) -> dict[str, Any]:

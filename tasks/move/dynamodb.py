@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend, error_code, is_not_found
 from tasks.errors import PreflightError
 from tasks.move.checkpoints import CheckpointStore
@@ -49,6 +50,7 @@ from tasks.move.dynamodb_plan import (
 )
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
 from tasks.names import resource_names
+from tasks.steps import step
 
 PLAN_SK = "plan"
 VIEW_TYPE = "NEW_AND_OLD_IMAGES"
@@ -100,6 +102,7 @@ def _wait_stream_enabled(streams: Any, arn: str, timeout: float = 300) -> dict[s
         time.sleep(1)
 
 
+@step("ddb-stream", run_name="ddb-stream-{source_table}")
 def ensure_source_stream(
     backend: Backend, cfg: MigrationConfig, source_table: str, checkpoint_table: str | None = None
 ) -> dict[str, Any]:
@@ -190,6 +193,7 @@ def ensure_source_stream(
     }
 
 
+@step("ddb-segments", run_name="ddb-segments-{source_table}")
 def plan_segments(
     backend: Backend, cfg: MigrationConfig, source_table: str, checkpoint_table: str | None = None
 ) -> int:
@@ -295,6 +299,7 @@ class _SegmentProgress:
     totals: dict[str, int] = field(default_factory=dict)
 
 
+@step("ddb-backfill", retries=4, run_name="ddb-backfill-{source_table}-{segment}")
 def backfill_segment(
     backend: Backend,
     cfg: MigrationConfig,
@@ -303,7 +308,7 @@ def backfill_segment(
     segment: int,
     total_segments: int,
     checkpoint_table: str,
-    writers: int = 4,
+    writers: int = SETTINGS.ddb_writers,
     page_size: int | None = None,
 ) -> dict[str, Any]:
     """Copy one parallel-scan segment, resuming from its checkpoint; a finished segment is skipped.
@@ -495,7 +500,7 @@ def catch_up(
     checkpoint_table: str,
     max_seconds: float | None = None,
     max_records: int | None = None,
-    writers: int = 4,
+    writers: int = SETTINGS.ddb_writers,
 ) -> dict[str, Any]:
     """Replay the source stream onto the target from the shard checkpoints, parents before children.
 
@@ -685,17 +690,17 @@ def sync_table(
     target_table: str,
     checkpoint_table: str,
     parallel_segments: int = 2,
-    writers: int = 4,
+    writers: int = SETTINGS.ddb_writers,
     page_size: int | None = None,
 ) -> dict[str, Any]:
     """The whole table move in one call (tests, benchmark): stream, plan, every segment, catch-up.
     The Prefect flow maps segments to tasks itself instead."""
     started = time.monotonic()
-    stream = ensure_source_stream(backend, cfg, source_table, checkpoint_table=checkpoint_table)
-    total = plan_segments(backend, cfg, source_table, checkpoint_table=checkpoint_table)
+    stream = ensure_source_stream.fn(backend, cfg, source_table, checkpoint_table=checkpoint_table)
+    total = plan_segments.fn(backend, cfg, source_table, checkpoint_table=checkpoint_table)
 
     def one(segment: int) -> dict[str, Any]:
-        return backfill_segment(
+        return backfill_segment.fn(
             backend,
             cfg,
             source_table,

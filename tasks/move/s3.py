@@ -21,6 +21,7 @@ from typing import Any, Literal
 from boto3.s3.transfer import TransferConfig
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend, error_code, is_not_found
 from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import UserError
@@ -48,6 +49,7 @@ from tasks.move.s3_plan import (
     v1_rules,
     versioning_pk,
 )
+from tasks.steps import step
 from tasks.validate.s3 import checksum_verdict, classify_target_only, object_checksums
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ def record_source_versioning(
     )
 
 
+@step("s3-replication", run_name="s3-replication-{source_bucket}")
 def ensure_replication(
     backend: Backend,
     cfg: MigrationConfig,
@@ -224,6 +227,7 @@ def _find_rule(config: dict[str, Any] | None, rule_id: str) -> dict[str, Any] | 
 # --------------------------------------------------------------------------------------------------
 
 
+@step("s3-partitions", run_name="s3-partitions-{bucket}")
 def plan_partitions(
     backend: Backend, region: str, bucket: str, max_keys_per_partition: int = 1000
 ) -> list[dict[str, Any]]:
@@ -344,6 +348,7 @@ class _Stats:
     update_unsupported: str = ""
 
 
+@step("s3-copy", retries=4, run_name="s3-{mode}-{source_bucket}-{key_range[id]}")
 def copy_partition(
     backend: Backend,
     cfg: MigrationConfig,
@@ -353,7 +358,7 @@ def copy_partition(
     kms_key_arn: str,
     checkpoint_table: str,
     mode: Mode = "backfill",
-    workers: int = 16,
+    workers: int = SETTINGS.s3_inline_copy_workers,
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     multipart_chunksize: int | None = None,
     pending_grace_s: float = PENDING_GRACE_S,
@@ -967,7 +972,7 @@ def sync_bucket(
     kms_key_arn: str,
     checkpoint_table: str,
     mode: Mode = "backfill",
-    workers: int = 16,
+    workers: int = SETTINGS.s3_inline_copy_workers,
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     max_keys_per_partition: int = 1000,
     partition_concurrency: int = 2,

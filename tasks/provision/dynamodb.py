@@ -12,6 +12,7 @@ from typing import Any
 from config.model import MigrationConfig, TableSpec
 from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError, PreflightError
+from tasks.steps import step
 
 STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 _WAIT = {"Delay": 2, "MaxAttempts": 450}  # moto answers ACTIVE at once; AWS takes seconds to minutes
@@ -398,6 +399,7 @@ def _ttl_summary(source_ttl: dict[str, Any]) -> str:
     return f"{status} on {d['AttributeName']}" if d.get("AttributeName") else str(status)
 
 
+@step("provision-table", run_name="provision-table-{spec.name}")
 def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge one target table from its source's description; return it read back."""
     source_desc, source_ttl = _read_source(backend, cfg, spec)

@@ -18,6 +18,7 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
+from tasks.steps import step
 
 POLICY_NAME = "region-migration"
 # The checkpoint-table partition the validator writes its results to (tasks/provision/lambda_.RESULT_PK).
@@ -382,6 +383,7 @@ def read_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, An
     }
 
 
+@step("provision-replication-role")
 def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
     """The role S3 replication assumes: source buckets -> target buckets, replicas under the target CMK."""
     names = resource_names(cfg)
@@ -411,6 +413,7 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
     )
 
 
+@step("provision-validator-role")
 def ensure_lambda_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str) -> dict[str, Any]:
     """The validation Lambda's execution role."""
     names = resource_names(cfg)

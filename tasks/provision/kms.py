@@ -15,6 +15,7 @@ from tasks.aws import Backend, arn, error_code, global_arn, is_not_found, tag_di
 from tasks.errors import CollisionError
 from tasks.names import resource_names
 from tasks.provision.cloudwatch import alarm_prefix
+from tasks.steps import step
 
 ROOT_SID = "AccountRootAdmin"
 LOGS_SID = "AllowCloudWatchLogsForOurLogGroup"
@@ -165,6 +166,7 @@ def _find_orphan(kms: Any, cfg: MigrationConfig, name: str) -> str | None:
     return found[0][1]
 
 
+@step("provision-kms")
 def ensure_key(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
     """Create or converge the migration CMK (rotation, key policy, alias, tags); return it read back."""
     names = resource_names(cfg)

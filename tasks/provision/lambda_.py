@@ -22,6 +22,7 @@ from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
 from tasks.provision.iam import RESULT_PARTITION
+from tasks.steps import step
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validator"
 # Repository modules the handler imports, shipped next to handler.py under these names (stdlib-only files,
@@ -274,6 +275,7 @@ def _wait_updated(lam: Any, name: str) -> None:
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
 
+@step("provision-validator")
 def ensure_validator(
     backend: Backend, cfg: MigrationConfig, role_arn: str, topic_arn: str, kms_key_arn: str
 ) -> dict[str, Any]:

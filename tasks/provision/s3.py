@@ -13,6 +13,7 @@ from config.model import BucketSpec, MigrationConfig
 from tasks.aws import Backend, bucket_arn, error_code, is_not_found, tag_dict, tag_list
 from tasks.aws import bucket_region as normalize_region
 from tasks.errors import CollisionError
+from tasks.steps import step
 
 TLS_SID = "DenyInsecureTransport"
 LIFECYCLE_ID = "region-migration-expiry"
@@ -206,6 +207,7 @@ def _check_owner(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> Non
         )
 
 
+@step("provision-bucket", run_name="provision-bucket-{spec.name}")
 def ensure_bucket(backend: Backend, cfg: MigrationConfig, spec: BucketSpec, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge one target bucket; return its settings read back plus created/repaired."""
     region = cfg.targetRegion

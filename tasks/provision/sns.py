@@ -10,6 +10,7 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, arn, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import resource_names
+from tasks.steps import step
 
 
 def topic_arn(region: str, account_id: str, name: str) -> str:
@@ -26,6 +27,7 @@ def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
         raise
 
 
+@step("provision-topic")
 def ensure_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge the target-region alert topic under the migration CMK."""
     return _ensure(backend, cfg, cfg.targetRegion, resource_names(cfg).topic, kms_key_arn)

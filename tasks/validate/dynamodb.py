@@ -31,6 +31,7 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
 from tasks.move.dynamodb_plan import ReadPacer, consumed_units, item_size, scan_request, table_read_rate
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
+from tasks.steps import step
 from tasks.validate.compare import STRING, compare_frames, empty_mismatches, hash_strings
 from tasks.validate.digest import (
     attribute_diff,
@@ -214,6 +215,7 @@ def describe_difference(a: dict[str, Any] | None, b: dict[str, Any] | None) -> s
     return "attributes: " + "; ".join(parts) if parts else "item changed during validation (re-run to confirm)"
 
 
+@step("validate-table", retries=2, run_name="validate-{source_table}")
 def validate_table(
     backend: Backend,
     cfg: MigrationConfig,

@@ -28,6 +28,7 @@ from tasks.aws import Backend, error_code
 from tasks.consistency import run_logger
 from tasks.names import resource_names
 from tasks.provision.lambda_ import MAX_EVENT_AGE_S, RESULT_PK, TIMEOUT_S
+from tasks.steps import step
 
 RESULT_MARGIN_S = 15.0  # cold start, the PutItem, clock skew
 POLL_INTERVAL_S = 2.0
@@ -109,6 +110,9 @@ def wait_for_result(
         slept += delay
 
 
+# Never retried: an invocation is not idempotent (it may publish alerts), and one whose answer was lost may
+# still be running; invoke_validator reports it as "outcome unknown" instead.
+@step("invoke-validator", retries=0)
 def invoke_validator(
     backend: Backend,
     cfg: MigrationConfig,

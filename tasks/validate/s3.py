@@ -19,16 +19,18 @@ import numpy as np
 import pandas as pd
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.s3_plan import encryption_problem, manifest_pk, split_target_only
 from tasks.names import resource_names
+from tasks.steps import step
 from tasks.validate.compare import KIND_DTYPE, STRING, compare_frames, empty_mismatches
 
 Level = Literal["keys", "full"]
 CHECKSUM_ALGORITHMS = ("CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256")
 STREAM_CHUNK = 1 << 20
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = SETTINGS.s3_validate_workers
 _COMPOSITE = re.compile(r"-\d+$")
 
 
@@ -170,6 +172,7 @@ def compare_contents(
         return list(pool.map(one, keys))
 
 
+@step("validate-bucket", retries=2, run_name="validate-{source_bucket}")
 def validate_bucket(
     backend: Backend,
     cfg: MigrationConfig,

@@ -78,10 +78,10 @@ def test_the_wait_covers_a_queued_then_timed_out_run() -> None:
 def _deploy(backend: Backend, cfg: MigrationConfig) -> None:
     key = backend.client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
     topic = backend.client("sns", REGION).create_topic(Name=resource_names(cfg).topic)["TopicArn"]
-    role = iam.ensure_lambda_role(backend, cfg, key, topic)["arn"]
-    lam_mod.ensure_validator(backend, cfg, role, topic, key)
+    role = iam.ensure_lambda_role.fn(backend, cfg, key, topic)["arn"]
+    lam_mod.ensure_validator.fn(backend, cfg, role, topic, key)
     names = resource_names(cfg)
-    ensure_checkpoint_table(backend, REGION, names.checkpoint_table, cfg.tags(), key)
+    ensure_checkpoint_table.fn(backend, REGION, names.checkpoint_table, cfg.tags(), key)
 
 
 class _Http:
@@ -128,7 +128,7 @@ def test_moto_answers_the_async_invoke_synchronously_so_not_executed_at_once(
 
     monkeypatch.setitem(default_user_config, "lambda", {"use_docker": False})
     sleeps: list[float] = []
-    out = invoke.invoke_validator(deployed, cfg, sleep=sleeps.append)
+    out = invoke.invoke_validator.fn(deployed, cfg, sleep=sleeps.append)
     assert out["outcome"] == "not executed" and out["executed"] is False
     assert out["invocationType"] == "Event" and out["measuredFrom"] == "invoke response"
     assert sleeps == []  # detected from the response: no polling, no minutes added to the flow tests
@@ -136,7 +136,7 @@ def test_moto_answers_the_async_invoke_synchronously_so_not_executed_at_once(
 
 def test_recorded_result_is_read_back(deployed: Backend, cfg: MigrationConfig) -> None:
     fake = FakeAsyncLambda(deployed.client("lambda", REGION, max_attempts=1), run=True)
-    out = invoke.invoke_validator(deployed, cfg, run_id="run-1", sleep=fake.sleep)
+    out = invoke.invoke_validator.fn(deployed, cfg, run_id="run-1", sleep=fake.sleep)
     assert fake.invokes == 1
     # The buckets and tables were never created here, so the real handler's checks fail: executed, failed.
     assert out["executed"] is True and out["outcome"] == "failed" and out["ok"] is False
@@ -151,7 +151,7 @@ def test_recorded_result_is_read_back(deployed: Backend, cfg: MigrationConfig) -
 
 def test_accepted_and_no_result_is_unknown_after_the_bound(deployed: Backend, cfg: MigrationConfig) -> None:
     fake = FakeAsyncLambda(deployed.client("lambda", REGION, max_attempts=1), run=False)
-    out = invoke.invoke_validator(deployed, cfg, sleep=fake.sleep)
+    out = invoke.invoke_validator.fn(deployed, cfg, sleep=fake.sleep)
     assert out["outcome"] == "unknown" and out["executed"] is None and out["ok"] is None
     assert "dead-letter topic" in out["detail"]
     assert fake.slept == pytest.approx(invoke.result_wait_s())
@@ -162,7 +162,7 @@ def test_client_timeout_is_outcome_unknown_never_resent(deployed: Backend, cfg: 
     """The answer was lost, not the invocation: wait for its result, never invoke again."""
     lost = ReadTimeoutError(endpoint_url="https://lambda.eu-west-1.amazonaws.com")
     fake = FakeAsyncLambda(deployed.client("lambda", REGION, max_attempts=1), run=False, error=lost)
-    out = invoke.invoke_validator(deployed, cfg, sleep=fake.sleep)
+    out = invoke.invoke_validator.fn(deployed, cfg, sleep=fake.sleep)
     assert fake.invokes == 1
     assert out["outcome"] == "unknown" and "client gave up" in out["detail"]
 
@@ -170,12 +170,12 @@ def test_client_timeout_is_outcome_unknown_never_resent(deployed: Backend, cfg: 
 def test_client_timeout_then_result_counts_as_executed(deployed: Backend, cfg: MigrationConfig) -> None:
     lost = ReadTimeoutError(endpoint_url="https://lambda.eu-west-1.amazonaws.com")
     fake = FakeAsyncLambda(deployed.client("lambda", REGION, max_attempts=1), run=True, error=lost)
-    out = invoke.invoke_validator(deployed, cfg, sleep=fake.sleep)
+    out = invoke.invoke_validator.fn(deployed, cfg, sleep=fake.sleep)
     assert fake.invokes == 1 and out["executed"] is True
 
 
 def test_missing_function_is_not_executed(backend: Backend, cfg: MigrationConfig) -> None:
-    out = invoke.invoke_validator(backend, cfg, sleep=lambda s: None)
+    out = invoke.invoke_validator.fn(backend, cfg, sleep=lambda s: None)
     assert out["outcome"] == "not executed" and out["functionError"] == "ResourceNotFoundException"
 
 

@@ -146,7 +146,7 @@ def env(backend: Backend, cfg: MigrationConfig) -> Iterator[dict[str, Any]]:
     _create_table(src, SOURCE)
     _create_table(dst, TARGET, stream="NEW_AND_OLD_IMAGES")
     cp = resource_names(cfg).checkpoint_table
-    ensure_checkpoint_table(backend, DST, cp, cfg.tags(), None)
+    ensure_checkpoint_table.fn(backend, DST, cp, cfg.tags(), None)
     yield {"src": src, "dst": dst, "cp": cp}
 
 
@@ -202,7 +202,7 @@ def _copied_exactly(env: dict[str, Any]) -> None:
 def test_ensure_source_stream_enables_records_and_is_idempotent(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
-    first = ensure_source_stream(backend, cfg, SOURCE)
+    first = ensure_source_stream.fn(backend, cfg, SOURCE)
     desc = env["src"].describe_table(TableName=SOURCE)["Table"]
     assert desc["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert first["streamArn"] == desc["LatestStreamArn"]
@@ -212,31 +212,31 @@ def test_ensure_source_stream_enables_records_and_is_idempotent(
     record = CheckpointStore(backend, DST, env["cp"]).get("ddb#orders", "stream")
     assert record and record["enabledByUs"] is True and record["streamArn"] == first["streamArn"]
 
-    again = ensure_source_stream(backend, cfg, SOURCE)
+    again = ensure_source_stream.fn(backend, cfg, SOURCE)
     assert again["changedNow"] is False and again["enabledByUs"] is True
     assert again["streamArn"] == first["streamArn"] and again["enabledAt"] == first["enabledAt"]
 
 
 def test_ensure_source_stream_existing_streams(backend: Backend, cfg: MigrationConfig, env: dict[str, Any]) -> None:
     _create_table(env["src"], "theirs", stream="NEW_AND_OLD_IMAGES")
-    theirs = ensure_source_stream(backend, cfg, "theirs")
+    theirs = ensure_source_stream.fn(backend, cfg, "theirs")
     assert theirs["enabledByUs"] is False and theirs["sourceChanged"] == [] and theirs["enabledAt"] is None
 
     _create_table(env["src"], "keysonly", stream="KEYS_ONLY")
     with pytest.raises(PreflightError, match="KEYS_ONLY") as err:
-        ensure_source_stream(backend, cfg, "keysonly")
+        ensure_source_stream.fn(backend, cfg, "keysonly")
     assert "\n" not in str(err.value)
 
     with pytest.raises(PreflightError, match="does not exist"):
-        ensure_source_stream(backend, cfg, "missing-table")
+        ensure_source_stream.fn(backend, cfg, "missing-table")
 
 
 def test_plan_segments_is_persisted_for_resume(backend: Backend, cfg: MigrationConfig, env: dict[str, Any]) -> None:
     _put_items(env["src"], [_item(i) for i in range(30)])
-    assert plan_segments(backend, cfg, SOURCE) == 1
+    assert plan_segments.fn(backend, cfg, SOURCE) == 1
     store = CheckpointStore(backend, DST, env["cp"])
     store.put("ddb#orders", "plan", {"totalSegments": 7})  # as if planned earlier on a bigger table
-    assert plan_segments(backend, cfg, SOURCE) == 7
+    assert plan_segments.fn(backend, cfg, SOURCE) == 7
 
 
 # ---------------------------------------------------------------- backfill
@@ -276,14 +276,14 @@ def test_every_type_round_trips_exactly(backend: Backend, cfg: MigrationConfig, 
 
 def test_parallel_segments_copy_every_item_once(backend: Backend, cfg: MigrationConfig, env: dict[str, Any]) -> None:
     _put_items(env["src"], [_item(i) for i in range(300)])
-    results = [backfill_segment(backend, cfg, SOURCE, TARGET, s, 4, env["cp"], writers=3) for s in range(4)]
+    results = [backfill_segment.fn(backend, cfg, SOURCE, TARGET, s, 4, env["cp"], writers=3) for s in range(4)]
     assert sum(r["scanned"] for r in results) == 300
     assert sum(r["written"] for r in results) == 300
     assert sum(1 for r in results if r["scanned"] > 0) >= 2  # the hash spread items over segments
     assert all(r["done"] and r["resumedFrom"] is None for r in results)
     _copied_exactly(env)
     # done segments are skipped on a re-run
-    again = backfill_segment(backend, cfg, SOURCE, TARGET, 0, 4, env["cp"])
+    again = backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, 4, env["cp"])
     assert again["skipped"] is True and again["scanned"] == 0 and again["totalWritten"] == results[0]["written"]
 
 
@@ -302,13 +302,13 @@ def test_resume_after_kill_redoes_only_the_rest(backend: Backend, cfg: Migration
     events.register("before-call.dynamodb.BatchWriteItem", die_on_fifth)
     try:
         with pytest.raises(ConnectionError):
-            backfill_segment(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"], page_size=50)
+            backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"], page_size=50)
     finally:
         events.unregister("before-call.dynamodb.BatchWriteItem", die_on_fifth)
     cp = CheckpointStore(backend, DST, env["cp"]).get("ddb#orders", plan.segment_sk(0, 1))
     assert cp and cp["done"] is False and cp["written"] == 100 and cp["pages"] == 2
 
-    rerun = backfill_segment(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"], page_size=50)
+    rerun = backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"], page_size=50)
     assert rerun["resumedFrom"] == cp["lastKey"]
     assert rerun["scanned"] == 300 and rerun["written"] == 300 and rerun["pages"] == 6
     assert rerun["totalWritten"] == 400 and rerun["done"] is True
@@ -335,7 +335,7 @@ def test_unprocessed_items_are_resent(backend: Backend, cfg: MigrationConfig, en
     events.register("before-parameter-build.dynamodb.BatchWriteItem", remember)
     events.register("after-call.dynamodb.BatchWriteItem", bounce)
     try:
-        result = backfill_segment(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
+        result = backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
     finally:
         events.unregister("before-parameter-build.dynamodb.BatchWriteItem", remember)
         events.unregister("after-call.dynamodb.BatchWriteItem", bounce)
@@ -369,7 +369,7 @@ def test_throttling_errors_are_retried(backend: Backend, cfg: MigrationConfig, e
     events = env["dst"].meta.events
     events.register_first("before-send.dynamodb.BatchWriteItem", throttle)
     try:
-        result = backfill_segment(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
+        result = backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
     finally:
         events.unregister("before-send.dynamodb.BatchWriteItem", throttle)
     assert state["left"] == 0  # the throttles really happened and were retried
@@ -385,9 +385,9 @@ def test_writes_during_and_after_backfill_reach_target(
 ) -> None:
     src = env["src"]
     _put_items(src, [_item(i) for i in range(120)])
-    stream = ensure_source_stream(backend, cfg, SOURCE)
+    stream = ensure_source_stream.fn(backend, cfg, SOURCE)
     total = 3
-    backfill_segment(backend, cfg, SOURCE, TARGET, 0, total, env["cp"])
+    backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, total, env["cp"])
     # writes while the backfill runs: new, update, delete (some in segments not scanned yet)
     src.put_item(TableName=SOURCE, Item={**_item(1000), "note": {"S": "during"}})
     src.update_item(
@@ -398,7 +398,7 @@ def test_writes_during_and_after_backfill_reach_target(
     )
     src.delete_item(TableName=SOURCE, Key={"pk": {"S": "user#4"}, "sk": {"N": "4"}})
     for s in range(1, total):
-        backfill_segment(backend, cfg, SOURCE, TARGET, s, total, env["cp"])
+        backfill_segment.fn(backend, cfg, SOURCE, TARGET, s, total, env["cp"])
     # and after it
     src.delete_item(TableName=SOURCE, Key={"pk": {"S": "user#5"}, "sk": {"N": "5"}})
     src.put_item(TableName=SOURCE, Item={**_item(3), "note": {"S": "after"}})  # replaces the updated item
@@ -425,7 +425,7 @@ def test_writes_during_and_after_backfill_reach_target(
 
 
 def test_catch_up_reports_lag_when_records_remain(backend: Backend, cfg: MigrationConfig, env: dict[str, Any]) -> None:
-    ensure_source_stream(backend, cfg, SOURCE)
+    ensure_source_stream.fn(backend, cfg, SOURCE)
     _put_items(env["src"], [_item(i) for i in range(10)])
     time.sleep(0.05)
     partial = catch_up(backend, cfg, SOURCE, TARGET, env["cp"], max_records=4)
@@ -444,7 +444,7 @@ def test_catch_up_reports_lag_when_records_remain(backend: Backend, cfg: Migrati
 def test_catch_up_replays_idempotently_from_an_old_checkpoint(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
-    ensure_source_stream(backend, cfg, SOURCE)
+    ensure_source_stream.fn(backend, cfg, SOURCE)
     _put_items(env["src"], [_item(i) for i in range(5)])
     env["src"].delete_item(TableName=SOURCE, Key={"pk": {"S": "user#2"}, "sk": {"N": "2"}})
     first = catch_up(backend, cfg, SOURCE, TARGET, env["cp"])
@@ -548,8 +548,8 @@ def test_backfill_scans_eventually_consistent_and_asks_for_consumed_capacity(
     for c in clients:
         c.meta.events.register("provide-client-params.dynamodb.Scan", record)
     try:
-        result = backfill_segment(backend, cfg, SOURCE, TARGET, 1, 2, env["cp"])
-        one = backfill_segment(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
+        result = backfill_segment.fn(backend, cfg, SOURCE, TARGET, 1, 2, env["cp"])
+        one = backfill_segment.fn(backend, cfg, SOURCE, TARGET, 0, 1, env["cp"])
     finally:
         for c in clients:
             c.meta.events.unregister("provide-client-params.dynamodb.Scan", record)
@@ -642,13 +642,13 @@ def test_binary_hash_key_table_falls_back_to_one_segment_in_seconds(
     monkeypatch.setattr(plan, "ITEMS_PER_SEGMENT", 100)  # so the plan asks for 3 segments
 
     started = time.monotonic()
-    total = plan_segments(backend, cfg, src_name, env["cp"])
+    total = plan_segments.fn(backend, cfg, src_name, env["cp"])
     assert total == 1
     recorded = CheckpointStore(backend, DST, env["cp"]).get(plan.table_pk(src_name), "plan")
     assert recorded and recorded["plannedTotal"] == 3 and "Segment/TotalSegments" in recorded["segmentedScan"]
-    filled = backfill_segment(backend, cfg, src_name, dst_name, 0, total, env["cp"])
+    filled = backfill_segment.fn(backend, cfg, src_name, dst_name, 0, total, env["cp"])
     assert filled["written"] == 300
-    checked = validate_table(backend, cfg, src_name, dst_name, segments=4)
+    checked = validate_table.fn(backend, cfg, src_name, dst_name, segments=4)
     took = time.monotonic() - started
     assert (checked["sourceItems"], checked["targetItems"]) == (300, 300)
     assert (checked["missing"], checked["extra"], checked["different"]) == (0, 0, 0)

@@ -65,7 +65,7 @@ def env(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
             ]
         },
     )
-    ensure_checkpoint_table(backend, TARGET, TABLE, cfg.tags(), key_arn)
+    ensure_checkpoint_table.fn(backend, TARGET, TABLE, cfg.tags(), key_arn)
     return {"key": key_arn, "src": src, "dst": dst}
 
 
@@ -162,10 +162,10 @@ def test_ensure_replication_idempotent_and_keeps_foreign_rule(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
     src = env["src"]
-    fresh = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    fresh = ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert fresh["versioningBefore"] == "Disabled" and fresh["versioningNow"] == "Enabled"
     assert len(fresh["sourceChanged"]) == 2 and "versioning" in fresh["sourceChanged"][0]
-    assert ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])["sourceChanged"] == []
+    assert ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])["sourceChanged"] == []
 
     src.create_bucket(Bucket=SRC2)
     src.put_bucket_versioning(Bucket=SRC2, VersioningConfiguration={"Status": "Enabled"})
@@ -185,7 +185,7 @@ def test_ensure_replication_idempotent_and_keeps_foreign_rule(
             ],
         },
     )
-    first = ensure_replication(backend, cfg, SRC2, DST, ROLE, env["key"])
+    first = ensure_replication.fn(backend, cfg, SRC2, DST, ROLE, env["key"])
     assert first["created"] is True
     assert first["versioningBefore"] == first["versioningNow"] == "Enabled"
     assert first["ruleId"] == "region-migration-batch-001-dev"
@@ -196,7 +196,7 @@ def test_ensure_replication_idempotent_and_keeps_foreign_rule(
     assert first["foreignRules"] == ["backup-team"] and first["foreignRulesPreserved"]
     assert len(first["sourceChanged"]) == 1 and "added replication rule" in first["sourceChanged"][0]
 
-    second = ensure_replication(backend, cfg, SRC2, DST, ROLE, env["key"])
+    second = ensure_replication.fn(backend, cfg, SRC2, DST, ROLE, env["key"])
     assert second["created"] is False
     assert second["repaired"] == []
     assert second["sourceChanged"] == []
@@ -213,11 +213,11 @@ def test_ensure_replication_repairs_drift_and_keeps_foreign_role(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
     src = env["src"]
-    ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     config = src.get_bucket_replication(Bucket=SRC)["ReplicationConfiguration"]
     config["Rules"][0]["Status"] = "Disabled"
     src.put_bucket_replication(Bucket=SRC, ReplicationConfiguration=config)
-    fixed = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    fixed = ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert fixed["ruleStatus"] == "Enabled"
     assert fixed["repaired"] == ["replication rule Status"]
     assert fixed["sourceChanged"] and "Status" in fixed["sourceChanged"][0]
@@ -228,7 +228,7 @@ def test_ensure_replication_repairs_drift_and_keeps_foreign_role(
     src.put_bucket_replication(
         Bucket=SRC, ReplicationConfiguration={"Role": other_role, "Rules": [foreign, config["Rules"][0]]}
     )
-    kept = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    kept = ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert kept["role"] == other_role
     assert kept["warnings"] and other_role in kept["warnings"][0]
 
@@ -245,7 +245,7 @@ def test_ensure_replication_refuses_v1_rules(backend: Backend, cfg: MigrationCon
 
     src.meta.events.register("after-call.s3.GetBucketReplication", as_on_aws)
     with pytest.raises(UserError, match="V1"):
-        ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+        ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert src.get_bucket_replication(Bucket=SRC)["ReplicationConfiguration"]["Rules"] == [legacy]
 
 
@@ -502,11 +502,11 @@ def test_plan_partitions_cover_every_key_once(backend: Backend, cfg: MigrationCo
     keys = [f"p/{i:02d}" for i in range(25)]
     for key in keys:
         _put(src, key, b"x")
-    parts = plan_partitions(backend, SOURCE, SRC, max_keys_per_partition=10)
+    parts = plan_partitions.fn(backend, SOURCE, SRC, max_keys_per_partition=10)
     assert [p["end"] for p in parts] == ["p/09", "p/19", None]
     seen = 0
     for part in parts:
-        stats = copy_partition(backend, cfg, SRC, DST, part, env["key"], TABLE, workers=4)
+        stats = copy_partition.fn(backend, cfg, SRC, DST, part, env["key"], TABLE, workers=4)
         seen += stats["seen"]
         assert stats["copied"] == stats["seen"] and stats["bytes_copied"] == stats["bytes_seen"] == stats["seen"]
         for field in ("skipped", "failed", "failures", "vanished", "pending_replication", "duration_s"):
@@ -554,7 +554,7 @@ def test_replication_waits_for_fresh_versioning_to_propagate(
             "Destination bucket must have versioning enabled.",
         ],
     )
-    out = ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+    out = ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert len(given) == 3 and len(sleeps) == 3
     assert out["created"] is True and out["ruleStatus"] == "Enabled"
 
@@ -569,7 +569,7 @@ def test_replication_gives_up_after_the_propagation_bound(
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     _answer_s3(env["src"], "PutBucketReplication", ["Destination bucket must have versioning enabled."] * 10**6)
     with pytest.raises(consistency.NotConsistentError, match="target bucket's versioning"):
-        ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+        ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert sum(sleeps) == pytest.approx(move_s3.VERSIONING_PROPAGATION_S)  # 15 minutes, the S3 docs' bound
 
 
@@ -582,7 +582,7 @@ def test_replication_other_invalid_requests_are_not_retried(
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     _answer_s3(env["src"], "PutBucketReplication", ["Replication destination must be a bucket ARN"])
     with pytest.raises(ClientError, match="destination must be a bucket"):
-        ensure_replication(backend, cfg, SRC, DST, ROLE, env["key"])
+        ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
     assert sleeps == []
 
 
@@ -786,10 +786,10 @@ def test_validation_verdict_follows_the_delete_mirror(
     from tasks.validate.s3 import validate_bucket
 
     _seed_then_delete(backend, cfg, env)
-    before = validate_bucket(backend, cfg, SRC, DST, level="keys", kms_key_arn=env["key"])
+    before = validate_bucket.fn(backend, cfg, SRC, DST, level="keys", kms_key_arn=env["key"])
     assert (before["extra"], before["foreign"]) == (2, 1)
     _sync(backend, cfg, env, mode="catchup")
-    after = validate_bucket(backend, cfg, SRC, DST, level="keys", kms_key_arn=env["key"])
+    after = validate_bucket.fn(backend, cfg, SRC, DST, level="keys", kms_key_arn=env["key"])
     assert (after["missing"], after["extra"], after["different"], after["foreign"]) == (0, 0, 0, 1)
     found = set(zip(after["mismatches"]["key"], after["mismatches"]["kind"], strict=True))
     assert found == {("d/not-ours", "extra_foreign")}

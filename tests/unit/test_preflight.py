@@ -49,7 +49,7 @@ def everything(backend: Backend) -> dict[str, Any]:
 def test_clean_sources_pass_and_plan_counts_without_creating(backend: Backend, cfg: MigrationConfig) -> None:
     make_sources(backend, cfg)
     before = everything(backend)
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == []
     assert pf.account_id == "123456789012"
     assert {t["state"] for t in pf.targets} == {"absent"}
@@ -63,7 +63,7 @@ def test_clean_sources_pass_and_plan_counts_without_creating(backend: Backend, c
 
 
 def test_missing_sources_each_get_a_line(backend: Backend, cfg: MigrationConfig) -> None:
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == [
         "s3Buckets[0] (analytics-raw-data): source bucket does not exist; check the name or sourceRegion",
         "s3Buckets[1] (analytics-processed): source bucket does not exist; check the name or sourceRegion",
@@ -81,7 +81,7 @@ def test_bucket_in_another_region(backend: Backend, cfg: MigrationConfig) -> Non
     )
     backend.client("s3", "us-east-1").delete_bucket(Bucket="analytics-processed")
     s3.create_bucket(Bucket="analytics-processed", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == [
         "s3Buckets[1] (analytics-processed): source bucket is in us-west-2, not sourceRegion "
         "us-east-1; fix sourceRegion"
@@ -93,7 +93,7 @@ def test_target_name_collision_with_foreign_resource(backend: Backend, cfg: Migr
     backend.client("s3", "eu-west-1").create_bucket(
         Bucket=cfg.target_name("analytics-raw-data"), CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert len(pf.errors) == 1
     assert (
         "target bucket 'analytics-raw-data-eu-20261128-dev' already exists and was not created by this migration"
@@ -104,7 +104,7 @@ def test_target_name_collision_with_foreign_resource(backend: Backend, cfg: Migr
         Bucket=cfg.target_name("analytics-raw-data"),
         Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in cfg.tags().items()]},
     )
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == []
     assert {"type": "s3 bucket", "name": "analytics-raw-data-eu-20261128-dev", "state": "ours"} in pf.targets
 
@@ -113,7 +113,7 @@ def test_config_contradicting_the_source_table(backend: Backend, cfg: MigrationC
     make_sources(backend, cfg)
     wrong = cfg.model_copy(deep=True)
     wrong.dynamodbTables[0].hashKey = "id"
-    pf = check(backend, wrong)
+    pf = check.fn(backend, wrong)
     assert len(pf.errors) == 1
     assert pf.errors[0].startswith("dynamodbTables[0] (analytics-events): hashKey 'id'")
 
@@ -124,14 +124,14 @@ def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    pf = check(Backend(kind="endpoint", endpoint_url="http://127.0.0.1:9"), cfg)
+    pf = check.fn(Backend(kind="endpoint", endpoint_url="http://127.0.0.1:9"), cfg)
     assert pf.errors == [
         "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or pass --profile"
     ]
 
 
 def test_unreachable_endpoint_is_one_line(cfg: MigrationConfig) -> None:
-    pf = check(Backend(kind="emulator", endpoint_url="http://127.0.0.1:9"), cfg)
+    pf = check.fn(Backend(kind="emulator", endpoint_url="http://127.0.0.1:9"), cfg)
     assert len(pf.errors) == 1
     assert pf.errors[0].startswith("cannot reach http://127.0.0.1:9")
 
@@ -145,7 +145,7 @@ def test_old_eu_bucket_answering_eu_is_in_eu_west_1(backend: Backend, cfg: Migra
     with Stubber(backend.client("s3", "eu-west-1")) as source:
         source.add_response("get_bucket_location", {"LocationConstraint": "EU"}, {"Bucket": "analytics-raw-data"})
         source.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": "analytics-raw-data"})
-        pf = check(backend, eu)
+        pf = check.fn(backend, eu)
         assert pf.errors == []
         source.assert_no_pending_responses()
     assert pf.buckets == [{"name": "analytics-raw-data", "region": "eu-west-1", "versioning": "Enabled"}]
@@ -182,7 +182,7 @@ def _reader_function(backend: Backend, region: str) -> str:
 
 def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: MigrationConfig) -> None:
     stream = _with_stream(backend, cfg)
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == [] and pf.warnings == []
     assert pf.tables[0]["streamConsumers"]["lambdaEventSourceMappings"] == []
 
@@ -190,7 +190,7 @@ def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: Migrat
     mapping = backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
         EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
     )
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == []
     assert len(pf.warnings) == 1
     assert pf.warnings[0].startswith(
@@ -206,7 +206,7 @@ def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: Migrat
         SourceParameters={"DynamoDBStreamParameters": {"StartingPosition": "LATEST"}},
         Target="arn:aws:sqs:us-east-1:123456789012:partner",
     )
-    pf = check(backend, cfg)
+    pf = check.fn(backend, cfg)
     assert pf.errors == [] and len(pf.warnings) == 1
     assert "2 reader(s)" in pf.warnings[0] and "pipe partner-pipe" in pf.warnings[0]
     assert "makes 3: over the limit" in pf.warnings[0]
@@ -217,7 +217,7 @@ def test_a_backend_without_pipes_is_reported_and_skipped(backend: Backend, cfg: 
     _with_stream(backend, cfg)
     with Stubber(backend.client("pipes", cfg.sourceRegion)) as pipes:
         pipes.add_client_error("list_pipes", "NotImplemented", "not here", 501)
-        pf = check(backend, cfg)
+        pf = check.fn(backend, cfg)
     assert pf.errors == [] and pf.warnings == []
     assert pf.tables[0]["streamConsumers"]["notSupportedByBackend"] == ["pipes: NotImplemented"]
 

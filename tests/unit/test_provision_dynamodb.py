@@ -213,7 +213,7 @@ def test_ttl_plan_makes_one_change_per_run() -> None:
 
 def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA, ttl_attr="expiresAt")
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     name = "analytics-events-eu-20261128-dev"
     assert out["created"] is True and out["repaired"] == [] and out["notSupportedByBackend"] == {}
     assert (out["source"], out["name"], out["region"]) == ("analytics-events", name, TARGET)
@@ -256,7 +256,7 @@ def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend,
 def test_on_demand_source_without_ttl(backend: Backend, cfg: MigrationConfig) -> None:
     cfg2 = on_demand_cfg(cfg)
     make_source(backend, USERS_ON_DEMAND)
-    out = ensure_table(backend, cfg2, cfg2.dynamodbTables[1], KEY_ARN)
+    out = ensure_table.fn(backend, cfg2, cfg2.dynamodbTables[1], KEY_ARN)
     assert out["billingMode"] == "PAY_PER_REQUEST"
     assert out["readCapacity"] is None and out["writeCapacity"] is None
     assert out["capacityFrom"]["billingMode"] == "PAY_PER_REQUEST"
@@ -268,8 +268,8 @@ def test_on_demand_source_without_ttl(backend: Backend, cfg: MigrationConfig) ->
 
 def test_ensure_table_twice_creates_nothing_new(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)
-    first = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
-    second = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    first = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    second = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert second["created"] is False and second["repaired"] == []
     assert second["streamArn"] == first["streamArn"]
     assert target(backend).list_tables()["TableNames"] == [first["name"]]
@@ -277,7 +277,7 @@ def test_ensure_table_twice_creates_nothing_new(backend: Backend, cfg: Migration
 
 def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA, ttl_attr="expiresAt")
-    name = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)["name"]
+    name = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)["name"]
     t = target(backend)
     t.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
     t.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})
@@ -296,7 +296,7 @@ def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> N
     )
     t.untag_resource(ResourceArn=t.describe_table(TableName=name)["Table"]["TableArn"], TagKeys=["SourceRegion"])
 
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert out["created"] is False
     assert sorted(out["repaired"]) == sorted(["pitr", "ttl", "capacity", "capacity:byUser", "tags"])
     assert out["pitr"] == "ENABLED"
@@ -311,7 +311,7 @@ def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> N
     else:
         assert out["streamArn"] is None and "stream" not in out["repaired"]
         assert "Cannot enable stream" in out["notSupportedByBackend"]["stream"]
-    assert ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)["repaired"] == []
+    assert ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)["repaired"] == []
 
 
 def test_stream_of_another_view_type_is_replaced(backend: Backend, cfg: MigrationConfig) -> None:
@@ -326,7 +326,7 @@ def test_stream_of_another_view_type_is_replaced(backend: Backend, cfg: Migratio
     )
     req["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     target(backend).create_table(**req)  # as if an older version of us had created it
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert out["created"] is False and out["name"] == name
     if out["streamViewType"] == "NEW_AND_OLD_IMAGES":
         assert "stream" in out["repaired"]
@@ -336,9 +336,9 @@ def test_stream_of_another_view_type_is_replaced(backend: Backend, cfg: Migratio
 
 def test_sse_key_change_is_measured_not_assumed(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)
-    ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     other_key = KEY_ARN.replace("5555", "6666")
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], other_key)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], other_key)
     # moto 5.2 accepts UpdateTable(SSESpecification) but keeps the old key: reported, not claimed.
     if out["sse"]["kmsKeyArn"] == other_key:
         assert "sse" in out["repaired"]
@@ -356,7 +356,7 @@ def test_untagged_existing_target_table_is_a_collision(backend: Backend, cfg: Mi
         BillingMode="PAY_PER_REQUEST",
     )
     with pytest.raises(CollisionError) as exc:
-        ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+        ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert name in str(exc.value) and "\n" not in str(exc.value)
     desc = target(backend).describe_table(TableName=name)["Table"]
     assert "StreamSpecification" not in desc  # the foreign table was not touched
@@ -364,11 +364,11 @@ def test_untagged_existing_target_table_is_a_collision(backend: Backend, cfg: Mi
 
 def test_missing_source_or_contradiction_creates_nothing(backend: Backend, cfg: MigrationConfig) -> None:
     with pytest.raises(PreflightError, match=r"dynamodbTables\[0\] \(analytics-events\): no such table"):
-        ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+        ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     make_source(backend, EVENTS_SCHEMA)
     bad = cfg.dynamodbTables[0].model_copy(update={"hashKey": "id"})
     with pytest.raises(PreflightError, match="hashKey 'id' contradicts"):
-        ensure_table(backend, cfg, bad, KEY_ARN)
+        ensure_table.fn(backend, cfg, bad, KEY_ARN)
     assert target(backend).list_tables()["TableNames"] == []
 
 
@@ -377,7 +377,7 @@ def test_missing_source_or_contradiction_creates_nothing(backend: Backend, cfg: 
 
 def test_source_without_ttl_gives_target_without_ttl(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)  # no TTL on the source
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     ttl = target(backend).describe_time_to_live(TableName=out["name"])["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "DISABLED"
     assert out["ttl"]["status"] == "DISABLED" and out["ttlFrom"] == "source" and out["ttlDrift"] is None
@@ -385,14 +385,14 @@ def test_source_without_ttl_gives_target_without_ttl(backend: Backend, cfg: Migr
     target(backend).update_time_to_live(
         TableName=out["name"], TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
     )
-    again = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    again = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert again["repaired"] == ["ttl"] and again["ttl"]["status"] == "DISABLED"
 
 
 def test_config_ttl_attribute_is_explicit_and_reported(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)
     spec = cfg.dynamodbTables[0].model_copy(update={"ttlAttribute": "expiresAt"})
-    out = ensure_table(backend, cfg, spec, KEY_ARN)
+    out = ensure_table.fn(backend, cfg, spec, KEY_ARN)
     assert out["ttl"] == {"attribute": "expiresAt", "status": "ENABLED"} and out["ttlFrom"] == "config ttlAttribute"
     report = {"resources": {"dynamodbTables": [out]}}
     (row,) = [d for d in configuration_differences(cfg, report) if d["setting"] == "ttl analytics-events"]
@@ -459,7 +459,7 @@ def test_ttl_attribute_change_takes_two_runs_an_hour_apart(
     )
 
     once_an_hour["now"] = 3601.0  # the old change is more than an hour old
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)  # must not raise
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)  # must not raise
     assert out["ttl"]["status"] == "DISABLED"  # the first half: the wrong attribute is off
     assert (
         out["ttlDrift"] and out["ttlDrift"]["targetMayDelete"] is False and "another run" in out["ttlDrift"]["message"]
@@ -472,13 +472,13 @@ def test_ttl_attribute_change_takes_two_runs_an_hour_apart(
     # A run within the same hour makes no call that AWS would refuse, and still does not fail.
     calls_before = sum(len(c.calls) for c in once_an_hour["clients"])
     once_an_hour["now"] = 3700.0
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert out["ttl"]["status"] == "DISABLED" and out["ttlDrift"] and "refused" in out["ttlDrift"]["message"]
     assert sum(len(c.calls) for c in once_an_hour["clients"]) == calls_before + 1
 
     # A later run (more than an hour on) turns the source's attribute on.
     once_an_hour["now"] = 3601.0 + 3601.0
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert out["ttl"] == {"attribute": "expiresAt", "status": "ENABLED"}
     assert out["ttlDrift"] is None and out["repaired"] == ["ttl"]
 
@@ -487,11 +487,11 @@ def test_ttl_refused_on_a_target_that_may_delete_is_reported_not_raised(
     backend: Backend, cfg: MigrationConfig, once_an_hour: dict[str, Any]
 ) -> None:
     make_source(backend, EVENTS_SCHEMA)  # no TTL on the source
-    first = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    first = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     target(backend).update_time_to_live(
         TableName=first["name"], TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
     )  # someone turned TTL on minutes ago
-    out = ensure_table(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
     assert out["ttl"] == {"attribute": "ttl", "status": "ENABLED"}
     assert out["ttlDrift"] and out["ttlDrift"]["targetMayDelete"] is True
     assert AN_HOUR_RULE in out["ttlDrift"]["message"]

@@ -59,7 +59,7 @@ def test_replication_policy_needs_buckets(backend: Backend, cfg: MigrationConfig
     with pytest.raises(ValueError, match="at least one"):
         iam.replication_role_policies([], [], KEY, source_region="us-east-1")
     tables_only = cfg.model_copy(update={"s3Buckets": []})
-    out = iam.ensure_replication_role(backend, tables_only, KEY)
+    out = iam.ensure_replication_role.fn(backend, tables_only, KEY)
     assert out["arn"] is None and out["skipped"]
     assert backend.client("iam", "eu-west-1").list_roles()["Roles"] == []
 
@@ -162,7 +162,7 @@ def test_lambda_policy_uses_the_key_only_through_services(cfg: MigrationConfig) 
 
 
 def test_ensure_replication_role_is_idempotent_and_measured(backend: Backend, cfg: MigrationConfig) -> None:
-    first = iam.ensure_replication_role(backend, cfg, KEY)
+    first = iam.ensure_replication_role.fn(backend, cfg, KEY)
     assert first["created"] is True and first["repaired"] == []
     assert first["trustPrincipal"] == ["s3.amazonaws.com"]
     assert first["wildcardActions"] == []
@@ -170,7 +170,7 @@ def test_ensure_replication_role_is_idempotent_and_measured(backend: Backend, cf
     assert "s3:ReplicateObject" in first["policyActions"]
     assert first["policyActions"] == sorted(first["policyActions"])
 
-    second = iam.ensure_replication_role(backend, cfg, KEY)
+    second = iam.ensure_replication_role.fn(backend, cfg, KEY)
     assert second["created"] is False and second["repaired"] == []
     assert second["arn"] == first["arn"]
     client = backend.client("iam", "eu-west-1")
@@ -181,7 +181,7 @@ def test_ensure_replication_role_is_idempotent_and_measured(backend: Backend, cf
 
 
 def test_lambda_role_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
-    first = iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)
+    first = iam.ensure_lambda_role.fn(backend, cfg, KEY, TOPIC)
     name = first["name"]
     client = backend.client("iam", "eu-west-1")
     client.delete_role_policy(RoleName=name, PolicyName=iam.POLICY_NAME)
@@ -189,16 +189,16 @@ def test_lambda_role_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -
     client.untag_role(RoleName=name, TagKeys=["SourceRegion"])
     assert iam.read_role(backend, cfg, name)["policyActions"] == []
 
-    fixed = iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)
+    fixed = iam.ensure_lambda_role.fn(backend, cfg, KEY, TOPIC)
     assert fixed["created"] is False
     assert set(fixed["repaired"]) == {"inlinePolicy", "trustPolicy", "tags"}
     assert fixed["trustPrincipal"] == ["lambda.amazonaws.com"]
     assert fixed["policyActions"] == first["policyActions"]
-    assert iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)["repaired"] == []
+    assert iam.ensure_lambda_role.fn(backend, cfg, KEY, TOPIC)["repaired"] == []
 
 
 def test_extra_grants_are_reported_not_removed(backend: Backend, cfg: MigrationConfig) -> None:
-    name = iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)["name"]
+    name = iam.ensure_lambda_role.fn(backend, cfg, KEY, TOPIC)["name"]
     client = backend.client("iam", "eu-west-1")
     client.put_role_policy(
         RoleName=name,
@@ -207,7 +207,7 @@ def test_extra_grants_are_reported_not_removed(backend: Backend, cfg: MigrationC
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
         ),
     )
-    again = iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)
+    again = iam.ensure_lambda_role.fn(backend, cfg, KEY, TOPIC)
     assert again["otherInlinePolicies"] == ["someone-else"]
     assert again["wildcardActions"] == []  # measured on our policy, the extra one is flagged separately
 
@@ -218,7 +218,7 @@ def test_foreign_role_is_a_collision(backend: Backend, cfg: MigrationConfig) -> 
         RoleName=name, AssumeRolePolicyDocument=json.dumps(iam.trust_policy("lambda.amazonaws.com"))
     )
     with pytest.raises(CollisionError, match=name):
-        iam.ensure_lambda_role(backend, cfg, KEY, TOPIC)
+        iam.ensure_lambda_role.fn(backend, cfg, KEY, TOPIC)
 
 
 def test_replication_kms_statements_follow_the_s3_replication_docs(backend: Backend, cfg: MigrationConfig) -> None:
@@ -229,7 +229,7 @@ def test_replication_kms_statements_follow_the_s3_replication_docs(backend: Back
     names = resource_names(cfg)
     src = sorted(f"arn:aws:s3:::{b}" for b in names.buckets)
     dst = sorted(f"arn:aws:s3:::{b}" for b in names.buckets.values())
-    out = iam.ensure_replication_role(backend, cfg, KEY)
+    out = iam.ensure_replication_role.fn(backend, cfg, KEY)
     doc = backend.client("iam", "eu-west-1").get_role_policy(RoleName=out["name"], PolicyName=iam.POLICY_NAME)
     stored = doc["PolicyDocument"]
     stored = json.loads(stored) if isinstance(stored, str) else stored

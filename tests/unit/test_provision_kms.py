@@ -135,7 +135,7 @@ def test_policies_equal_ignores_order_and_one_item_lists(cfg: MigrationConfig) -
 
 
 def test_ensure_key_creates_everything_and_reads_it_back(backend: Backend, cfg: MigrationConfig) -> None:
-    out = ensure_key(backend, cfg, ACCOUNT)
+    out = ensure_key.fn(backend, cfg, ACCOUNT)
     alias = resource_names(cfg).kms_alias
     assert out["created"] is True and out["repaired"] == []
     assert out["alias"] == alias == "alias/migration-key-eu-20261128-dev"
@@ -160,9 +160,9 @@ def test_ensure_key_creates_everything_and_reads_it_back(backend: Backend, cfg: 
 
 
 def test_ensure_key_twice_creates_nothing_new(backend: Backend, cfg: MigrationConfig) -> None:
-    first = ensure_key(backend, cfg, ACCOUNT)
+    first = ensure_key.fn(backend, cfg, ACCOUNT)
     keys = kms(backend).list_keys()["Keys"]
-    second = ensure_key(backend, cfg, ACCOUNT)
+    second = ensure_key.fn(backend, cfg, ACCOUNT)
     assert second["created"] is False and second["repaired"] == []
     assert second["keyId"] == first["keyId"]
     assert kms(backend).list_keys()["Keys"] == keys
@@ -171,14 +171,14 @@ def test_ensure_key_twice_creates_nothing_new(backend: Backend, cfg: MigrationCo
 
 
 def test_ensure_key_repairs_rotation_and_policy(backend: Backend, cfg: MigrationConfig) -> None:
-    first = ensure_key(backend, cfg, ACCOUNT)
+    first = ensure_key.fn(backend, cfg, ACCOUNT)
     client = kms(backend)
     client.disable_key_rotation(KeyId=first["keyId"])
     loose = _policy(cfg)
     del loose["Statement"][2]["Condition"]["StringEquals"]  # aws:SourceAccount dropped
     client.put_key_policy(KeyId=first["keyId"], PolicyName="default", Policy=json.dumps(loose))
 
-    out = ensure_key(backend, cfg, ACCOUNT)
+    out = ensure_key.fn(backend, cfg, ACCOUNT)
     assert out["created"] is False
     assert sorted(out["repaired"]) == ["keyPolicy", "rotation"]
     assert client.get_key_rotation_status(KeyId=first["keyId"])["KeyRotationEnabled"] is True
@@ -188,20 +188,20 @@ def test_ensure_key_repairs_rotation_and_policy(backend: Backend, cfg: Migration
 
 def test_key_with_the_old_unconditioned_policy_is_tightened(backend: Backend, cfg: MigrationConfig) -> None:
     """A key provisioned before issue 8 (six service principals, no conditions) is repaired on the next run."""
-    first = ensure_key(backend, cfg, ACCOUNT)
+    first = ensure_key.fn(backend, cfg, ACCOUNT)
     client = kms(backend)
     client.put_key_policy(KeyId=first["keyId"], PolicyName="default", Policy=json.dumps(_old_policy()))
-    out = ensure_key(backend, cfg, ACCOUNT)
+    out = ensure_key.fn(backend, cfg, ACCOUNT)
     assert out["repaired"] == ["keyPolicy"]
     stored = json.loads(client.get_key_policy(KeyId=first["keyId"], PolicyName="default")["Policy"])
     assert sorted(service_grants(stored)) == ["cloudwatch.amazonaws.com", f"logs.{TARGET}.amazonaws.com"]
-    assert ensure_key(backend, cfg, ACCOUNT)["repaired"] == []
+    assert ensure_key.fn(backend, cfg, ACCOUNT)["repaired"] == []
 
 
 def test_source_key_is_its_own_tagged_idempotent_key(backend: Backend, cfg: MigrationConfig) -> None:
     """The source-region alert key: named from tasks.names, in the source region, tagged, rotated, policy =
     root + our alarms there; a re-run creates nothing."""
-    target = ensure_key(backend, cfg, ACCOUNT)
+    target = ensure_key.fn(backend, cfg, ACCOUNT)
     out = ensure_source_key(backend, cfg, ACCOUNT)
     alias = resource_names(cfg).source_kms_alias
     assert out["created"] is True and out["alias"] == alias and out["region"] == "us-east-1"
@@ -219,19 +219,19 @@ def test_source_key_is_its_own_tagged_idempotent_key(backend: Backend, cfg: Migr
 
 
 def test_ensure_key_reenables_a_disabled_key(backend: Backend, cfg: MigrationConfig) -> None:
-    first = ensure_key(backend, cfg, ACCOUNT)
+    first = ensure_key.fn(backend, cfg, ACCOUNT)
     kms(backend).disable_key(KeyId=first["keyId"])
-    out = ensure_key(backend, cfg, ACCOUNT)
+    out = ensure_key.fn(backend, cfg, ACCOUNT)
     assert "enabled" in out["repaired"] and out["keyState"] == "Enabled"
 
 
 def test_crash_before_alias_reuses_the_tagged_key(backend: Backend, cfg: MigrationConfig) -> None:
-    first = ensure_key(backend, cfg, ACCOUNT)
+    first = ensure_key.fn(backend, cfg, ACCOUNT)
     client = kms(backend)
     client.delete_alias(AliasName=first["alias"])  # as if we crashed between create_key and create_alias
     count = len(client.list_keys()["Keys"])
 
-    out = ensure_key(backend, cfg, ACCOUNT)
+    out = ensure_key.fn(backend, cfg, ACCOUNT)
     assert out["created"] is False and out["repaired"] == ["alias"]
     assert out["keyId"] == first["keyId"]
     assert len(client.list_keys()["Keys"]) == count
@@ -240,8 +240,8 @@ def test_crash_before_alias_reuses_the_tagged_key(backend: Backend, cfg: Migrati
 
 def test_key_of_another_migration_is_not_reused(backend: Backend, cfg: MigrationConfig) -> None:
     other = cfg.model_copy(update={"timestamp": "20250101"})
-    theirs = ensure_key(backend, other, ACCOUNT)
-    ours = ensure_key(backend, cfg, ACCOUNT)
+    theirs = ensure_key.fn(backend, other, ACCOUNT)
+    ours = ensure_key.fn(backend, cfg, ACCOUNT)
     assert ours["created"] is True and ours["keyId"] != theirs["keyId"]
 
 
@@ -250,6 +250,6 @@ def test_alias_on_a_foreign_key_is_a_collision(backend: Backend, cfg: MigrationC
     foreign = client.create_key(Description="someone else's")["KeyMetadata"]["KeyId"]
     client.create_alias(AliasName=resource_names(cfg).kms_alias, TargetKeyId=foreign)
     with pytest.raises(CollisionError) as exc:
-        ensure_key(backend, cfg, ACCOUNT)
+        ensure_key.fn(backend, cfg, ACCOUNT)
     assert "\n" not in str(exc.value) and resource_names(cfg).kms_alias in str(exc.value)
     assert len(client.list_keys()["Keys"]) == 1

@@ -94,7 +94,7 @@ def test_configuration_drift_pure(cfg: MigrationConfig) -> None:
 def _prereqs(backend: Backend, cfg: MigrationConfig) -> dict[str, str]:
     key = backend.client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
     topic = backend.client("sns", REGION).create_topic(Name=resource_names(cfg).topic)["TopicArn"]
-    role = iam.ensure_lambda_role(backend, cfg, key, topic)["arn"]
+    role = iam.ensure_lambda_role.fn(backend, cfg, key, topic)["arn"]
     return {"role_arn": role, "topic_arn": topic, "kms_key_arn": key}
 
 
@@ -110,7 +110,7 @@ def _dlq_is_measured(out: dict[str, Any], topic: str) -> None:
 def test_ensure_validator_creates_then_converges(backend: Backend, cfg: MigrationConfig) -> None:
     p = _prereqs(backend, cfg)
     names = resource_names(cfg)
-    out = lam_mod.ensure_validator(backend, cfg, **p)
+    out = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert out["created"] is True and out["repaired"] == []
     assert out["name"] == names.lambda_function
     assert out["runtime"] == "python3.12" and out["handler"] == "handler.handler"
@@ -138,7 +138,7 @@ def test_ensure_validator_creates_then_converges(backend: Backend, cfg: Migratio
     }
     _dlq_is_measured(out, p["topic_arn"])
 
-    again = lam_mod.ensure_validator(backend, cfg, **p)
+    again = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert again["created"] is False and again["repaired"] == []
     assert again["codeSha256"] == out["codeSha256"]
     lam = backend.client("lambda", REGION)
@@ -152,7 +152,7 @@ def test_ensure_validator_creates_then_converges(backend: Backend, cfg: Migratio
 def test_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
     p = _prereqs(backend, cfg)
     names = resource_names(cfg)
-    lam_mod.ensure_validator(backend, cfg, **p)
+    lam_mod.ensure_validator.fn(backend, cfg, **p)
     lam = backend.client("lambda", REGION)
     logs = backend.client("logs", REGION)
     lam.update_function_configuration(FunctionName=names.lambda_function, MemorySize=512, Timeout=3)
@@ -163,7 +163,7 @@ def test_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
     lam.update_function_code(FunctionName=names.lambda_function, ZipFile=buf.getvalue())
     logs.put_retention_policy(logGroupName=names.log_group, retentionInDays=7)
 
-    fixed = lam_mod.ensure_validator(backend, cfg, **p)
+    fixed = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert fixed["created"] is False
     assert set(fixed["repaired"]) == {"memorySize", "timeout", "reservedConcurrency", "code", "logGroup.retentionDays"}
     assert fixed["memorySize"] == 256 and fixed["timeout"] == lam_mod.TIMEOUT_S
@@ -171,7 +171,7 @@ def test_drift_is_repaired(backend: Backend, cfg: MigrationConfig) -> None:
     assert fixed["codeMatchesPackage"] is True
     assert fixed["logGroup"]["retentionDays"] == 30
     _dlq_is_measured(fixed, p["topic_arn"])
-    assert lam_mod.ensure_validator(backend, cfg, **p)["repaired"] == []
+    assert lam_mod.ensure_validator.fn(backend, cfg, **p)["repaired"] == []
 
 
 class _Http:
@@ -221,7 +221,7 @@ def test_role_propagation_is_retried(backend: Backend, cfg: MigrationConfig, mon
         sleeps.append(seconds)
 
     monkeypatch.setattr(consistency, "_sleep", sleep)
-    out = lam_mod.ensure_validator(backend, cfg, role_arn, topic, key)
+    out = lam_mod.ensure_validator.fn(backend, cfg, role_arn, topic, key)
     assert out["created"] is True and out["role"] == role_arn
     assert len(sleeps) == 1
 
@@ -233,7 +233,7 @@ def test_dead_letter_and_kms_lags_are_retried_on_create(
     sleeps: list[float] = []
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     given = _answer(backend.client("lambda", REGION), "CreateFunction", [NO_PUBLISH, NO_PUBLISH, KMS_GRANT])
-    out = lam_mod.ensure_validator(backend, cfg, **p)
+    out = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert out["created"] is True and len(given) == 3 and len(sleeps) == 3
     assert all(0 <= s <= lam_mod.LAMBDA_CONSISTENCY_BUDGET_S for s in sleeps)
 
@@ -243,13 +243,13 @@ def test_update_configuration_lag_is_retried(
 ) -> None:
     p = _prereqs(backend, cfg)
     names = resource_names(cfg)
-    lam_mod.ensure_validator(backend, cfg, **p)
+    lam_mod.ensure_validator.fn(backend, cfg, **p)
     lam = backend.client("lambda", REGION)
     lam.update_function_configuration(FunctionName=names.lambda_function, Timeout=3)
     sleeps: list[float] = []
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     given = _answer(lam, "UpdateFunctionConfiguration", [CANNOT_ASSUME, NO_PUBLISH])
-    fixed = lam_mod.ensure_validator(backend, cfg, **p)
+    fixed = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert "timeout" in fixed["repaired"] and fixed["timeout"] == lam_mod.TIMEOUT_S
     assert len(given) == 2 and len(sleeps) == 2
 
@@ -261,7 +261,9 @@ def test_role_that_never_appears_fails_within_the_bound(
     sleeps: list[float] = []
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     with pytest.raises(NotConsistentError, match="waiting for IAM: Lambda to be able to assume the role") as info:
-        lam_mod.ensure_validator(backend, cfg, "arn:aws:iam::123456789012:role/nope", "arn:aws:sns:eu-west-1:1:t", key)
+        lam_mod.ensure_validator.fn(
+            backend, cfg, "arn:aws:iam::123456789012:role/nope", "arn:aws:sns:eu-west-1:1:t", key
+        )
     assert "cannot be assumed" in str(info.value)
     assert sum(sleeps) == pytest.approx(lam_mod.LAMBDA_CONSISTENCY_BUDGET_S)
     assert backend.client("lambda", REGION).list_functions()["Functions"] == []
@@ -275,7 +277,7 @@ def test_other_invalid_parameters_are_not_retried(
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     _answer(backend.client("lambda", REGION), "CreateFunction", [("InvalidParameterValueException", "Bad handler")])
     with pytest.raises(ClientError, match="Bad handler"):
-        lam_mod.ensure_validator(backend, cfg, **p)
+        lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert sleeps == []
 
 
@@ -283,15 +285,15 @@ def test_async_invocations_are_not_retried_by_lambda(backend: Backend, cfg: Migr
     """Retries 0 (read back) so a crash or timeout reaches the dead-letter target once; repaired when removed."""
     p = _prereqs(backend, cfg)
     names = resource_names(cfg)
-    out = lam_mod.ensure_validator(backend, cfg, **p)
+    out = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert out["asyncInvoke"] == {"maximumRetryAttempts": 0, "maximumEventAgeSeconds": 60}
     assert "asynchronous invoke configuration read-back" not in out["notSupportedByBackend"]
     lam = backend.client("lambda", REGION)
     lam.delete_function_event_invoke_config(FunctionName=names.lambda_function)
-    fixed = lam_mod.ensure_validator(backend, cfg, **p)
+    fixed = lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert fixed["repaired"] == ["asyncInvokeConfig"]
     assert fixed["asyncInvoke"] == {"maximumRetryAttempts": 0, "maximumEventAgeSeconds": 60}
-    assert lam_mod.ensure_validator(backend, cfg, **p)["repaired"] == []
+    assert lam_mod.ensure_validator.fn(backend, cfg, **p)["repaired"] == []
 
 
 def test_client_read_timeout_exceeds_the_function_timeout(backend: Backend) -> None:
@@ -312,14 +314,14 @@ def test_foreign_function_is_a_collision(backend: Backend, cfg: MigrationConfig)
         Code={"ZipFile": lam_mod.build_package()},
     )
     with pytest.raises(CollisionError, match=names.lambda_function):
-        lam_mod.ensure_validator(backend, cfg, **p)
+        lam_mod.ensure_validator.fn(backend, cfg, **p)
 
 
 def test_foreign_log_group_is_a_collision(backend: Backend, cfg: MigrationConfig) -> None:
     p = _prereqs(backend, cfg)
     backend.client("logs", REGION).create_log_group(logGroupName=resource_names(cfg).log_group)
     with pytest.raises(CollisionError, match="log group"):
-        lam_mod.ensure_validator(backend, cfg, **p)
+        lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert backend.client("lambda", REGION).list_functions()["Functions"] == []
 
 
@@ -337,5 +339,5 @@ def test_a_kms_key_that_can_never_work_is_not_waited_for(
     )
     _answer(backend.client("lambda", REGION), "CreateFunction", [alias])
     with pytest.raises(ClientError, match="Key Aliases are not supported"):
-        lam_mod.ensure_validator(backend, cfg, **p)
+        lam_mod.ensure_validator.fn(backend, cfg, **p)
     assert sleeps == []

@@ -31,7 +31,7 @@ def test_topic_arn_is_predictable() -> None:
 
 def test_ensure_topic_creates_encrypted_tagged_topic(backend: Backend, cfg: MigrationConfig) -> None:
     key = new_key(backend)
-    out = ensure_topic(backend, cfg, key)
+    out = ensure_topic.fn(backend, cfg, key)
     name = resource_names(cfg).topic
     assert out["created"] is True and out["repaired"] == []
     assert out["name"] == name == "migration-alerts-eu-20261128-dev"
@@ -45,8 +45,8 @@ def test_ensure_topic_creates_encrypted_tagged_topic(backend: Backend, cfg: Migr
 
 def test_ensure_topic_twice_creates_nothing_new(backend: Backend, cfg: MigrationConfig) -> None:
     key = new_key(backend)
-    first = ensure_topic(backend, cfg, key)
-    second = ensure_topic(backend, cfg, key)
+    first = ensure_topic.fn(backend, cfg, key)
+    second = ensure_topic.fn(backend, cfg, key)
     assert second["created"] is False and second["repaired"] == []
     assert second["arn"] == first["arn"]
     assert [t["TopicArn"] for t in sns(backend).list_topics()["Topics"]] == [first["arn"]]
@@ -54,10 +54,10 @@ def test_ensure_topic_twice_creates_nothing_new(backend: Backend, cfg: Migration
 
 def test_ensure_topic_repairs_key_and_tags(backend: Backend, cfg: MigrationConfig) -> None:
     key = new_key(backend)
-    arn = ensure_topic(backend, cfg, key)["arn"]
+    arn = ensure_topic.fn(backend, cfg, key)["arn"]
     sns(backend).set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue="alias/aws/sns")
     sns(backend).untag_resource(ResourceArn=arn, TagKeys=["SourceRegion"])
-    out = ensure_topic(backend, cfg, key)
+    out = ensure_topic.fn(backend, cfg, key)
     assert sorted(out["repaired"]) == ["kmsMasterKeyId", "tags"]
     assert sns(backend).get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"] == key
     assert out["tags"] == cfg.tags()
@@ -66,7 +66,7 @@ def test_ensure_topic_repairs_key_and_tags(backend: Backend, cfg: MigrationConfi
 def test_foreign_topic_with_our_name_is_a_collision(backend: Backend, cfg: MigrationConfig) -> None:
     sns(backend).create_topic(Name=resource_names(cfg).topic)
     with pytest.raises(CollisionError) as exc:
-        ensure_topic(backend, cfg, new_key(backend))
+        ensure_topic.fn(backend, cfg, new_key(backend))
     assert resource_names(cfg).topic in str(exc.value) and "\n" not in str(exc.value)
 
 

@@ -165,24 +165,24 @@ def _migrate(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
     """Provision and move RAW, PROCESSED, EVENTS and USERS with the project's own functions."""
     names = resource_names(cfg)
     account = iam.account_id(backend, TARGET)
-    key = kms.ensure_key(backend, cfg, account)["arn"]
+    key = kms.ensure_key.fn(backend, cfg, account)["arn"]
     for spec in cfg.s3Buckets:
         if spec.name != SHARED:
-            s3.ensure_bucket(backend, cfg, spec, key)
+            s3.ensure_bucket.fn(backend, cfg, spec, key)
     for tspec in cfg.dynamodbTables:
         if tspec.name != SESSIONS:
-            dynamodb.ensure_table(backend, cfg, tspec, key)
-    topic = sns.ensure_topic(backend, cfg, key)["arn"]
-    ensure_checkpoint_table(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
-    repl_role = iam.ensure_replication_role(backend, cfg, key)["arn"]
-    lam_role = iam.ensure_lambda_role(backend, cfg, key, topic)["arn"]
-    lambda_.ensure_validator(backend, cfg, lam_role, topic, key)
+            dynamodb.ensure_table.fn(backend, cfg, tspec, key)
+    topic = sns.ensure_topic.fn(backend, cfg, key)["arn"]
+    ensure_checkpoint_table.fn(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
+    repl_role = iam.ensure_replication_role.fn(backend, cfg, key)["arn"]
+    lam_role = iam.ensure_lambda_role.fn(backend, cfg, key, topic)["arn"]
+    lambda_.ensure_validator.fn(backend, cfg, lam_role, topic, key)
     alarms = cloudwatch.ensure_alarms(backend, cfg, topic, replication_rule_id(cfg))
     cloudwatch.ensure_dashboard(backend, cfg, replication_rule_id(cfg))
     replication = {}
     for source in (RAW, PROCESSED):
         # The S3 move records the source's versioning before it changes it (teardown's evidence).
-        replication[source] = ensure_replication(
+        replication[source] = ensure_replication.fn(
             backend, cfg, source, names.buckets[source], repl_role, key, checkpoint_table=names.checkpoint_table
         )
         sync_bucket(backend, cfg, source, names.buckets[source], key, names.checkpoint_table)
@@ -517,8 +517,8 @@ def test_cli_plan_changes_nothing_and_bad_config_is_one_line(
     from flows import teardown as flow_mod
 
     names = resource_names(cfg)
-    key = kms.ensure_key(backend, cfg, iam.account_id(backend, TARGET))["arn"]
-    sns.ensure_topic(backend, cfg, key)
+    key = kms.ensure_key.fn(backend, cfg, iam.account_id(backend, TARGET))["arn"]
+    sns.ensure_topic.fn(backend, cfg, key)
     monkeypatch.setattr(flow_mod, "load", lambda args: (cfg, backend))
     assert flow_mod.main(["--plan"]) == 0
     out = capsys.readouterr().out
@@ -537,10 +537,10 @@ def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cf
     from flows.teardown import teardown
 
     names = resource_names(cfg)
-    key = kms.ensure_key(backend, cfg, iam.account_id(backend, TARGET))["arn"]
-    sns.ensure_topic(backend, cfg, key)
-    ensure_checkpoint_table(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
-    s3.ensure_bucket(backend, cfg, cfg.s3Buckets[0], key)
+    key = kms.ensure_key.fn(backend, cfg, iam.account_id(backend, TARGET))["arn"]
+    sns.ensure_topic.fn(backend, cfg, key)
+    ensure_checkpoint_table.fn(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
+    s3.ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key)
     backend.client("s3", TARGET).put_object(Bucket=names.buckets[RAW], Key="k", Body=b"v")
     out = teardown(options=RunOptions(config_path=str(EXAMPLE_CONFIG), use_aws=True))
     assert out["ok"] is True
@@ -606,8 +606,8 @@ def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
 def _source_alerts(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
     """Target key + topic, the source-region key + topic, and the alarms wired to them, as provisioning does."""
     account = iam.account_id(backend, TARGET)
-    key = kms.ensure_key(backend, cfg, account)["arn"]
-    topic = sns.ensure_topic(backend, cfg, key)["arn"]
+    key = kms.ensure_key.fn(backend, cfg, account)["arn"]
+    topic = sns.ensure_topic.fn(backend, cfg, key)["arn"]
     source_key = kms.ensure_source_key(backend, cfg, account)
     source_topic = sns.ensure_source_topic(backend, cfg, source_key["arn"])["arn"]
     cloudwatch.ensure_alarms(backend, cfg, topic, replication_rule_id(cfg), source_topic_arn=source_topic)
@@ -619,7 +619,7 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
     (alias deleted, key scheduled for deletion), even while target data and its key are kept."""
     names = resource_names(cfg)
     made = _source_alerts(backend, cfg)
-    s3.ensure_bucket(backend, cfg, cfg.s3Buckets[0], made["key"])
+    s3.ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], made["key"])
     backend.client("s3", TARGET).put_object(Bucket=names.buckets[cfg.s3Buckets[0].name], Key="k", Body=b"v")
 
     found = td.discover(backend, cfg)

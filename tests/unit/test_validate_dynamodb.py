@@ -104,7 +104,7 @@ def summary(result: dict[str, Any]) -> dict[tuple[str, str], str]:
 
 
 def test_finds_exactly_the_seeded_differences(backend: Backend, cfg: MigrationConfig, tables: tuple[str, str]) -> None:
-    result = validate_table(backend, cfg, *tables, segments=3)
+    result = validate_table.fn(backend, cfg, *tables, segments=3)
     found = summary(result)
     assert set(found) == {
         (key(100), "missing_in_target"),
@@ -125,8 +125,8 @@ def test_finds_exactly_the_seeded_differences(backend: Backend, cfg: MigrationCo
 def test_partitioned_spill_gives_the_same_result(
     backend: Backend, cfg: MigrationConfig, tables: tuple[str, str], tmp_path: Path
 ) -> None:
-    one = validate_table(backend, cfg, *tables, partitions=1)
-    four = validate_table(backend, cfg, *tables, partitions=4, spill_dir=tmp_path, segments=2)
+    one = validate_table.fn(backend, cfg, *tables, partitions=1)
+    four = validate_table.fn(backend, cfg, *tables, partitions=4, spill_dir=tmp_path, segments=2)
     assert four["partitions"] == 4
     assert summary(four) == summary(one)
     counts = ("sourceItems", "targetItems", "expiredSkipped", "missing", "extra", "different")
@@ -136,7 +136,7 @@ def test_partitioned_spill_gives_the_same_result(
 
 def test_identical_tables_are_clean(backend: Backend, cfg: MigrationConfig, tables: tuple[str, str]) -> None:
     same_region = cfg.model_copy(update={"targetRegion": cfg.sourceRegion})  # compare the source with itself
-    result = validate_table(backend, same_region, tables[0], tables[0])
+    result = validate_table.fn(backend, same_region, tables[0], tables[0])
     assert result["mismatches"].empty
     assert (result["missing"], result["extra"], result["different"]) == (0, 0, 0)
 
@@ -170,8 +170,8 @@ def test_validation_reads_are_consistent_paced_and_counted(
     for c in clients:
         c.meta.events.register("provide-client-params.dynamodb.Scan", record)
     try:
-        four = validate_table(backend, cfg, *tables, segments=4)
-        one = validate_table(backend, cfg, *tables, segments=1)
+        four = validate_table.fn(backend, cfg, *tables, segments=4)
+        one = validate_table.fn(backend, cfg, *tables, segments=1)
     finally:
         for c in clients:
             c.meta.events.unregister("provide-client-params.dynamodb.Scan", record)

@@ -76,7 +76,7 @@ def test_full_finds_exactly_the_seeded_differences(
     head = backend.client("s3", cfg.targetRegion).head_object(Bucket=target, Key="data/000.txt")
     assert head["ServerSideEncryption"] == "aws:kms"  # the target really is KMS-encrypted
 
-    result = validate_bucket(backend, cfg, source, target, level="full")
+    result = validate_bucket.fn(backend, cfg, source, target, level="full")
     mism = result.pop("mismatches")
     found = {(k, kind): d for k, kind, d in zip(mism["key"], mism["kind"], mism["detail"], strict=True)}
     assert set(found) == {
@@ -102,7 +102,7 @@ def test_full_finds_exactly_the_seeded_differences(
 def test_keys_level_sees_sizes_but_reads_no_content(
     backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]
 ) -> None:
-    result = validate_bucket(backend, cfg, *buckets, level="keys")
+    result = validate_bucket.fn(backend, cfg, *buckets, level="keys")
     mism = result.pop("mismatches")
     assert set(zip(mism["key"], mism["kind"], strict=True)) == {
         ("only-in-source.txt", "missing_in_target"),
@@ -114,7 +114,7 @@ def test_keys_level_sees_sizes_but_reads_no_content(
 
 def test_identical_buckets_are_clean(backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]) -> None:
     source, _ = buckets
-    result = validate_bucket(backend, cfg, source, source, level="full")
+    result = validate_bucket.fn(backend, cfg, source, source, level="full")
     # Same bytes everywhere; only the encryption differs (the source is not under the migration key).
     assert set(result["mismatches"]["kind"]) == {"encryption"}
     assert (result["missing"], result["extra"], result["different"]) == (0, 0, 0)
@@ -159,7 +159,7 @@ def test_full_lists_every_object_not_under_the_migration_key(
         SSEKMSKeyId=other,
         ServerSideEncryption="aws:kms",
     )
-    result = validate_bucket(backend, cfg, source, target, level="full")
+    result = validate_bucket.fn(backend, cfg, source, target, level="full")
     mism = result.pop("mismatches")
     rows = mism[mism["kind"] == "encryption"]
     assert rows["key"].tolist() == ["data/003.txt", "data/004.txt"]
