@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend
+from tasks.aws import Backend, arn
 from tasks.names import resource_names
-from tasks.provision.sns import topic_arn as sns_topic_arn
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def flow_failure(batch: str, flow_name: str, flow_run_name: str, state_name: str
 
 def topic_arn(cfg: MigrationConfig, account_id: str) -> str:
     """The migration's alert topic ARN (target region, the partition's ARN format)."""
-    return sns_topic_arn(cfg.targetRegion, account_id, resource_names(cfg).topic)
+    return arn("sns", cfg.targetRegion, account_id, resource_names(cfg).topic)
 
 
 @dataclass(frozen=True)
