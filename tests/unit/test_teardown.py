@@ -568,10 +568,10 @@ def test_bucket_whose_first_key_ends_in_a_delete_marker_still_holds_data(
     s3c.delete_object(Bucket=bucket, Key="a")  # newest entry of the first key: a delete marker
     assert not s3c.list_object_versions(Bucket=bucket, MaxKeys=1).get("Versions")  # the trap, as S3 answers it
 
-    assert td._bucket_has_data(s3c, bucket)
+    assert s3.bucket_has_data(s3c, bucket)
     found = td._find_buckets(backend, cfg, resource_names(cfg))
     assert [b["hasData"] for b in found if b["name"] == bucket] == [True]
-    result = td._delete_bucket(backend, {"name": bucket, "region": TARGET}, delete_data=False)
+    result = s3.delete_bucket(backend, TARGET, bucket, delete_data=False)
     assert result["status"] == td.KEPT_DATA
     assert len(s3c.list_object_versions(Bucket=bucket)["Versions"]) == 2
 
@@ -579,8 +579,8 @@ def test_bucket_whose_first_key_ends_in_a_delete_marker_still_holds_data(
     for v in s3c.list_object_versions(Bucket=bucket)["Versions"]:
         s3c.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
     s3c.delete_object(Bucket=bucket, Key="b")
-    assert not td._bucket_has_data(s3c, bucket)
-    assert td._delete_bucket(backend, {"name": bucket, "region": TARGET}, delete_data=False)["status"] == td.REMOVED
+    assert not s3.bucket_has_data(s3c, bucket)
+    assert s3.delete_bucket(backend, TARGET, bucket, delete_data=False)["status"] == td.REMOVED
 
 
 def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
@@ -597,7 +597,7 @@ def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
         def scan(self, **kwargs: Any) -> dict[str, Any]:
             return {"Count": 0, "LastEvaluatedKey": {"pk": {"S": "x"}}}
 
-    assert td._table_has_data(Pages(), "t")
+    assert dynamodb.table_has_data(Pages(), "t")
 
 
 # ---------------------------------------------------------------- the source-region alert topic and key (item 12)
