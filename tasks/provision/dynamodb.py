@@ -342,8 +342,11 @@ def describe_table(backend: Backend, region: str, name: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- find / delete (teardown, preflight)
 
 
-def find_table(backend: Backend, cfg: MigrationConfig, name: str, source: str = "") -> dict[str, Any] | None:
-    """A target-region table with one of our names, whether its tags say it is ours, and (if ours) its data."""
+def find_table(
+    backend: Backend, cfg: MigrationConfig, name: str, source: str = "", *, with_data: bool = True
+) -> dict[str, Any] | None:
+    """A target-region table with one of our names, whether its tags say it is ours, and (if ours and
+    `with_data`) whether it holds items."""
     region = cfg.targetRegion
     ddb = backend.client("dynamodb", region)
     desc = _describe(ddb, name)
@@ -357,7 +360,7 @@ def find_table(backend: Backend, cfg: MigrationConfig, name: str, source: str = 
     }
     if source:
         entry["source"] = source
-    if entry["owned"]:
+    if entry["owned"] and with_data:
         entry["itemCount"] = int(desc.get("ItemCount", 0))  # approximate on AWS (refreshed ~6 h)
         entry["hasData"] = table_has_data(ddb, name)
     return entry
