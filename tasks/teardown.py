@@ -251,92 +251,48 @@ def _owned_or_skip(
     return _act(phase, resource, entry, action, destroys, **extra)
 
 
+def _rule_action(r: Mapping[str, Any]) -> dict[str, Any]:
+    """Our replication rule: removed alone when other rules share the configuration, else the whole of it."""
+    if r["otherRules"]:
+        action, why = "remove-replication-rule", f"other rules kept: {', '.join(r['otherRules'])}"
+    else:
+        action, why = "delete-replication-configuration", "ours is the only rule"
+    return _act("source", "s3-replication-rule", r, action, ruleId=r["ruleId"], reason=why)
+
+
+def _versioning_action(v: Mapping[str, Any]) -> dict[str, Any]:
+    """Suspend source versioning only when we enabled it and no other replication rule needs it."""
+    if v["enabledByUs"] and not v["otherRules"]:
+        why = (
+            f"{v['evidence']}; S3 versioning cannot be disabled once enabled, only suspended "
+            "(existing object versions are kept)"
+        )
+        return _act("source", "source-versioning", v, "suspend-versioning", reason=why)
+    if v["enabledByUs"]:
+        why = f"{v['evidence']}, but replication rules {', '.join(v['otherRules'])} need it"
+    else:
+        why = f"{v['evidence']}; suspend it by hand if this migration enabled it"
+    return _act("source", "source-versioning", v, "keep", reason=why)
+
+
+def _stream_action(s: Mapping[str, Any]) -> dict[str, Any]:
+    """Disable a source stream only when it is the very stream this migration enabled."""
+    if s["enabledByUs"]:
+        action, why = "disable-stream", f"enabled by this migration at {s.get('enabledAt') or 'unknown time'}"
+    else:
+        action, why = "keep", f"the stream was replaced since this migration enabled {s['recordedArn']}"
+    return _act("source", "source-stream", s, action, streamArn=s["streamArn"], reason=why)
+
+
 def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Ordered actions: undo source changes first (so nothing replicates into buckets being emptied), then
     the target resources, then the checkpoint table (its records drive the source undo) and the key last.
     Each is {phase, resource, name, region, action, destroysData, ...}; action 'skip' = never touched."""
-    plan: list[dict[str, Any]] = []
-    for r in found.get("replicationRules", []):
-        if r["otherRules"]:
-            plan.append(
-                _act(
-                    "source",
-                    "s3-replication-rule",
-                    r,
-                    "remove-replication-rule",
-                    ruleId=r["ruleId"],
-                    reason=f"other rules kept: {', '.join(r['otherRules'])}",
-                )
-            )
-        else:
-            plan.append(
-                _act(
-                    "source",
-                    "s3-replication-rule",
-                    r,
-                    "delete-replication-configuration",
-                    ruleId=r["ruleId"],
-                    reason="ours is the only rule",
-                )
-            )
-    for v in found.get("sourceVersioning", []):
-        if v["enabledByUs"] and not v["otherRules"]:
-            plan.append(
-                _act(
-                    "source",
-                    "source-versioning",
-                    v,
-                    "suspend-versioning",
-                    reason=(
-                        f"{v['evidence']}; S3 versioning cannot be disabled once enabled, only suspended "
-                        "(existing object versions are kept)"
-                    ),
-                )
-            )
-        elif v["enabledByUs"]:
-            plan.append(
-                _act(
-                    "source",
-                    "source-versioning",
-                    v,
-                    "keep",
-                    reason=(f"{v['evidence']}, but replication rules {', '.join(v['otherRules'])} need it"),
-                )
-            )
-        else:
-            plan.append(
-                _act(
-                    "source",
-                    "source-versioning",
-                    v,
-                    "keep",
-                    reason=(f"{v['evidence']}; suspend it by hand if this migration enabled it"),
-                )
-            )
-    for s in found.get("sourceStreams", []):
-        if s["enabledByUs"]:
-            plan.append(
-                _act(
-                    "source",
-                    "source-stream",
-                    s,
-                    "disable-stream",
-                    streamArn=s["streamArn"],
-                    reason=f"enabled by this migration at {s.get('enabledAt') or 'unknown time'}",
-                )
-            )
-        else:
-            plan.append(
-                _act(
-                    "source",
-                    "source-stream",
-                    s,
-                    "keep",
-                    streamArn=s["streamArn"],
-                    reason=f"the stream was replaced since this migration enabled {s['recordedArn']}",
-                )
-            )
-
+    plan: list[dict[str, Any]] = [
+        *(_rule_action(r) for r in found.get("replicationRules", [])),
+        *(_versioning_action(v) for v in found.get("sourceVersioning", [])),
+        *(_stream_action(s) for s in found.get("sourceStreams", [])),
+    ]
     for a in found.get("alarms", []):
         plan.append(_owned_or_skip("target", "cloudwatch-alarm", a, "delete"))
     for field, resource in (
