@@ -316,6 +316,67 @@ def test_plan_order_and_data_flags(cfg: MigrationConfig) -> None:
     assert not _by(td.teardown_plan(cfg, pending), "kms-key")
 
 
+def _everything(owned: bool = True) -> dict[str, Any]:
+    """A discovery result holding one of every kind teardown knows (pure: no AWS)."""
+
+    def res(name: str, region: str = TARGET, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "region": region, "arn": f"arn:{name}", "owned": owned, **extra}
+
+    key = {"keyId": "k", "state": "Enabled", "aliasExists": True}
+    return {
+        "replicationRules": [{"name": RAW, "region": SOURCE, "ruleId": "r", "otherRules": ["theirs"]}],
+        "sourceVersioning": [
+            {"name": RAW, "region": SOURCE, "status": "Enabled", "enabledByUs": True, "evidence": "e", "otherRules": []}
+        ],
+        "sourceStreams": [
+            {"name": EVENTS, "region": SOURCE, "streamArn": "s", "recordedArn": "s", "enabledByUs": True}
+        ],
+        "alarms": [res("alarm")],
+        "dashboard": res("dash"),
+        "lambda": res("fn"),
+        "logGroup": res("/aws/lambda/fn"),
+        "roles": [res("role", "global")],
+        "topic": res("topic"),
+        "targetBuckets": [res("b", hasData=False, objectVersions=0, deleteMarkers=0, countCapped=False)],
+        "targetTables": [res("t", hasData=False, itemCount=0)],
+        "checkpointTable": res("c"),
+        "kmsKey": res("alias/k", **key),
+        "sourceTopic": res("src-topic", SOURCE),
+        "sourceKmsKey": res("alias/src", SOURCE, **key),
+    }
+
+
+def test_every_planned_change_has_exactly_one_delete_in_the_table(cfg: MigrationConfig) -> None:
+    plan = td.teardown_plan(cfg, _everything())
+    kinds = {a["resource"] for a in td.changes(plan)}
+    assert kinds == set(td.DELETES)  # every kind a plan can change has a delete, and the table has no stale kind
+    assert {a["action"] for a in td.changes(plan)} <= td.CHANGE_ACTIONS
+    assert _by(plan, "s3-replication-rule")[RAW]["action"] == "remove-replication-rule"  # another rule is kept
+    foreign = td.teardown_plan(cfg, _everything(owned=False))
+    assert {a["resource"] for a in td.changes(foreign)} == {
+        "s3-replication-rule",
+        "source-versioning",
+        "source-stream",
+    }  # nothing of the target side is touched when no tag says it is ours
+
+
+def test_guard_decides_from_the_plan_and_results_alone() -> None:
+    def act(resource: str, action: str = "delete", phase: str = "final") -> dict[str, Any]:
+        return {"phase": phase, "resource": resource, "name": resource, "region": TARGET, "action": action}
+
+    assert td.guard(act("s3-bucket", "skip"), []) == {"status": td.SKIPPED}
+    assert td.guard(act("source-versioning", "keep") | {"reason": "why"}, []) == {"status": "kept (why)"}
+    failed_source = act("source-stream", "disable-stream", "source") | {"status": td.FAILED}
+    kept = td.guard(act("checkpoint-table"), [failed_source])
+    assert kept is not None and kept["status"].startswith("kept (source changes not undone yet: source-stream")
+    assert td.guard(act("checkpoint-table"), [failed_source | {"status": td.REMOVED}]) is None
+    kept_bucket = act("s3-bucket", "empty-and-delete", "target") | {"status": td.KEPT_DATA}
+    assert td.guard(act("kms-key", "schedule-key-deletion"), [kept_bucket]) == {"status": td.KEPT_KEY}
+    assert td.guard(act("kms-alias", "delete-alias"), [kept_bucket]) == {"status": td.KEPT_KEY}
+    assert td.guard(act("source-kms-key", "schedule-key-deletion"), [kept_bucket]) is None  # alerts only
+    assert td.guard(act("kms-key", "schedule-key-deletion"), [kept_bucket | {"status": td.REMOVED}]) is None
+
+
 # ---------------------------------------------------------------- against moto
 
 
