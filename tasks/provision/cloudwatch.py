@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
@@ -498,6 +499,4 @@ def find_dashboard(backend: Backend, cfg: MigrationConfig, name: str) -> dict[st
 
 def delete_dashboard(backend: Backend, region: str, name: str) -> dict[str, Any]:
     cw = backend.client("cloudwatch", region)
-    return delete_measured(
-        lambda: cw.delete_dashboards(DashboardNames=[name]), lambda: _get_dashboard(cw, name) is not None
-    )
+    return delete_measured(partial(cw.delete_dashboards, DashboardNames=[name]), partial(_get_dashboard, cw, name))

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from config.model import MigrationConfig
 from tasks.aws import error_code, is_not_found
+from tasks.errors import CollisionError
 
 REMOVED = "removed"
 ALREADY_GONE = "already gone"
@@ -24,15 +26,24 @@ def lookup(call: Callable[..., Any], **kwargs: Any) -> Any:
         raise
 
 
-def delete_measured(call: Callable[[], Any], still_there: Callable[[], bool]) -> dict[str, Any]:
-    """Delete, then look again: 'removed' only when the lookup no longer finds it."""
-    if not still_there():
+def delete_measured(call: Callable[[], Any], find: Callable[[], Any]) -> dict[str, Any]:
+    """Delete, then look again: 'removed' only when `find` (None or empty: not there) no longer finds it."""
+    if not find():
         return {"status": ALREADY_GONE, "measured": "not found before deletion"}
     try:
         call()
     except Exception as err:
         if not is_not_found(err) and error_code(err) != "ResourceNotFound":
             raise
-    if still_there():
+    if find():
         return {"status": FAILED, "error": "still present after deletion"}
     return {"status": REMOVED, "measured": "not found after deletion"}
+
+
+def claim(cfg: MigrationConfig, tags: dict[str, str], what: str, fix: str) -> None:
+    """Refuse to converge a resource that has our name but not our tags (someone else's: never adopted)."""
+    if not cfg.owns(tags):
+        raise CollisionError(
+            f"{what} and is not tagged as part of migration batch {cfg.migrationBatch!r} ({cfg.environmentSuffix}); "
+            f"{fix}"
+        )

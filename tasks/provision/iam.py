@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
-from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
-from tasks.provision.common import delete_measured, lookup
+from tasks.provision.common import claim, delete_measured, lookup
 
 POLICY_NAME = "region-migration"
 # The checkpoint-table partition the validator writes its results to (tasks/provision/lambda_.RESULT_PK).
@@ -323,11 +323,7 @@ def ensure_role(
         created = True
     if not created:
         tags = role_tags(iam, name)
-        if not cfg.owns(tags):
-            raise CollisionError(
-                f"IAM role {name!r} already exists and is not tagged as part of migration batch "
-                f"{cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete or rename it, or change timestamp"
-            )
+        claim(cfg, tags, f"IAM role {name!r} already exists", "delete or rename it, or change timestamp")
         if any(tags.get(k) != v for k, v in cfg.tags().items()):
             iam.tag_role(RoleName=name, Tags=tag_list(cfg.tags()))
             repaired.append("tags")
@@ -458,4 +454,4 @@ def delete_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, 
                 iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
         iam.delete_role(RoleName=name)
 
-    return delete_measured(remove, lambda: lookup(iam.get_role, RoleName=name) is not None)
+    return delete_measured(remove, partial(lookup, iam.get_role, RoleName=name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
@@ -332,9 +333,7 @@ def _key_entry(
 
 def delete_alias(backend: Backend, region: str, alias: str) -> dict[str, Any]:
     kms = backend.client("kms", region)
-    return delete_measured(
-        lambda: kms.delete_alias(AliasName=alias), lambda: lookup(kms.describe_key, KeyId=alias) is not None
-    )
+    return delete_measured(partial(kms.delete_alias, AliasName=alias), partial(lookup, kms.describe_key, KeyId=alias))
 
 
 def schedule_key_deletion(backend: Backend, region: str, key_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tasks.aws import Backend, error_code, is_not_found
 from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
-from tasks.provision.common import delete_measured, lookup
+from tasks.provision.common import claim, delete_measured, lookup
 from tasks.provision.iam import RESULT_PARTITION
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validator"
@@ -184,11 +185,7 @@ def ensure_log_group(backend: Backend, cfg: MigrationConfig, name: str, kms_key_
         group = describe_log_group(logs, name) or {}
     else:
         tags = log_group_tags(logs, group)
-        if not cfg.owns(tags):
-            raise CollisionError(
-                f"log group {name!r} already exists in {cfg.targetRegion} and is not tagged as part of "
-                f"migration batch {cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete it or change timestamp"
-            )
+        claim(cfg, tags, f"log group {name!r} already exists in {cfg.targetRegion}", "delete it or change timestamp")
         if any(tags.get(k) != v for k, v in cfg.tags().items()):
             logs.tag_resource(resourceArn=group_arn(group), tags=cfg.tags())
             repaired.append("tags")
@@ -435,12 +432,10 @@ def find_log_group(backend: Backend, cfg: MigrationConfig, name: str) -> dict[st
 def delete_function(backend: Backend, region: str, name: str) -> dict[str, Any]:
     lam = backend.client("lambda", region)
     return delete_measured(
-        lambda: lam.delete_function(FunctionName=name), lambda: lookup(lam.get_function, FunctionName=name) is not None
+        partial(lam.delete_function, FunctionName=name), partial(lookup, lam.get_function, FunctionName=name)
     )
 
 
 def delete_log_group(backend: Backend, region: str, name: str) -> dict[str, Any]:
     logs = backend.client("logs", region)
-    return delete_measured(
-        lambda: logs.delete_log_group(logGroupName=name), lambda: describe_log_group(logs, name) is not None
-    )
+    return delete_measured(partial(logs.delete_log_group, logGroupName=name), partial(describe_log_group, logs, name))

@@ -4,6 +4,7 @@ region, so they cannot use the target topic)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
@@ -108,4 +109,4 @@ def find_topic(backend: Backend, cfg: MigrationConfig, region: str, name: str, a
 
 def delete_topic(backend: Backend, region: str, arn: str) -> dict[str, Any]:
     sns = backend.client("sns", region)
-    return delete_measured(lambda: sns.delete_topic(TopicArn=arn), lambda: _attributes(sns, arn) is not None)
+    return delete_measured(partial(sns.delete_topic, TopicArn=arn), partial(_attributes, sns, arn))
