@@ -21,7 +21,7 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
-from tasks.provision.common import delete_measured
+from tasks.provision.common import delete_measured, lookup
 
 LAG_NAMESPACE = "RegionMigration"
 LAG_METRIC = "StreamReplicationLagSeconds"
@@ -432,12 +432,8 @@ def ensure_dashboard(backend: Backend, cfg: MigrationConfig, replication_rule_id
 
 
 def _get_dashboard(cw: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(cw.get_dashboard(DashboardName=name))
-    except Exception as err:
-        if error_code(err) in {"ResourceNotFound", "ResourceNotFoundException"}:
-            return None
-        raise
+    resp = lookup(cw.get_dashboard, DashboardName=name)
+    return dict(resp) if resp else None
 
 
 def put_lag_metric(backend: Backend, cfg: MigrationConfig, table: str, lag_seconds: float) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from config.model import MigrationConfig, TableSpec
 from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError, PreflightError
-from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED
+from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED, lookup
 from tasks.provision.dynamodb_request import (  # noqa: F401 (re-exported: the service's one home)
     STREAM_VIEW,
     _projection,
@@ -31,12 +31,8 @@ _WAIT = {"Delay": 2, "MaxAttempts": 450}  # moto answers ACTIVE at once; AWS tak
 
 
 def _describe(ddb: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(ddb.describe_table(TableName=name)["Table"])
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    resp = lookup(ddb.describe_table, TableName=name)
+    return dict(resp["Table"]) if resp else None
 
 
 def wait_active(ddb: Any, name: str) -> dict[str, Any]:

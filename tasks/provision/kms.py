@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, error_code, global_arn, is_not_found, tag_dict
+from tasks.aws import Backend, arn, error_code, global_arn, tag_dict
 from tasks.errors import CollisionError
 from tasks.names import resource_names
 from tasks.provision.cloudwatch import alarm_prefix
@@ -126,12 +126,8 @@ def policies_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def alias_target(kms: Any, alias: str) -> str | None:
     """The key id behind `alias`, or None when the alias does not exist."""
-    try:
-        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    resp = lookup(kms.describe_key, KeyId=alias)
+    return str(resp["KeyMetadata"]["KeyId"]) if resp else None
 
 
 def key_tags(kms: Any, key_id: str) -> dict[str, str]:

@@ -8,10 +8,10 @@ from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, is_not_found, tag_dict, tag_list
+from tasks.aws import Backend, arn, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import resource_names
-from tasks.provision.common import delete_measured
+from tasks.provision.common import delete_measured, lookup
 
 
 def topic_arn(region: str, account_id: str, name: str) -> str:
@@ -20,12 +20,8 @@ def topic_arn(region: str, account_id: str, name: str) -> str:
 
 
 def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
-    try:
-        return dict(sns.get_topic_attributes(TopicArn=arn)["Attributes"])
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    resp = lookup(sns.get_topic_attributes, TopicArn=arn)
+    return dict(resp["Attributes"]) if resp else None
 
 
 def ensure_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
