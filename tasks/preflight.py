@@ -20,8 +20,9 @@ from botocore.exceptions import (
 )
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, bucket_region, error_code, is_not_found, tag_dict
+from tasks.aws import Backend, bucket_region, error_code, is_not_found
 from tasks.names import resource_names
+from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.steps import step
 
 
@@ -71,11 +72,11 @@ def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
 
 
 def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
-    s3 = backend.client("s3", cfg.sourceRegion)
+    src = backend.client("s3", cfg.sourceRegion)
     for i, spec in enumerate(cfg.s3Buckets):
         where = f"s3Buckets[{i}] ({spec.name})"
         try:
-            loc = bucket_region(s3.get_bucket_location(Bucket=spec.name).get("LocationConstraint"))
+            loc = bucket_region(src.get_bucket_location(Bucket=spec.name).get("LocationConstraint"))
         except ClientError as err:
             if is_not_found(err):
                 pf.errors.append(f"{where}: source bucket does not exist; check the name or sourceRegion")
@@ -87,33 +88,23 @@ def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> Non
                 f"{where}: source bucket is in {loc}, not sourceRegion {cfg.sourceRegion}; fix sourceRegion"
             )
             continue
-        versioning = s3.get_bucket_versioning(Bucket=spec.name).get("Status", "Disabled")
+        versioning = src.get_bucket_versioning(Bucket=spec.name).get("Status", "Disabled")
         pf.buckets.append({"name": spec.name, "region": loc, "versioning": versioning})
         _check_target_bucket(backend, cfg, pf, where, cfg.target_name(spec.name))
 
 
 def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, where: str, target: str) -> None:
-    s3 = backend.client("s3", cfg.targetRegion)
-    try:
-        s3.head_bucket(Bucket=target)
-    except ClientError as err:
-        if is_not_found(err):
-            pf.targets.append({"type": "s3 bucket", "name": target, "state": "absent"})
-            return
-        if error_code(err) in ("403", "AccessDenied"):
-            pf.errors.append(
-                f"{where}: target bucket name {target!r} is taken by another account; "
-                "change timestamp or environmentSuffix"
-            )
-            return
-        raise
-    try:
-        tags = tag_dict(s3.get_bucket_tagging(Bucket=target).get("TagSet"))
-    except ClientError as err:
-        if not is_not_found(err):
-            raise
-        tags = {}
-    if cfg.owns(tags):
+    dst = backend.client("s3", cfg.targetRegion)
+    state = s3.head(dst, target)
+    if state == "absent":
+        pf.targets.append({"type": "s3 bucket", "name": target, "state": "absent"})
+        return
+    if state == "forbidden":
+        pf.errors.append(
+            f"{where}: target bucket name {target!r} is taken by another account; change timestamp or environmentSuffix"
+        )
+        return
+    if cfg.owns(s3.bucket_tags(dst, target)):
         pf.targets.append({"type": "s3 bucket", "name": target, "state": "ours"})
     else:
         pf.errors.append(
@@ -123,10 +114,7 @@ def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, 
 
 
 def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
-    from tasks.provision.dynamodb import check_spec_against_source
-
     src = backend.client("dynamodb", cfg.sourceRegion)
-    dst = backend.client("dynamodb", cfg.targetRegion)
     for i, spec in enumerate(cfg.dynamodbTables):
         where = f"dynamodbTables[{i}] ({spec.name})"
         try:
@@ -139,7 +127,7 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             else:
                 pf.errors.append(f"{where}: cannot describe the source table ({error_code(err)}); check permissions")
             continue
-        problem = check_spec_against_source(spec, desc, i)
+        problem = dynamodb.check_spec_against_source(spec, desc, i)
         if problem:
             pf.errors.append(problem)
             continue
@@ -164,15 +152,11 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
                 pf.warnings.append(warning)
         pf.tables.append(entry)
         target = cfg.target_name(spec.name)
-        try:
-            tdesc = dst.describe_table(TableName=target)["Table"]
-        except ClientError as err:
-            if not is_not_found(err):
-                raise
+        found = dynamodb.find_table(backend, cfg, target, with_data=False)
+        if found is None:
             pf.targets.append({"type": "dynamodb table", "name": target, "state": "absent"})
             continue
-        tags = tag_dict(dst.list_tags_of_resource(ResourceArn=tdesc["TableArn"]).get("Tags"))
-        if cfg.owns(tags):
+        if found["owned"]:
             pf.targets.append({"type": "dynamodb table", "name": target, "state": "ours"})
         else:
             pf.errors.append(
@@ -258,48 +242,25 @@ def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) 
     """KMS alias, SNS topic, Lambda function and IAM roles: free, or already ours."""
     names = resource_names(cfg)
     region = cfg.targetRegion
-    kms = backend.client("kms", region)
-    key_id = None
-    for page in kms.get_paginator("list_aliases").paginate():
-        for alias in page.get("Aliases", []):
-            if alias["AliasName"] == names.kms_alias:
-                key_id = alias.get("TargetKeyId")
+    keys = backend.client("kms", region)
+    key_id = kms.alias_target(keys, names.kms_alias)
     if key_id:
-        tags = tag_dict(kms.list_resource_tags(KeyId=key_id).get("Tags"))
-        _own(pf, cfg, "kms alias", names.kms_alias, tags)
+        _own(pf, cfg, "kms alias", names.kms_alias, cfg.owns(kms.key_tags(keys, key_id)))
     else:
         pf.targets.append({"type": "kms key", "name": names.kms_alias, "state": "absent"})
-
-    topic_arn = arn("sns", region, pf.account_id, names.topic)
-    try:
-        tags = tag_dict(backend.client("sns", region).list_tags_for_resource(ResourceArn=topic_arn).get("Tags"))
-        _own(pf, cfg, "sns topic", names.topic, tags)
-    except ClientError as err:
-        if not is_not_found(err):
-            raise
-        pf.targets.append({"type": "sns topic", "name": names.topic, "state": "absent"})
-
-    try:
-        fn = backend.client("lambda", region).get_function(FunctionName=names.lambda_function)
-        _own(pf, cfg, "lambda function", names.lambda_function, fn.get("Tags") or {})
-    except ClientError as err:
-        if not is_not_found(err):
-            raise
-        pf.targets.append({"type": "lambda function", "name": names.lambda_function, "state": "absent"})
-
-    iam = backend.client("iam", region)
-    for role in (names.replication_role, names.lambda_role):
-        try:
-            tags = tag_dict(iam.list_role_tags(RoleName=role).get("Tags"))
-            _own(pf, cfg, "iam role", role, tags)
-        except ClientError as err:
-            if not is_not_found(err):
-                raise
-            pf.targets.append({"type": "iam role", "name": role, "state": "absent"})
+    for kind, name, found in (
+        ("sns topic", names.topic, sns.find_topic(backend, cfg, region, names.topic, pf.account_id)),
+        ("lambda function", names.lambda_function, lambda_.find_function(backend, cfg, names.lambda_function)),
+        *(("iam role", r, iam.find_role(backend, cfg, r)) for r in (names.replication_role, names.lambda_role)),
+    ):
+        if found is None:
+            pf.targets.append({"type": kind, "name": name, "state": "absent"})
+        else:
+            _own(pf, cfg, kind, name, found["owned"])
 
 
-def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, tags: dict[str, str]) -> None:
-    if cfg.owns(tags):
+def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, owned: bool) -> None:
+    if owned:
         pf.targets.append({"type": kind, "name": name, "state": "ours"})
     else:
         pf.errors.append(

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
+from tasks.provision.common import delete_measured, lookup
 
 LAG_NAMESPACE = "RegionMigration"
 LAG_METRIC = "StreamReplicationLagSeconds"
@@ -430,12 +432,8 @@ def ensure_dashboard(backend: Backend, cfg: MigrationConfig, replication_rule_id
 
 
 def _get_dashboard(cw: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(cw.get_dashboard(DashboardName=name))
-    except Exception as err:
-        if error_code(err) in {"ResourceNotFound", "ResourceNotFoundException"}:
-            return None
-        raise
+    resp = lookup(cw.get_dashboard, DashboardName=name)
+    return dict(resp) if resp else None
 
 
 def put_lag_metric(backend: Backend, cfg: MigrationConfig, table: str, lag_seconds: float) -> dict[str, Any]:
@@ -454,3 +452,47 @@ def put_lag_metric(backend: Backend, cfg: MigrationConfig, table: str, lag_secon
         ],
     )
     return {"namespace": LAG_NAMESPACE, "metric": LAG_METRIC, "table": target, "value": max(0.0, float(lag_seconds))}
+
+
+# ---------------------------------------------------------------- find / delete (teardown)
+
+_ALARM_TYPES = ["MetricAlarm", "CompositeAlarm"]
+
+
+def find_alarms(backend: Backend, cfg: MigrationConfig, region: str) -> list[dict[str, Any]]:
+    """Alarms named with our prefix in `region`, and whether each one's tags say it is ours."""
+    cw = backend.client("cloudwatch", region)
+    out = []
+    for page in cw.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=alarm_prefix(cfg), AlarmTypes=_ALARM_TYPES
+    ):
+        for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+            tags = tag_dict(cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags"))
+            out.append(
+                {"name": alarm["AlarmName"], "arn": alarm["AlarmArn"], "region": region, "owned": cfg.owns(tags)}
+            )
+    return out
+
+
+def delete_alarm(backend: Backend, region: str, name: str) -> dict[str, Any]:
+    cw = backend.client("cloudwatch", region)
+
+    def there() -> bool:
+        resp = cw.describe_alarms(AlarmNames=[name], AlarmTypes=_ALARM_TYPES)
+        return bool(resp.get("MetricAlarms") or resp.get("CompositeAlarms"))
+
+    return delete_measured(lambda: cw.delete_alarms(AlarmNames=[name]), there)
+
+
+def find_dashboard(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
+    """Dashboards cannot be tagged: ours carries the tag marker in its first text widget."""
+    got = _get_dashboard(backend.client("cloudwatch", cfg.targetRegion), name)
+    if got is None:
+        return None
+    owned = dashboard_marker(cfg) in str(got.get("DashboardBody") or "")
+    return {"name": name, "arn": got.get("DashboardArn"), "region": cfg.targetRegion, "owned": owned}
+
+
+def delete_dashboard(backend: Backend, region: str, name: str) -> dict[str, Any]:
+    cw = backend.client("cloudwatch", region)
+    return delete_measured(partial(cw.delete_dashboards, DashboardNames=[name]), partial(_get_dashboard, cw, name))

@@ -12,220 +12,31 @@ from typing import Any
 from config.model import MigrationConfig, TableSpec
 from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError, PreflightError
+from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED, lookup
+from tasks.provision.dynamodb_request import (  # noqa: F401 (re-exported: the service's one home)
+    STREAM_VIEW,
+    _projection,
+    _spec_index,
+    billing_mode,
+    check_spec_against_source,
+    target_table_request,
+    ttl_attribute,
+    ttl_plan,
+)
 from tasks.steps import step
 
-STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 _WAIT = {"Delay": 2, "MaxAttempts": 450}  # moto answers ACTIVE at once; AWS takes seconds to minutes
-
-
-# ---------------------------------------------------------------- pure: source description -> request
-
-
-def _key(desc_schema: list[dict[str, str]], kind: str) -> str | None:
-    for k in desc_schema:
-        if k["KeyType"] == kind:
-            return k["AttributeName"]
-    return None
-
-
-def _attr_type(source_desc: dict[str, Any], name: str | None) -> str | None:
-    for a in source_desc.get("AttributeDefinitions", []):
-        if a["AttributeName"] == name:
-            return str(a["AttributeType"])
-    return None
-
-
-def billing_mode(desc: dict[str, Any]) -> str:
-    """PROVISIONED or PAY_PER_REQUEST (tables created before on-demand existed have no summary)."""
-    return str(desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"))
-
-
-def check_spec_against_source(spec: TableSpec, source_desc: dict[str, Any], index: int) -> str | None:
-    """The first config field that contradicts the live source table, as a one-line message, or None."""
-    where = f"dynamodbTables[{index}] ({spec.name})"
-    schema = source_desc.get("KeySchema", [])
-    hash_key, range_key = _key(schema, "HASH"), _key(schema, "RANGE")
-    if spec.hashKey is not None and spec.hashKey != hash_key:
-        return (
-            f"{where}: hashKey {spec.hashKey!r} contradicts the source table's hash key {hash_key!r}; "
-            "remove it or fix it"
-        )
-    if spec.hashKeyType is not None and spec.hashKeyType != _attr_type(source_desc, hash_key):
-        return (
-            f"{where}: hashKeyType {spec.hashKeyType!r} contradicts the source table's hash key type "
-            f"{_attr_type(source_desc, hash_key)!r}; remove it or fix it"
-        )
-    if spec.rangeKey is not None and spec.rangeKey != range_key:
-        if range_key is None:
-            return (
-                f"{where}: rangeKey {spec.rangeKey!r} contradicts the source table, which has no range key; remove it"
-            )
-        return (
-            f"{where}: rangeKey {spec.rangeKey!r} contradicts the source table's range key {range_key!r}; "
-            "remove it or fix it"
-        )
-    if spec.rangeKeyType is not None and spec.rangeKeyType != _attr_type(source_desc, range_key):
-        return (
-            f"{where}: rangeKeyType {spec.rangeKeyType!r} contradicts the source table's range key type "
-            f"{_attr_type(source_desc, range_key)!r}; remove it or fix it"
-        )
-    mode = billing_mode(source_desc)
-    throughput = source_desc.get("ProvisionedThroughput", {})
-    for field, value, units in (
-        ("readCapacity", spec.readCapacity, "ReadCapacityUnits"),
-        ("writeCapacity", spec.writeCapacity, "WriteCapacityUnits"),
-    ):
-        if value is None:
-            continue
-        if mode == "PAY_PER_REQUEST":
-            return (
-                f"{where}: {field} {value} contradicts the source table's billing mode PAY_PER_REQUEST "
-                "(no provisioned capacity); remove it"
-            )
-        source_value = throughput.get(units)
-        if value != source_value:
-            kind = "read" if field == "readCapacity" else "write"
-            return (
-                f"{where}: {field} {value} contradicts the source table's {kind} capacity {source_value}; "
-                "remove it or fix it (scalingFactor scales the target)"
-            )
-    return None
-
-
-def _projection(p: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"ProjectionType": p.get("ProjectionType", "ALL")}
-    if p.get("NonKeyAttributes"):
-        out["NonKeyAttributes"] = list(p["NonKeyAttributes"])
-    return out
-
-
-def _scaled(spec: TableSpec, throughput: dict[str, Any]) -> dict[str, int]:
-    return {
-        "ReadCapacityUnits": spec.scaled(int(throughput.get("ReadCapacityUnits") or 1)),
-        "WriteCapacityUnits": spec.scaled(int(throughput.get("WriteCapacityUnits") or 1)),
-    }
-
-
-def _spec_index(cfg: MigrationConfig, spec: TableSpec) -> int:
-    for i, t in enumerate(cfg.dynamodbTables):
-        if t.name == spec.name:
-            return i
-    return 0
-
-
-def target_table_request(
-    source_desc: dict[str, Any],
-    source_ttl: dict[str, Any],
-    spec: TableSpec,
-    cfg: MigrationConfig,
-    kms_key_arn: str,
-) -> dict[str, Any]:
-    """CreateTable kwargs for the target: the source's keys and indexes, scaled capacity, stream, CMK, tags.
-
-    `source_ttl` is describe_time_to_live's output; TTL itself is enabled after creation (CreateTable
-    has no TTL field), but it is accepted here so callers pass the whole source truth in one place.
-    """
-    problem = check_spec_against_source(spec, source_desc, _spec_index(cfg, spec))
-    if problem:
-        raise PreflightError(problem)
-    mode = billing_mode(source_desc)
-    req: dict[str, Any] = {
-        "TableName": cfg.target_name(spec.name),
-        "KeySchema": [dict(k) for k in source_desc["KeySchema"]],
-        "AttributeDefinitions": [dict(a) for a in source_desc["AttributeDefinitions"]],
-        "BillingMode": mode,
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW},
-        "SSESpecification": {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key_arn},
-        "Tags": tag_list(cfg.tags()),
-    }
-    if mode == "PROVISIONED":
-        req["ProvisionedThroughput"] = _scaled(spec, source_desc.get("ProvisionedThroughput", {}))
-    gsis = []
-    for g in source_desc.get("GlobalSecondaryIndexes", []) or []:
-        gsi: dict[str, Any] = {
-            "IndexName": g["IndexName"],
-            "KeySchema": [dict(k) for k in g["KeySchema"]],
-            "Projection": _projection(g.get("Projection", {})),
-        }
-        if mode == "PROVISIONED":
-            gsi["ProvisionedThroughput"] = _scaled(spec, g.get("ProvisionedThroughput", {}))
-        gsis.append(gsi)
-    if gsis:
-        req["GlobalSecondaryIndexes"] = gsis
-    lsis = [
-        {
-            "IndexName": li["IndexName"],
-            "KeySchema": [dict(k) for k in li["KeySchema"]],
-            "Projection": _projection(li.get("Projection", {})),
-        }
-        for li in source_desc.get("LocalSecondaryIndexes", []) or []
-    ]
-    if lsis:
-        req["LocalSecondaryIndexes"] = lsis
-    table_class = source_desc.get("TableClassSummary", {}).get("TableClass")
-    if table_class:
-        req["TableClass"] = table_class
-    return req
-
-
-def _ttl_on(ttl: dict[str, Any]) -> bool:
-    return ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-
-
-def ttl_attribute(source_ttl: dict[str, Any], configured: str | None = None) -> str | None:
-    """The TTL attribute the target should expire items on, or None for no TTL.
-
-    The source's own setting, mirrored exactly (a target with TTL its source lacks would delete every
-    copied item whose attribute holds a past epoch, days after cutover); only the config's explicit
-    `ttlAttribute` may ask for something else.
-    """
-    if configured:
-        return configured
-    d = source_ttl.get("TimeToLiveDescription", source_ttl)
-    if _ttl_on(d) and d.get("AttributeName"):
-        return str(d["AttributeName"])
-    return None
-
-
-def ttl_plan(current: dict[str, Any], want: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """The one UpdateTimeToLive to make now (or None) and the drift that remains after it (or None).
-
-    AWS allows one UpdateTimeToLive per table per hour ("Any additional UpdateTimeToLive calls for the same
-    table during this one hour duration result in a ValidationException", API reference), so changing the
-    attribute (off, then on) takes two runs: this one turns the old attribute off, a later one turns the
-    new one on.
-    """
-    on, attr = _ttl_on(current), current.get("AttributeName")
-    status = current.get("TimeToLiveStatus", "DISABLED")
-    if want is None:
-        if not on:
-            return None, None
-        return {"Enabled": False, "AttributeName": attr}, None
-    if on and attr == want:
-        return None, None
-    if on:
-        return {"Enabled": False, "AttributeName": attr}, (
-            f"TTL was on {attr!r}, wanted on {want!r}: turned off now; turning it on takes another run at least "
-            "an hour later (UpdateTimeToLive allows one change per table per hour)"
-        )
-    if status == "DISABLING":
-        return None, f"TTL is still DISABLING; it is turned on {want!r} by a run an hour or more after the last change"
-    return {"Enabled": True, "AttributeName": want}, None
 
 
 # ---------------------------------------------------------------- AWS calls
 
 
 def _describe(ddb: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(ddb.describe_table(TableName=name)["Table"])
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    resp = lookup(ddb.describe_table, TableName=name)
+    return dict(resp["Table"]) if resp else None
 
 
-def _wait_active(ddb: Any, name: str) -> dict[str, Any]:
+def wait_active(ddb: Any, name: str) -> dict[str, Any]:
     """Wait until the table and all its GSIs are ACTIVE (UpdateTable refuses to run otherwise)."""
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_WAIT)
     for _ in range(_WAIT["MaxAttempts"]):
@@ -239,7 +50,8 @@ def _wait_active(ddb: Any, name: str) -> dict[str, Any]:
     raise TimeoutError(f"DynamoDB table {name} did not become ACTIVE")
 
 
-def _tags(ddb: Any, arn: str) -> dict[str, str]:
+def table_tags(ddb: Any, arn: str) -> dict[str, str]:
+    """All the table's tags (ListTagsOfResource pages by NextToken and has no paginator)."""
     tags: list[dict[str, str]] = []
     kwargs: dict[str, Any] = {"ResourceArn": arn}
     while True:
@@ -275,7 +87,7 @@ def _enable_stream(ddb: Any, name: str, spec: dict[str, Any]) -> str | None:
                 raise
             if attempt == 2:
                 return f"UpdateTable refused to enable the stream ({error_code(err)}: {err})"
-            _wait_active(ddb, name)
+            wait_active(ddb, name)
             time.sleep(0.2 * attempt)
     return None
 
@@ -303,9 +115,9 @@ def _converge(
     if not stream.get("StreamEnabled") or stream.get("StreamViewType") != STREAM_VIEW:
         if stream.get("StreamEnabled"):  # a stream of another view type must be switched off first
             ddb.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
-            _wait_active(ddb, name)
+            wait_active(ddb, name)
         refused = _enable_stream(ddb, name, req["StreamSpecification"])
-        desc = _wait_active(ddb, name)
+        desc = wait_active(ddb, name)
         if refused:
             unsupported["stream"] = refused
         else:
@@ -323,14 +135,14 @@ def _converge(
             if gsi_updates:
                 kwargs["GlobalSecondaryIndexUpdates"] = gsi_updates
         ddb.update_table(**kwargs)
-        desc = _wait_active(ddb, name)
+        desc = wait_active(ddb, name)
         fixed.append("billingMode")
     elif want_mode == "PROVISIONED":
         have = desc.get("ProvisionedThroughput", {})
         want = req["ProvisionedThroughput"]
         if any(have.get(k) != v for k, v in want.items()):
             ddb.update_table(TableName=name, ProvisionedThroughput=want)
-            desc = _wait_active(ddb, name)
+            desc = wait_active(ddb, name)
             fixed.append("capacity")
         have_gsis = {g["IndexName"]: g for g in desc.get("GlobalSecondaryIndexes", []) or []}
         for g in req.get("GlobalSecondaryIndexes", []):
@@ -347,13 +159,13 @@ def _converge(
                         }
                     ],
                 )
-                desc = _wait_active(ddb, name)
+                desc = wait_active(ddb, name)
                 fixed.append(f"capacity:{g['IndexName']}")
 
     sse = desc.get("SSEDescription") or {}
     if sse.get("SSEType") != "KMS" or sse.get("KMSMasterKeyArn") != req["SSESpecification"]["KMSMasterKeyId"]:
         ddb.update_table(TableName=name, SSESpecification=req["SSESpecification"])
-        desc = _wait_active(ddb, name)
+        desc = wait_active(ddb, name)
         fixed.append("sse")
 
     ttl = ddb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
@@ -416,8 +228,8 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
         except Exception as err:
             if error_code(err) != "ResourceInUseException":  # a parallel run created it first
                 raise
-    desc = _wait_active(ddb, name)
-    tags = _tags(ddb, desc["TableArn"])
+    desc = wait_active(ddb, name)
+    tags = table_tags(ddb, desc["TableArn"])
     if not created and not cfg.owns(tags):
         raise CollisionError(
             f"DynamoDB table {name} already exists in {cfg.targetRegion} but this migration did not "
@@ -521,5 +333,86 @@ def describe_table(backend: Backend, region: str, name: str) -> dict[str, Any]:
             "status": sse.get("Status"),
             "kmsKeyArn": sse.get("KMSMasterKeyArn"),
         },
-        "tags": _tags(ddb, desc["TableArn"]),
+        "tags": table_tags(ddb, desc["TableArn"]),
     }
+
+
+# ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+
+def find_table(
+    backend: Backend, cfg: MigrationConfig, name: str, source: str = "", *, with_data: bool = True
+) -> dict[str, Any] | None:
+    """A target-region table with one of our names, whether its tags say it is ours, and (if ours and
+    `with_data`) whether it holds items."""
+    region = cfg.targetRegion
+    ddb = backend.client("dynamodb", region)
+    desc = _describe(ddb, name)
+    if desc is None:
+        return None
+    entry: dict[str, Any] = {
+        "name": name,
+        "region": region,
+        "arn": desc["TableArn"],
+        "owned": cfg.owns(table_tags(ddb, desc["TableArn"])),
+    }
+    if source:
+        entry["source"] = source
+    if entry["owned"] and with_data:
+        entry["itemCount"] = int(desc.get("ItemCount", 0))  # approximate on AWS (refreshed ~6 h)
+        entry["hasData"] = table_has_data(ddb, name)
+    return entry
+
+
+def table_has_data(ddb: Any, table: str) -> bool:
+    """Whether the table holds any item; a Scan page may come back empty with a LastEvaluatedKey, so follow it."""
+    pages = ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT", PaginationConfig={"PageSize": 1})
+    return any(int(page.get("Count", 0)) > 0 for page in pages)
+
+
+def delete_table(backend: Backend, region: str, name: str, *, keep_data: bool) -> dict[str, Any]:
+    """Delete the table (kept when `keep_data` and it holds items), measured by describe_table afterwards."""
+    ddb = backend.client("dynamodb", region)
+    if _describe(ddb, name) is None:
+        return {"status": ALREADY_GONE, "measured": "not found before deletion"}
+    if keep_data and table_has_data(ddb, name):
+        return {"status": "kept (pass --delete-target-data)", "measured": "table holds items"}
+    try:
+        ddb.delete_table(TableName=name)
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+    ddb.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+    if _describe(ddb, name) is not None:
+        return {"status": FAILED, "error": "still present after deletion"}
+    return {"status": REMOVED, "measured": "describe_table: not found after deletion"}
+
+
+def enabled_stream(backend: Backend, region: str, table: str) -> str | None:
+    """The table's current stream ARN when its stream is enabled (None: no table or no stream)."""
+    desc = _describe(backend.client("dynamodb", region), table)
+    if not desc or not (desc.get("StreamSpecification") or {}).get("StreamEnabled"):
+        return None
+    return str(desc.get("LatestStreamArn") or "")
+
+
+def stream_created(backend: Backend, region: str, stream_arn: str) -> Any:
+    """When the stream was requested (a datetime), or None when the backend does not say."""
+    streams = backend.client("dynamodbstreams", region)
+    return streams.describe_stream(StreamArn=stream_arn, Limit=1)["StreamDescription"].get("CreationRequestDateTime")
+
+
+def disable_stream(backend: Backend, region: str, table: str, stream_arn: str) -> dict[str, Any]:
+    """Only the very stream we enabled (a stream re-created since by someone else is theirs)."""
+    ddb = backend.client("dynamodb", region)
+    current = _describe(ddb, table)
+    if not current or not (current.get("StreamSpecification") or {}).get("StreamEnabled"):
+        return {"status": ALREADY_GONE, "measured": "stream not enabled"}
+    if current.get("LatestStreamArn") != stream_arn:
+        return {"status": f"kept (the stream changed since the plan: {current.get('LatestStreamArn')})"}
+    wait_active(ddb, table)
+    ddb.update_table(TableName=table, StreamSpecification={"StreamEnabled": False})
+    after = wait_active(ddb, table)
+    if (after.get("StreamSpecification") or {}).get("StreamEnabled"):
+        return {"status": FAILED, "error": "stream still enabled after disabling"}
+    return {"status": "disabled", "measured": "describe_table: StreamEnabled false"}

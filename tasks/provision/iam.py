@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
-from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
+from tasks.provision.common import claim, delete_measured, lookup
 from tasks.steps import step
 
 POLICY_NAME = "region-migration"
@@ -322,12 +323,8 @@ def ensure_role(
         )["Role"]
         created = True
     if not created:
-        tags = tag_dict(iam.list_role_tags(RoleName=name).get("Tags"))
-        if not cfg.owns(tags):
-            raise CollisionError(
-                f"IAM role {name!r} already exists and is not tagged as part of migration batch "
-                f"{cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete or rename it, or change timestamp"
-            )
+        tags = role_tags(iam, name)
+        claim(cfg, tags, f"IAM role {name!r} already exists", "delete or rename it, or change timestamp")
         if any(tags.get(k) != v for k, v in cfg.tags().items()):
             iam.tag_role(RoleName=name, Tags=tag_list(cfg.tags()))
             repaired.append("tags")
@@ -426,3 +423,38 @@ def ensure_lambda_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str,
         policy,
         f"Validation Lambda of region-migration {cfg.migrationBatch} ({cfg.environmentSuffix})",
     )
+
+
+def role_tags(iam: Any, name: str) -> dict[str, str]:
+    return tag_dict(iam.list_role_tags(RoleName=name).get("Tags"))
+
+
+# ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+
+def find_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
+    """The role with our name, and whether its tags say it is ours (None: no such role)."""
+    iam = backend.client("iam", cfg.targetRegion)
+    resp = lookup(iam.get_role, RoleName=name)
+    if resp is None:
+        return None
+    return {"name": name, "arn": resp["Role"]["Arn"], "region": "global", "owned": cfg.owns(role_tags(iam, name))}
+
+
+def delete_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any]:
+    """Inline policies, attached policies and instance profiles go first: IAM refuses to delete a role with any."""
+    iam = backend.client("iam", cfg.targetRegion)
+
+    def remove() -> None:
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+            for policy in page.get("PolicyNames", []):
+                iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
+            for policy in page.get("AttachedPolicies", []):
+                iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for page in iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name):
+            for profile in page.get("InstanceProfiles", []):
+                iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+        iam.delete_role(RoleName=name)
+
+    return delete_measured(remove, partial(lookup, iam.get_role, RoleName=name))

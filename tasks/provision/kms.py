@@ -8,13 +8,16 @@ One key per migration, found again through its alias, so re-runs converge instea
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, error_code, global_arn, is_not_found, tag_dict
+from tasks.aws import Backend, arn, error_code, global_arn, tag_dict
 from tasks.errors import CollisionError
 from tasks.names import resource_names
 from tasks.provision.cloudwatch import alarm_prefix
+from tasks.provision.common import ALREADY_GONE, FAILED, delete_measured, lookup
 from tasks.steps import step
 
 ROOT_SID = "AccountRootAdmin"
@@ -122,44 +125,48 @@ def policies_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(_canon(a.get("Statement", [])) == _canon(b.get("Statement", [])))
 
 
-def _alias_target(kms: Any, alias: str) -> str | None:
-    try:
-        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+def alias_target(kms: Any, alias: str) -> str | None:
+    """The key id behind `alias`, or None when the alias does not exist."""
+    resp = lookup(kms.describe_key, KeyId=alias)
+    return str(resp["KeyMetadata"]["KeyId"]) if resp else None
 
 
-def _tags(kms: Any, key_id: str) -> dict[str, str]:
+def key_tags(kms: Any, key_id: str) -> dict[str, str]:
     tags: list[dict[str, str]] = []
     for page in kms.get_paginator("list_resource_tags").paginate(KeyId=key_id):
         tags.extend(page.get("Tags", []))
     return tag_dict(tags)
 
 
-def _find_orphan(kms: Any, cfg: MigrationConfig, name: str) -> str | None:
-    """An Enabled customer key tagged as this migration's key but with no alias (crash after create_key)."""
-    found: list[tuple[Any, str]] = []
+def _tagged_keys(kms: Any, cfg: MigrationConfig, name: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """(metadata, tags) of every customer key tagged as this migration's key `name`, whatever its state or alias.
+
+    Keys this caller may not read (AccessDenied) or that vanished while listing (NotFound) are someone else's.
+    """
+    found: list[tuple[dict[str, Any], dict[str, str]]] = []
     for page in kms.get_paginator("list_keys").paginate():
         for entry in page.get("Keys", []):
-            key_id = entry["KeyId"]
             try:
-                meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-            except Exception as err:
-                if error_code(err) in {"AccessDeniedException", "NotFoundException"}:
+                meta = kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"]
+                if meta.get("KeyManager") != "CUSTOMER":
                     continue
-                raise
-            if meta.get("KeyManager") != "CUSTOMER" or meta.get("KeyState") != "Enabled":
-                continue
-            try:
-                tags = _tags(kms, key_id)
+                tags = key_tags(kms, entry["KeyId"])
             except Exception as err:
                 if error_code(err) in {"AccessDeniedException", "NotFoundException"}:
                     continue
                 raise
             if cfg.owns(tags) and tags.get(NAME_TAG) == name:
-                found.append((meta.get("CreationDate"), key_id))
+                found.append((dict(meta), tags))
+    return found
+
+
+def _find_orphan(kms: Any, cfg: MigrationConfig, name: str) -> str | None:
+    """An Enabled customer key tagged as this migration's key but with no alias (crash after create_key)."""
+    found = [
+        (meta.get("CreationDate"), str(meta["KeyId"]))
+        for meta, _ in _tagged_keys(kms, cfg, name)
+        if meta.get("KeyState") == "Enabled"
+    ]
     if not found:
         return None
     found.sort(key=lambda t: str(t[0]))
@@ -196,9 +203,9 @@ def _ensure(
     created = False
     repaired: list[str] = []
 
-    key_id = _alias_target(kms, alias)
+    key_id = alias_target(kms, alias)
     if key_id is not None:
-        tags = _tags(kms, key_id)
+        tags = key_tags(kms, key_id)
         if not cfg.owns(tags):
             raise CollisionError(
                 f"KMS alias {alias} in {region} points to key {key_id}, which this migration did not create "
@@ -230,7 +237,7 @@ def _ensure(
         kms.enable_key(KeyId=key_id)
         repaired.append("enabled")
 
-    tags = _tags(kms, key_id)
+    tags = key_tags(kms, key_id)
     missing = {k: v for k, v in want_tags.items() if tags.get(k) != v}
     if missing:
         kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(missing.items())])
@@ -272,5 +279,75 @@ def describe_key(backend: Backend, region: str, alias: str) -> dict[str, Any]:
         "keySpec": meta.get("KeySpec"),
         "policyStatements": [s.get("Sid") for s in statements],
         "serviceGrants": service_grants(policy),
-        "tags": _tags(kms, key_id),
+        "tags": key_tags(kms, key_id),
+    }
+
+
+# ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+PENDING_WINDOW_DAYS = 7  # the minimum AWS allows for ScheduleKeyDeletion
+
+
+def iso(value: Any) -> str | None:
+    """A DeletionDate (or any timestamp) as ISO-8601 UTC seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="seconds")
+    return str(value)
+
+
+def find_key(backend: Backend, cfg: MigrationConfig, region: str, alias: str) -> dict[str, Any] | None:
+    """The key behind our alias; without the alias (a previous teardown, or a crash before create_alias)
+    the customer key tagged with our Name, whatever its state."""
+    kms = backend.client("kms", region)
+    resp = lookup(kms.describe_key, KeyId=alias)
+    if resp is not None:
+        meta = resp["KeyMetadata"]
+        return _key_entry(meta, key_tags(kms, meta["KeyId"]), cfg, region, alias, alias_exists=True)
+    name = alias.removeprefix("alias/")
+    candidates = [
+        _key_entry(meta, tags, cfg, region, alias, alias_exists=False) for meta, tags in _tagged_keys(kms, cfg, name)
+    ]
+    # One entry: a key still usable first (it needs deleting), else the pending one (for its date).
+    candidates.sort(key=lambda e: e["state"] == "PendingDeletion")
+    return candidates[0] if candidates else None
+
+
+def _key_entry(
+    meta: dict[str, Any], tags: dict[str, str], cfg: MigrationConfig, region: str, alias: str, *, alias_exists: bool
+) -> dict[str, Any]:
+    return {
+        "name": alias,
+        "keyId": meta["KeyId"],
+        "arn": meta["Arn"],
+        "region": region,
+        "state": meta.get("KeyState"),
+        "deletionDate": iso(meta.get("DeletionDate")),
+        "aliasExists": alias_exists,
+        "owned": cfg.owns(tags),
+    }
+
+
+def delete_alias(backend: Backend, region: str, alias: str) -> dict[str, Any]:
+    kms = backend.client("kms", region)
+    return delete_measured(partial(kms.delete_alias, AliasName=alias), partial(lookup, kms.describe_key, KeyId=alias))
+
+
+def schedule_key_deletion(backend: Backend, region: str, key_id: str) -> dict[str, Any]:
+    """KMS keys cannot be deleted at once: schedule the shortest window and report the date, read back."""
+    kms = backend.client("kms", region)
+    meta = lookup(kms.describe_key, KeyId=key_id)
+    if meta is None:
+        return {"status": ALREADY_GONE, "measured": "not found"}
+    if meta["KeyMetadata"].get("KeyState") != "PendingDeletion":
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=PENDING_WINDOW_DAYS)
+    after = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    if after.get("KeyState") != "PendingDeletion":
+        return {"status": FAILED, "error": f"key state is {after.get('KeyState')} after scheduling deletion"}
+    date = iso(after.get("DeletionDate"))
+    return {
+        "status": f"scheduled for deletion on {date}",
+        "deletionDate": date,
+        "measured": "describe_key: PendingDeletion",
     }

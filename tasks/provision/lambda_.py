@@ -13,6 +13,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tasks.aws import Backend, error_code, is_not_found
 from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
+from tasks.provision.common import claim, delete_measured, lookup
 from tasks.provision.iam import RESULT_PARTITION
 from tasks.steps import step
 
@@ -177,20 +179,16 @@ def ensure_log_group(backend: Backend, cfg: MigrationConfig, name: str, kms_key_
     logs = backend.client("logs", cfg.targetRegion)
     created = False
     repaired: list[str] = []
-    group = _describe_log_group(logs, name)
+    group = describe_log_group(logs, name)
     if group is None:
         logs.create_log_group(logGroupName=name, kmsKeyId=kms_key_arn, tags=cfg.tags())
         created = True
-        group = _describe_log_group(logs, name) or {}
+        group = describe_log_group(logs, name) or {}
     else:
-        tags = logs.list_tags_for_resource(resourceArn=_group_arn(group)).get("tags", {})
-        if not cfg.owns(tags):
-            raise CollisionError(
-                f"log group {name!r} already exists in {cfg.targetRegion} and is not tagged as part of "
-                f"migration batch {cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete it or change timestamp"
-            )
+        tags = log_group_tags(logs, group)
+        claim(cfg, tags, f"log group {name!r} already exists in {cfg.targetRegion}", "delete it or change timestamp")
         if any(tags.get(k) != v for k, v in cfg.tags().items()):
-            logs.tag_resource(resourceArn=_group_arn(group), tags=cfg.tags())
+            logs.tag_resource(resourceArn=group_arn(group), tags=cfg.tags())
             repaired.append("tags")
         if group.get("kmsKeyId") != kms_key_arn:
             logs.associate_kms_key(logGroupName=name, kmsKeyId=kms_key_arn)
@@ -199,10 +197,10 @@ def ensure_log_group(backend: Backend, cfg: MigrationConfig, name: str, kms_key_
         logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
         if not created:
             repaired.append("retentionDays")
-    group = _describe_log_group(logs, name) or {}
+    group = describe_log_group(logs, name) or {}
     return {
         "name": group.get("logGroupName"),
-        "arn": _group_arn(group) if group else None,
+        "arn": group_arn(group) if group else None,
         "retentionDays": group.get("retentionInDays"),
         "kmsKeyId": group.get("kmsKeyId"),
         "created": created,
@@ -210,7 +208,7 @@ def ensure_log_group(backend: Backend, cfg: MigrationConfig, name: str, kms_key_
     }
 
 
-def _describe_log_group(logs: Any, name: str) -> dict[str, Any] | None:
+def describe_log_group(logs: Any, name: str) -> dict[str, Any] | None:
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):
         for group in page.get("logGroups", []):
             if group.get("logGroupName") == name:
@@ -218,7 +216,7 @@ def _describe_log_group(logs: Any, name: str) -> dict[str, Any] | None:
     return None
 
 
-def _group_arn(group: dict[str, Any]) -> str:
+def group_arn(group: dict[str, Any]) -> str:
     arn = str(group.get("logGroupArn") or group.get("arn") or "")
     return arn.removesuffix(":*")
 
@@ -357,7 +355,7 @@ def read_validator(backend: Backend, cfg: MigrationConfig, expected_sha: str | N
     conf = fn["Configuration"]
     dlq = (conf.get("DeadLetterConfig") or {}).get("TargetArn")
     reserved = lam.get_function_concurrency(FunctionName=names.lambda_function).get("ReservedConcurrentExecutions")
-    group = _describe_log_group(backend.client("logs", cfg.targetRegion), names.log_group) or {}
+    group = describe_log_group(backend.client("logs", cfg.targetRegion), names.log_group) or {}
     async_config = _event_invoke_config(lam, names.lambda_function)
     async_ok = async_config is not None and all(async_config.get(k) == v for k, v in EVENT_INVOKE_CONFIG.items())
     unsupported = [] if dlq else ["DeadLetterConfig read-back"]
@@ -382,7 +380,7 @@ def read_validator(backend: Backend, cfg: MigrationConfig, expected_sha: str | N
         "tags": dict(fn.get("Tags") or {}),
         "logGroup": {
             "name": group.get("logGroupName"),
-            "arn": _group_arn(group) if group else None,
+            "arn": group_arn(group) if group else None,
             "retentionDays": group.get("retentionInDays"),
             "kmsKeyId": group.get("kmsKeyId"),
         },
@@ -394,3 +392,52 @@ def read_validator(backend: Backend, cfg: MigrationConfig, expected_sha: str | N
         "notSupportedByBackend": unsupported,
     }
     return out
+
+
+def log_group_tags(logs: Any, group: dict[str, Any]) -> dict[str, str]:
+    return dict(logs.list_tags_for_resource(resourceArn=group_arn(group)).get("tags", {}))
+
+
+def function_tags(lam: Any, fn: dict[str, Any]) -> dict[str, str]:
+    """A GetFunction response's tags; ListTags when the backend leaves them out of it."""
+    tags = dict(fn.get("Tags") or {})
+    return tags or dict(lam.list_tags(Resource=fn["Configuration"]["FunctionArn"]).get("Tags") or {})
+
+
+# ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+
+def find_function(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
+    """The function with our name, and whether its tags say it is ours (None: no such function)."""
+    lam = backend.client("lambda", cfg.targetRegion)
+    fn = lookup(lam.get_function, FunctionName=name)
+    if fn is None:
+        return None
+    arn = fn["Configuration"]["FunctionArn"]
+    return {"name": name, "arn": arn, "region": cfg.targetRegion, "owned": cfg.owns(function_tags(lam, fn))}
+
+
+def find_log_group(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
+    """The log group with our name, and whether its tags say it is ours (None: no such group)."""
+    logs = backend.client("logs", cfg.targetRegion)
+    group = describe_log_group(logs, name)
+    if group is None:
+        return None
+    return {
+        "name": name,
+        "arn": group_arn(group),
+        "region": cfg.targetRegion,
+        "owned": cfg.owns(log_group_tags(logs, group)),
+    }
+
+
+def delete_function(backend: Backend, region: str, name: str) -> dict[str, Any]:
+    lam = backend.client("lambda", region)
+    return delete_measured(
+        partial(lam.delete_function, FunctionName=name), partial(lookup, lam.get_function, FunctionName=name)
+    )
+
+
+def delete_log_group(backend: Backend, region: str, name: str) -> dict[str, Any]:
+    logs = backend.client("logs", region)
+    return delete_measured(partial(logs.delete_log_group, logGroupName=name), partial(describe_log_group, logs, name))

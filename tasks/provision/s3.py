@@ -12,7 +12,8 @@ from typing import Any
 from config.model import BucketSpec, MigrationConfig
 from tasks.aws import Backend, bucket_arn, error_code, is_not_found, tag_dict, tag_list
 from tasks.aws import bucket_region as normalize_region
-from tasks.errors import CollisionError
+from tasks.errors import CollisionError, UserError
+from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED, lookup
 from tasks.steps import step
 
 TLS_SID = "DenyInsecureTransport"
@@ -157,8 +158,7 @@ def describe_bucket(backend: Backend, region: str, bucket: str) -> dict[str, Any
     if isinstance(pol_resp, dict) and pol_resp.get("Policy"):
         policy = json.loads(pol_resp["Policy"])
 
-    tag_resp = _read(s3.get_bucket_tagging, Bucket=bucket)
-    tags = tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
+    tags = bucket_tags(s3, bucket)
 
     return {
         "name": bucket,
@@ -174,27 +174,38 @@ def describe_bucket(backend: Backend, region: str, bucket: str) -> dict[str, Any
     }
 
 
-def _exists(s3: Any, bucket: str) -> bool:
-    """True when the bucket exists in our account; a bucket owned by another account is a collision."""
+def head(s3: Any, bucket: str) -> str:
+    """'absent', 'present' (this account can read it) or 'forbidden' (the name is another account's)."""
     try:
         s3.head_bucket(Bucket=bucket)
-        return True
+        return "present"
     except Exception as err:
-        code = error_code(err)
-        if code in {"403", "AccessDenied", "Forbidden"}:
-            raise CollisionError(
-                f"S3 bucket {bucket} already exists and belongs to another AWS account; "
-                "change timestamp or environmentSuffix so the target name is free"
-            ) from None
+        if error_code(err) in {"403", "AccessDenied", "Forbidden"}:
+            return "forbidden"
         if is_not_found(err):
-            return False
+            return "absent"
         raise
 
 
-def _check_owner(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> None:
+def bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
+    """The bucket's tags ({} when it has none or the backend cannot tag buckets)."""
     tag_resp = _read(s3.get_bucket_tagging, Bucket=bucket)
-    tags = tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
-    if not cfg.owns(tags):
+    return tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
+
+
+def _exists(s3: Any, bucket: str) -> bool:
+    """True when the bucket exists in our account; a bucket owned by another account is a collision."""
+    state = head(s3, bucket)
+    if state == "forbidden":
+        raise CollisionError(
+            f"S3 bucket {bucket} already exists and belongs to another AWS account; "
+            "change timestamp or environmentSuffix so the target name is free"
+        )
+    return state == "present"
+
+
+def _check_owner(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> None:
+    if not cfg.owns(bucket_tags(s3, bucket)):
         raise CollisionError(
             f"S3 bucket {bucket} already exists but this migration did not create it (tags lack "
             "ManagedBy/MigrationBatch/Environment); delete it or change timestamp/environmentSuffix"
@@ -279,8 +290,7 @@ def _converge(
     """
     fixed: list[str] = []
 
-    tag_resp = _read(s3.get_bucket_tagging, Bucket=bucket)
-    tags = tag_dict(tag_resp.get("TagSet")) if isinstance(tag_resp, dict) else {}
+    tags = bucket_tags(s3, bucket)
     if any(tags.get(k) != v for k, v in cfg.tags().items()):
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
         fixed.append("tags")
@@ -353,3 +363,156 @@ def _converge(
         else:
             fixed.append("tlsOnlyPolicy")
     return fixed
+
+
+# ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+COUNT_CAP = 10_000  # object versions counted per bucket for a teardown plan; "10000+" beyond
+
+
+def find_bucket(backend: Backend, cfg: MigrationConfig, source: str, bucket: str) -> dict[str, Any] | None:
+    """A target bucket with one of our names, whether its tags say it is ours, and (if ours) what it holds."""
+    s3 = backend.client("s3", cfg.targetRegion)
+    state = head(s3, bucket)
+    if state == "absent":
+        return None
+    entry: dict[str, Any] = {"name": bucket, "source": source, "region": cfg.targetRegion}
+    if state == "forbidden":
+        return entry | {"owned": False, "reason": "the name is taken by a bucket this account cannot read"}
+    entry["owned"] = cfg.owns(bucket_tags(s3, bucket))
+    if entry["owned"]:
+        versions, markers, capped = count_versions(s3, bucket)
+        has_data = versions > 0 or (capped and bucket_has_data(s3, bucket))
+        entry.update(objectVersions=versions, deleteMarkers=markers, countCapped=capped, hasData=has_data)
+    return entry
+
+
+def count_versions(s3: Any, bucket: str, cap: int = COUNT_CAP) -> tuple[int, int, bool]:
+    """(object versions, delete markers, capped) - capped counts stop at `cap` entries."""
+    versions = markers = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        versions += len(page.get("Versions", []))
+        markers += len(page.get("DeleteMarkers", []))
+        if versions + markers >= cap:
+            return versions, markers, True
+    return versions, markers, False
+
+
+def bucket_has_data(s3: Any, bucket: str) -> bool:
+    """Whether any object version exists, read page by page until one is seen or the listing ends.
+
+    One page is no answer: MaxKeys counts delete markers too, so a bucket whose first keys end in delete markers
+    (common after cutover, from replication or lifecycle) answers a page with no Versions while older versions of
+    those keys, and every later key, still hold data.
+    """
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
+    return any(page.get("Versions") for page in pages)
+
+
+def delete_bucket(backend: Backend, region: str, bucket: str, delete_data: bool) -> dict[str, Any]:
+    """Every object version and delete marker must go before DeleteBucket; data is re-checked right now."""
+    s3 = backend.client("s3", region)
+    if head(s3, bucket) == "absent":
+        return {"status": ALREADY_GONE, "measured": "not found before deletion"}
+    if not delete_data and bucket_has_data(s3, bucket):
+        return {"status": "kept (pass --delete-target-data)", "measured": "bucket holds object versions"}
+    deleted = 0
+    for _ in range(5):  # a few passes: a writer may still be finishing
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for up in page.get("Uploads", []):
+                s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+        batch: list[dict[str, str]] = []
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                batch.append({"Key": v["Key"], "VersionId": v["VersionId"]})
+                if len(batch) == 1000:
+                    deleted += _delete_versions(s3, bucket, batch)
+                    batch = []
+        if batch:
+            deleted += _delete_versions(s3, bucket, batch)
+        try:
+            s3.delete_bucket(Bucket=bucket)
+            break
+        except Exception as err:
+            if error_code(err) != "BucketNotEmpty":
+                raise
+    if head(s3, bucket) != "absent":
+        return {"status": FAILED, "error": "still present after deletion", "versionsDeleted": deleted}
+    return {"status": REMOVED, "measured": "head_bucket: not found after deletion", "versionsDeleted": deleted}
+
+
+def _delete_versions(s3: Any, bucket: str, objects: list[dict[str, str]]) -> int:
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+    errors = resp.get("Errors") or []
+    if errors:
+        first = errors[0]
+        raise UserError(f"s3://{bucket}: {len(errors)} versions not deleted ({first.get('Code')}: {first.get('Key')})")
+    return len(objects)
+
+
+def get_replication(s3: Any, bucket: str) -> dict[str, Any] | None:
+    """The bucket's replication configuration, or None when it has none."""
+    resp = lookup(s3.get_bucket_replication, Bucket=bucket)
+    return dict(resp["ReplicationConfiguration"]) if resp else None
+
+
+def source_changes(backend: Backend, region: str, bucket: str, rule_id: str) -> dict[str, Any] | None:
+    """What a migration may have changed on a source bucket: our rule present?, the other rules, versioning."""
+    s3 = backend.client("s3", region)
+    if head(s3, bucket) == "absent":
+        return None
+    rules = list((get_replication(s3, bucket) or {}).get("Rules", []))
+    return {
+        "hasRule": any(r.get("ID") == rule_id for r in rules),
+        "otherRules": sorted(str(r.get("ID")) for r in rules if r.get("ID") != rule_id),
+        "versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status") or "Disabled",
+    }
+
+
+def remove_replication_rule(backend: Backend, region: str, bucket: str, rule_id: str) -> dict[str, Any]:
+    """Remove only our rule by ID (PutBucketReplication replaces the whole set, so the others are written back
+    unchanged); delete the configuration only when ours was the only rule."""
+    s3 = backend.client("s3", region)
+    config = get_replication(s3, bucket)
+    rules = list((config or {}).get("Rules", []))
+    if not any(r.get("ID") == rule_id for r in rules):
+        return {"status": ALREADY_GONE, "measured": f"rule {rule_id} not found"}
+    others = [r for r in rules if r.get("ID") != rule_id]
+    if others:
+        role = (config or {})["Role"]
+        s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={"Role": role, "Rules": others})
+    else:
+        s3.delete_bucket_replication(Bucket=bucket)
+    after = get_replication(s3, bucket)
+    ids = {r.get("ID") for r in (after or {}).get("Rules", [])}
+    if rule_id in ids:
+        return {"status": FAILED, "error": f"rule {rule_id} still present"}
+    lost = sorted(str(r.get("ID")) for r in others if r.get("ID") not in ids)
+    if lost:
+        return {"status": FAILED, "error": f"other rules missing after the change: {', '.join(lost)}"}
+    kept = sorted(str(i) for i in ids)
+    how = f"other rules kept: {', '.join(kept)}" if kept else "replication configuration deleted"
+    return {"status": REMOVED, "measured": f"rule {rule_id} absent; {how}", "otherRulesKept": kept}
+
+
+def suspend_versioning(backend: Backend, region: str, bucket: str) -> dict[str, Any]:
+    """Suspend versioning (S3 cannot switch it off once on), unless a replication rule still needs it."""
+    s3 = backend.client("s3", region)
+    status = s3.get_bucket_versioning(Bucket=bucket).get("Status") or "Disabled"
+    if status != "Enabled":
+        return {"status": ALREADY_GONE, "measured": f"versioning is {status}"}
+    remaining = (get_replication(s3, bucket) or {}).get("Rules", [])
+    if remaining:
+        return {
+            "status": "kept (replication rules on the bucket need versioning: "
+            f"{', '.join(str(r.get('ID')) for r in remaining)})"
+        }
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    now = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    if now != "Suspended":
+        return {"status": FAILED, "error": f"versioning is {now} after suspending"}
+    return {
+        "status": "suspended",
+        "measured": "get_bucket_versioning: Suspended",
+        "note": "S3 versioning cannot be disabled once enabled; it is suspended and existing versions are kept",
+    }

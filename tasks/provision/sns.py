@@ -4,12 +4,14 @@ region, so they cannot use the target topic)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, is_not_found, tag_dict, tag_list
+from tasks.aws import Backend, arn, tag_dict, tag_list
 from tasks.errors import CollisionError
 from tasks.names import resource_names
+from tasks.provision.common import delete_measured, lookup
 from tasks.steps import step
 
 
@@ -19,12 +21,8 @@ def topic_arn(region: str, account_id: str, name: str) -> str:
 
 
 def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
-    try:
-        return dict(sns.get_topic_attributes(TopicArn=arn)["Attributes"])
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    resp = lookup(sns.get_topic_attributes, TopicArn=arn)
+    return dict(resp["Attributes"]) if resp else None
 
 
 @step("provision-topic")
@@ -58,8 +56,7 @@ def _ensure(backend: Backend, cfg: MigrationConfig, region: str, name: str, kms_
         ]
         created = True
     else:
-        tags = tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
-        if not cfg.owns(tags):
+        if not cfg.owns(topic_tags(sns, arn)):
             raise CollisionError(
                 f"SNS topic {name} already exists in {region} but this migration did not create it "
                 "(tags lack ManagedBy/MigrationBatch/Environment); delete it or change "
@@ -69,7 +66,7 @@ def _ensure(backend: Backend, cfg: MigrationConfig, region: str, name: str, kms_
             sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=kms_key_arn)
             repaired.append("kmsMasterKeyId")
 
-    tags = tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+    tags = topic_tags(sns, arn)
     missing = {k: v for k, v in cfg.tags().items() if tags.get(k) != v}
     if missing:
         sns.tag_resource(ResourceArn=arn, Tags=tag_list(missing))
@@ -88,5 +85,26 @@ def describe_topic(backend: Backend, region: str, arn: str) -> dict[str, Any]:
         "name": arn.rsplit(":", 1)[-1],
         "region": region,
         "kmsMasterKeyId": attrs.get("KmsMasterKeyId"),
-        "tags": tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags")),
+        "tags": topic_tags(sns, arn),
     }
+
+
+def topic_tags(sns: Any, arn: str) -> dict[str, str]:
+    return tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+
+
+# ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+
+def find_topic(backend: Backend, cfg: MigrationConfig, region: str, name: str, account: str) -> dict[str, Any] | None:
+    """The topic with our name in `region`, and whether its tags say it is ours (None: no such topic)."""
+    sns = backend.client("sns", region)
+    arn = topic_arn(region, account, name)
+    if _attributes(sns, arn) is None:
+        return None
+    return {"name": name, "arn": arn, "region": region, "owned": cfg.owns(topic_tags(sns, arn))}
+
+
+def delete_topic(backend: Backend, region: str, arn: str) -> dict[str, Any]:
+    sns = backend.client("sns", region)
+    return delete_measured(partial(sns.delete_topic, TopicArn=arn), partial(_attributes, sns, arn))

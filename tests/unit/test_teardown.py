@@ -316,6 +316,67 @@ def test_plan_order_and_data_flags(cfg: MigrationConfig) -> None:
     assert not _by(td.teardown_plan(cfg, pending), "kms-key")
 
 
+def _everything(owned: bool = True) -> dict[str, Any]:
+    """A discovery result holding one of every kind teardown knows (pure: no AWS)."""
+
+    def res(name: str, region: str = TARGET, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "region": region, "arn": f"arn:{name}", "owned": owned, **extra}
+
+    key = {"keyId": "k", "state": "Enabled", "aliasExists": True}
+    return {
+        "replicationRules": [{"name": RAW, "region": SOURCE, "ruleId": "r", "otherRules": ["theirs"]}],
+        "sourceVersioning": [
+            {"name": RAW, "region": SOURCE, "status": "Enabled", "enabledByUs": True, "evidence": "e", "otherRules": []}
+        ],
+        "sourceStreams": [
+            {"name": EVENTS, "region": SOURCE, "streamArn": "s", "recordedArn": "s", "enabledByUs": True}
+        ],
+        "alarms": [res("alarm")],
+        "dashboard": res("dash"),
+        "lambda": res("fn"),
+        "logGroup": res("/aws/lambda/fn"),
+        "roles": [res("role", "global")],
+        "topic": res("topic"),
+        "targetBuckets": [res("b", hasData=False, objectVersions=0, deleteMarkers=0, countCapped=False)],
+        "targetTables": [res("t", hasData=False, itemCount=0)],
+        "checkpointTable": res("c"),
+        "kmsKey": res("alias/k", **key),
+        "sourceTopic": res("src-topic", SOURCE),
+        "sourceKmsKey": res("alias/src", SOURCE, **key),
+    }
+
+
+def test_every_planned_change_has_exactly_one_delete_in_the_table(cfg: MigrationConfig) -> None:
+    plan = td.teardown_plan(cfg, _everything())
+    kinds = {a["resource"] for a in td.changes(plan)}
+    assert kinds == set(td.DELETES)  # every kind a plan can change has a delete, and the table has no stale kind
+    assert {a["action"] for a in td.changes(plan)} <= td.CHANGE_ACTIONS
+    assert _by(plan, "s3-replication-rule")[RAW]["action"] == "remove-replication-rule"  # another rule is kept
+    foreign = td.teardown_plan(cfg, _everything(owned=False))
+    assert {a["resource"] for a in td.changes(foreign)} == {
+        "s3-replication-rule",
+        "source-versioning",
+        "source-stream",
+    }  # nothing of the target side is touched when no tag says it is ours
+
+
+def test_guard_decides_from_the_plan_and_results_alone() -> None:
+    def act(resource: str, action: str = "delete", phase: str = "final") -> dict[str, Any]:
+        return {"phase": phase, "resource": resource, "name": resource, "region": TARGET, "action": action}
+
+    assert td.guard(act("s3-bucket", "skip"), []) == {"status": td.SKIPPED}
+    assert td.guard(act("source-versioning", "keep") | {"reason": "why"}, []) == {"status": "kept (why)"}
+    failed_source = act("source-stream", "disable-stream", "source") | {"status": td.FAILED}
+    kept = td.guard(act("checkpoint-table"), [failed_source])
+    assert kept is not None and kept["status"].startswith("kept (source changes not undone yet: source-stream")
+    assert td.guard(act("checkpoint-table"), [failed_source | {"status": td.REMOVED}]) is None
+    kept_bucket = act("s3-bucket", "empty-and-delete", "target") | {"status": td.KEPT_DATA}
+    assert td.guard(act("kms-key", "schedule-key-deletion"), [kept_bucket]) == {"status": td.KEPT_KEY}
+    assert td.guard(act("kms-alias", "delete-alias"), [kept_bucket]) == {"status": td.KEPT_KEY}
+    assert td.guard(act("source-kms-key", "schedule-key-deletion"), [kept_bucket]) is None  # alerts only
+    assert td.guard(act("kms-key", "schedule-key-deletion"), [kept_bucket | {"status": td.REMOVED}]) is None
+
+
 # ---------------------------------------------------------------- against moto
 
 
@@ -568,10 +629,10 @@ def test_bucket_whose_first_key_ends_in_a_delete_marker_still_holds_data(
     s3c.delete_object(Bucket=bucket, Key="a")  # newest entry of the first key: a delete marker
     assert not s3c.list_object_versions(Bucket=bucket, MaxKeys=1).get("Versions")  # the trap, as S3 answers it
 
-    assert td._bucket_has_data(s3c, bucket)
+    assert s3.bucket_has_data(s3c, bucket)
     found = td._find_buckets(backend, cfg, resource_names(cfg))
     assert [b["hasData"] for b in found if b["name"] == bucket] == [True]
-    result = td._delete_bucket(backend, {"name": bucket, "region": TARGET}, delete_data=False)
+    result = s3.delete_bucket(backend, TARGET, bucket, delete_data=False)
     assert result["status"] == td.KEPT_DATA
     assert len(s3c.list_object_versions(Bucket=bucket)["Versions"]) == 2
 
@@ -579,8 +640,8 @@ def test_bucket_whose_first_key_ends_in_a_delete_marker_still_holds_data(
     for v in s3c.list_object_versions(Bucket=bucket)["Versions"]:
         s3c.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
     s3c.delete_object(Bucket=bucket, Key="b")
-    assert not td._bucket_has_data(s3c, bucket)
-    assert td._delete_bucket(backend, {"name": bucket, "region": TARGET}, delete_data=False)["status"] == td.REMOVED
+    assert not s3.bucket_has_data(s3c, bucket)
+    assert s3.delete_bucket(backend, TARGET, bucket, delete_data=False)["status"] == td.REMOVED
 
 
 def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
@@ -597,7 +658,7 @@ def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
         def scan(self, **kwargs: Any) -> dict[str, Any]:
             return {"Count": 0, "LastEvaluatedKey": {"pk": {"S": "x"}}}
 
-    assert td._table_has_data(Pages(), "t")
+    assert dynamodb.table_has_data(Pages(), "t")
 
 
 # ---------------------------------------------------------------- the source-region alert topic and key (item 12)
