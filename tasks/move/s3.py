@@ -22,7 +22,7 @@ from boto3.s3.transfer import TransferConfig
 
 from config.model import MigrationConfig
 from config.settings import SETTINGS
-from tasks.aws import Backend, error_code, is_not_found
+from tasks.aws import Backend, error_code
 from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import UserError
 from tasks.move.checkpoints import CheckpointStore
@@ -49,6 +49,7 @@ from tasks.move.s3_plan import (
     v1_rules,
     versioning_pk,
 )
+from tasks.provision.s3 import get_replication
 from tasks.steps import step
 from tasks.validate.s3 import checksum_verdict, classify_target_only, object_checksums
 
@@ -122,7 +123,7 @@ def ensure_replication(
     changed: list[str] = []
     warnings: list[str] = []
 
-    before_cfg = _get_replication(s3, source_bucket)
+    before_cfg = get_replication(s3, source_bucket)
     rules = list(before_cfg.get("Rules", [])) if before_cfg else []
     foreign = [r for r in rules if r.get("ID") != rule_id]
     old_v1 = v1_rules(foreign)
@@ -171,7 +172,7 @@ def ensure_replication(
             what=f"put the replication rule on s3://{source_bucket}",
             budget_s=VERSIONING_PROPAGATION_S,
         )
-        after_cfg = _get_replication(s3, source_bucket)
+        after_cfg = get_replication(s3, source_bucket)
         ours_after = _find_rule(after_cfg, rule_id)
         drift_after = rule_drift(desired, ours_after)
         # Fields the backend does not keep are measured, not fixed: they differ before and after a put.
@@ -207,15 +208,6 @@ def ensure_replication(
         "sourceChanged": changed,
         "warnings": warnings,
     }
-
-
-def _get_replication(s3: Any, bucket: str) -> dict[str, Any] | None:
-    try:
-        return s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
 
 
 def _find_rule(config: dict[str, Any] | None, rule_id: str) -> dict[str, Any] | None:
