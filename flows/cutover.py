@@ -34,14 +34,14 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
-from flows.parts import begin  # noqa: E402
-from flows.sync import migration_key_arn, sync_once  # noqa: E402
+from flows.parts import begin, sync_once  # noqa: E402
 from tasks import alerts, teardown  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.move.checkpoints import CheckpointStore  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
+from tasks.provision import kms  # noqa: E402
 from tasks.report.build import go_no_go, validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return ready
     cfg, backend = ready
     try:
-        migration_key_arn(backend, cfg)
+        kms.migration_key_arn(backend, cfg)
     except UserError as err:
         return fail(str(err))
     state = cutover(

@@ -28,34 +28,24 @@ from flows.common import (
 
 quiet_prefect_defaults()
 
-from prefect import flow, get_run_logger, unmapped  # noqa: E402
-from prefect.futures import as_completed  # noqa: E402
+from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
-from flows.parts import Progress, begin, catch_up_all, result_of  # noqa: E402
-from flows.validate import mismatch_path_for, run_validation  # noqa: E402
-from tasks import alerts, compound  # noqa: E402
+from flows.parts import begin, mismatch_path_for, move, provision, run_validation  # noqa: E402
+from tasks import alerts  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
-from tasks.move import dynamodb as move_ddb  # noqa: E402
-from tasks.move import s3 as move_s3  # noqa: E402
-from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
-from tasks.names import resource_names  # noqa: E402
-from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns  # noqa: E402
 from tasks.report.build import (  # noqa: E402
     bucket_status,
     configuration_differences,
     next_steps,
     overall,
     source_region_changes,
-    summarize_copies,
-    summarize_segments,
     table_status,
     verdict,
 )
 from tasks.report.publish import default_report_path, publish_artifacts, write_report  # noqa: E402
-from tasks.steps import S3_COPY_WORKERS  # noqa: E402
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
 TASK_WORKERS = SETTINGS.migrate_task_workers
@@ -63,107 +53,6 @@ TASK_WORKERS = SETTINGS.migrate_task_workers
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
-    """KMS first (everything is encrypted with it), then the rest side by side."""
-    key = kms.ensure_key(backend, cfg, account_id)
-    arn = key["arn"]
-    topic_f = sns.ensure_topic.submit(backend, cfg, arn)
-    # Only S3 replication alarms live in the source region: no buckets, no source-region topic or key.
-    source_f = compound.source_alerts.submit(backend, cfg, account_id) if cfg.s3Buckets else None
-    ckpt_table = resource_names(cfg).checkpoint_table
-    ckpt_f = ensure_checkpoint_table.submit(backend, cfg.targetRegion, ckpt_table, cfg.tags(), arn)
-    repl_role_f = iam.ensure_replication_role.submit(backend, cfg, arn)
-    bucket_fs = [s3.ensure_bucket.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
-    table_fs = [dynamodb.ensure_table.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
-    topic = topic_f.result()
-    lambda_role = iam.ensure_lambda_role(backend, cfg, arn, topic["arn"])
-    lam_f = lambda_.ensure_validator.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
-    source = source_f.result() if source_f else {}
-    alarms_f = compound.alarms.submit(backend, cfg, topic["arn"], (source.get("sns") or {}).get("arn"))
-    watch = alarms_f.result()
-    return {
-        "kms": key,
-        "sns": topic,
-        "sourceRegion": source,
-        "checkpoints": ckpt_f.result(),
-        "iam": {"replicationRole": repl_role_f.result(), "validatorRole": lambda_role},
-        "s3Buckets": [f.result() for f in bucket_fs],
-        "dynamodbTables": [f.result() for f in table_fs],
-        "lambda": lam_f.result(),
-        "alarms": watch["alarms"],
-        "dashboard": watch["dashboard"],
-    }
-
-
-def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up."""
-    logger = get_run_logger()
-    names = resource_names(cfg)
-    kms_arn, ckpt = res["kms"]["arn"], names.checkpoint_table
-    role_arn = res["iam"]["replicationRole"]["arn"]
-    b, c = unmapped(backend), unmapped(cfg)
-    out: dict[str, dict[str, Any]] = {}
-
-    # Streams must be on before the scans start, so writes during the backfill are captured.
-    repl = {
-        s: move_s3.ensure_replication.submit(backend, cfg, s, t, role_arn, kms_arn, checkpoint_table=ckpt)
-        for s, t in names.buckets.items()
-    }
-    streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}
-    # (Prefect's typed overload for wait_for is the one that also names return_state)
-    parts = {
-        s: move_s3.plan_partitions.submit(backend, cfg.sourceRegion, s, return_state=False, wait_for=[repl[s]])
-        for s in names.buckets
-    }
-    segs = {
-        s: move_ddb.plan_segments.submit(backend, cfg, s, ckpt, return_state=False, wait_for=[streams[s]])
-        for s in names.tables
-    }
-
-    progress = Progress()
-    running: dict[Any, str] = {}
-    copies: dict[str, list[Any]] = {}
-    fills: dict[str, list[Any]] = {}
-    for s, t in names.buckets.items():
-        out[s] = {"replication": result_of(repl[s])}
-        ranges = result_of(parts[s])
-        if isinstance(ranges, dict):  # listing failed
-            out[s]["error"] = ranges["error"]
-            continue
-        progress.start(s, len(ranges), "S3 backfill")
-        copies[s] = list(
-            move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))
-        )
-        running.update({f: s for f in copies[s]})
-    for s, t in names.tables.items():
-        out[s] = {"stream": result_of(streams[s])}
-        total = result_of(segs[s])
-        if isinstance(total, dict):
-            out[s]["error"] = total["error"]
-            continue
-        progress.start(s, total, "DynamoDB backfill")
-        fills[s] = list(move_ddb.backfill_segment.map(b, c, s, t, list(range(total)), total, ckpt))
-        running.update({f: s for f in fills[s]})
-
-    for fut in as_completed(list(running)):
-        name = running[fut]
-        pct = progress.step(name)
-        logger.info("%s: %s%% of partitions done", name, pct)
-
-    failed: set[str] = set()
-    for s in copies:
-        out[s]["backfill"] = summarize_copies([result_of(f) for f in copies[s]])
-    for s in fills:
-        out[s]["backfill"] = summarize_segments([result_of(f) for f in fills[s]])
-        if out[s]["backfill"]["failedSegments"]:
-            failed.add(s)
-    started = set(copies) | set(fills)
-    skip = frozenset(failed | (set(out) - started))
-    for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
-        out[s].update(caught)
-    return out
 
 
 def assemble(

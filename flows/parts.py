@@ -1,22 +1,34 @@
-"""Pieces of flow composition shared by migrate, sync and cutover (Prefect futures, no AWS logic)."""
+"""The parts every flow composes (Prefect futures and task submission, no AWS logic of their own):
+start, provision, move, catch-up, validate, and one sync pass. Flows import these, never each other."""
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, unmapped
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture, as_completed
 
 from config.model import MigrationConfig
-from flows.common import RunOptions
+from flows.common import RunOptions, jsonable
 from tasks import compound
 from tasks.aws import Backend
+from tasks.move import dynamodb as move_ddb
+from tasks.move import lock
 from tasks.move import s3 as move_s3
+from tasks.move.checkpoints import ensure_checkpoint_table
 from tasks.names import resource_names
 from tasks.preflight import check as preflight_check
-from tasks.report.build import s3_catchup_lines, summarize_copies
+from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
+from tasks.report.build import s3_catchup_lines, summarize_copies, summarize_segments
 from tasks.steps import S3_COPY_WORKERS
+from tasks.validate import dynamodb as validate_ddb
+from tasks.validate import s3 as validate_s3
+from tasks.validate.compare import write_mismatches
+from tasks.validate.invoke import invoke_validator
 
 
 def result_of(fut: PrefectFuture[Any]) -> Any:
@@ -112,3 +124,204 @@ def begin(
         warnings.extend(pf.warnings)
     alerts.configure(backend, cfg, pf.account_id)
     return cfg, backend, pf.account_id
+
+
+def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
+    """KMS first (everything is encrypted with it), then the rest side by side."""
+    key = kms.ensure_key(backend, cfg, account_id)
+    arn = key["arn"]
+    topic_f = sns.ensure_topic.submit(backend, cfg, arn)
+    # Only S3 replication alarms live in the source region: no buckets, no source-region topic or key.
+    source_f = compound.source_alerts.submit(backend, cfg, account_id) if cfg.s3Buckets else None
+    ckpt_table = resource_names(cfg).checkpoint_table
+    ckpt_f = ensure_checkpoint_table.submit(backend, cfg.targetRegion, ckpt_table, cfg.tags(), arn)
+    repl_role_f = iam.ensure_replication_role.submit(backend, cfg, arn)
+    bucket_fs = [s3.ensure_bucket.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
+    table_fs = [dynamodb.ensure_table.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
+    topic = topic_f.result()
+    lambda_role = iam.ensure_lambda_role(backend, cfg, arn, topic["arn"])
+    lam_f = lambda_.ensure_validator.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
+    source = source_f.result() if source_f else {}
+    alarms_f = compound.alarms.submit(backend, cfg, topic["arn"], (source.get("sns") or {}).get("arn"))
+    watch = alarms_f.result()
+    return {
+        "kms": key,
+        "sns": topic,
+        "sourceRegion": source,
+        "checkpoints": ckpt_f.result(),
+        "iam": {"replicationRole": repl_role_f.result(), "validatorRole": lambda_role},
+        "s3Buckets": [f.result() for f in bucket_fs],
+        "dynamodbTables": [f.result() for f in table_fs],
+        "lambda": lam_f.result(),
+        "alarms": watch["alarms"],
+        "dashboard": watch["dashboard"],
+    }
+
+
+def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up."""
+    logger = get_run_logger()
+    names = resource_names(cfg)
+    kms_arn, ckpt = res["kms"]["arn"], names.checkpoint_table
+    role_arn = res["iam"]["replicationRole"]["arn"]
+    b, c = unmapped(backend), unmapped(cfg)
+    out: dict[str, dict[str, Any]] = {}
+
+    # Streams must be on before the scans start, so writes during the backfill are captured.
+    repl = {
+        s: move_s3.ensure_replication.submit(backend, cfg, s, t, role_arn, kms_arn, checkpoint_table=ckpt)
+        for s, t in names.buckets.items()
+    }
+    streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}
+    # (Prefect's typed overload for wait_for is the one that also names return_state)
+    parts = {
+        s: move_s3.plan_partitions.submit(backend, cfg.sourceRegion, s, return_state=False, wait_for=[repl[s]])
+        for s in names.buckets
+    }
+    segs = {
+        s: move_ddb.plan_segments.submit(backend, cfg, s, ckpt, return_state=False, wait_for=[streams[s]])
+        for s in names.tables
+    }
+
+    progress = Progress()
+    running: dict[Any, str] = {}
+    copies: dict[str, list[Any]] = {}
+    fills: dict[str, list[Any]] = {}
+    for s, t in names.buckets.items():
+        out[s] = {"replication": result_of(repl[s])}
+        ranges = result_of(parts[s])
+        if isinstance(ranges, dict):  # listing failed
+            out[s]["error"] = ranges["error"]
+            continue
+        progress.start(s, len(ranges), "S3 backfill")
+        copies[s] = list(
+            move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))
+        )
+        running.update({f: s for f in copies[s]})
+    for s, t in names.tables.items():
+        out[s] = {"stream": result_of(streams[s])}
+        total = result_of(segs[s])
+        if isinstance(total, dict):
+            out[s]["error"] = total["error"]
+            continue
+        progress.start(s, total, "DynamoDB backfill")
+        fills[s] = list(move_ddb.backfill_segment.map(b, c, s, t, list(range(total)), total, ckpt))
+        running.update({f: s for f in fills[s]})
+
+    for fut in as_completed(list(running)):
+        name = running[fut]
+        pct = progress.step(name)
+        logger.info("%s: %s%% of partitions done", name, pct)
+
+    failed: set[str] = set()
+    for s in copies:
+        out[s]["backfill"] = summarize_copies([result_of(f) for f in copies[s]])
+    for s in fills:
+        out[s]["backfill"] = summarize_segments([result_of(f) for f in fills[s]])
+        if out[s]["backfill"]["failedSegments"]:
+            failed.add(s)
+    started = set(copies) | set(fills)
+    skip = frozenset(failed | (set(out) - started))
+    for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
+        out[s].update(caught)
+    return out
+
+
+MISMATCH_ROWS_IN_ARTIFACT = 50
+COUNT_KEYS = ("missing", "extra", "different", "encryption")
+
+
+def run_validation(
+    backend: Backend, cfg: MigrationConfig, level: str, mismatch_path: Path, invoke_lambda: bool = True
+) -> dict[str, Any]:
+    """Validate every pair side by side; write every mismatch to CSV; return JSON-able counts + verdict input."""
+    names = resource_names(cfg)
+    spill = Path(tempfile.mkdtemp(prefix="validate-"))
+    s3_level: validate_s3.Level = "keys" if level == "quick" else "full"
+    bucket_fs = {
+        s: validate_s3.validate_bucket.submit(backend, cfg, s, t, level=s3_level) for s, t in names.buckets.items()
+    }
+    table_fs = {
+        s: validate_ddb.validate_table.submit(backend, cfg, s, t, spill_dir=spill) for s, t in names.tables.items()
+    }
+    frames: dict[str, Any] = {}
+    buckets: list[dict[str, Any]] = []
+    tables: list[dict[str, Any]] = []
+    for rows, futs in ((buckets, bucket_fs), (tables, table_fs)):
+        for source, fut in futs.items():
+            res = result_of(fut)
+            frame = res.pop("mismatches", None)
+            if frame is not None:
+                frames[source] = frame
+            rows.append({"source": source, **res})
+    path = write_mismatches(frames, mismatch_path)
+    lam = result_of(invoke_validator.submit(backend, cfg)) if invoke_lambda else None
+    total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}
+    errors = [f"{r['source']}: {r['error']}" for r in buckets + tables if r.get("error")]
+    passed = not errors and not any(total.values())
+    _publish_mismatches(cfg, frames)
+    return jsonable(
+        {
+            "level": level,
+            "passed": passed,
+            "mismatches": total,
+            "errors": errors,
+            "mismatchFile": str(path),
+            "buckets": buckets,
+            "tables": tables,
+            "lambda": lam,
+        }
+    )
+
+
+def _publish_mismatches(cfg: MigrationConfig, frames: dict[str, Any]) -> None:
+    """The first rows of every mismatch as a table artifact (the CSV has them all)."""
+    rows: list[dict[str, str]] = []
+    for store, frame in sorted(frames.items()):
+        if frame is None or frame.empty:
+            continue
+        for rec in frame.head(MISMATCH_ROWS_IN_ARTIFACT - len(rows)).itertuples(index=False):
+            rows.append({"store": store, "key": str(rec[0]), "kind": str(rec[1]), "detail": str(rec[2])})
+        if len(rows) >= MISMATCH_ROWS_IN_ARTIFACT:
+            break
+    create_table_artifact(
+        key=f"migration-mismatches-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        table=rows or [{"store": "", "key": "", "kind": "none", "detail": "no mismatches"}],
+        description=f"First {MISMATCH_ROWS_IN_ARTIFACT} mismatches (all of them are in the CSV next to the report)",
+    )
+
+
+def mismatch_path_for(report_path: Path) -> Path:
+    return report_path.with_name(report_path.stem + "-mismatches.csv")
+
+
+SYNC_LOCK = "sync"
+
+
+def lag_of(caught: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Measured stream lag per table (seconds); buckets have none."""
+    return {
+        s: float(c["catchUp"].get("lag_seconds", 0) or 0)
+        for s, c in caught.items()
+        if "lag_seconds" in (c.get("catchUp") or {})
+    }
+
+
+def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path) -> dict[str, Any]:
+    """One catch-up pass and a validation, under the migration's sync lock."""
+    names = resource_names(cfg)
+    kms_arn = kms.migration_key_arn(backend, cfg)
+    t0 = time.monotonic()
+    with lock.held(backend, cfg.targetRegion, names.checkpoint_table, SYNC_LOCK):
+        caught = catch_up_all(backend, cfg, kms_arn)
+        validation = run_validation(backend, cfg, level, mismatch_path_for(out_path), invoke_lambda=False)
+    errors = [f"{s}: {c['catchUp']['error']}" for s, c in caught.items() if (c.get("catchUp") or {}).get("error")]
+    return {
+        "caughtUp": caught,
+        "lagSeconds": lag_of(caught),
+        "copied": sum(int(c["catchUp"].get("copied", 0) or 0) for c in caught.values()),
+        "streamRecordsApplied": sum(int(c["catchUp"].get("records", 0) or 0) for c in caught.values()),
+        "errors": errors,
+        "validation": validation,
+        "durationSeconds": round(time.monotonic() - t0, 2),
+    }

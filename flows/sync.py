@@ -8,7 +8,6 @@ deployment's concurrency limit); a run with nothing to do costs a few reads per 
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -32,64 +31,15 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import MigrationConfig  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from flows.common import jsonable  # noqa: E402
-from flows.parts import begin, catch_up_all  # noqa: E402
-from flows.validate import mismatch_path_for, run_validation  # noqa: E402
+from flows.parts import begin, sync_once  # noqa: E402
 from tasks import alerts  # noqa: E402
-from tasks.aws import Backend, is_not_found  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.move import lock  # noqa: E402
-from tasks.names import resource_names  # noqa: E402
+from tasks.provision import kms  # noqa: E402
 from tasks.report.build import lambda_line, validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
-
-SYNC_LOCK = "sync"
-
-
-def migration_key_arn(backend: Backend, cfg: MigrationConfig) -> str:
-    """The migration's CMK, which must exist: sync and cutover only continue what migrate started."""
-    alias = resource_names(cfg).kms_alias
-    try:
-        meta = backend.client("kms", cfg.targetRegion).describe_key(KeyId=alias)["KeyMetadata"]
-    except Exception as err:
-        if is_not_found(err):
-            raise UserError(
-                f"{alias} not found in {cfg.targetRegion}: run the migration (python -m flows.migrate) "
-                "before sync or cutover"
-            ) from None
-        raise
-    return str(meta["Arn"])
-
-
-def lag_of(caught: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Measured stream lag per table (seconds); buckets have none."""
-    return {
-        s: float(c["catchUp"].get("lag_seconds", 0) or 0)
-        for s, c in caught.items()
-        if "lag_seconds" in (c.get("catchUp") or {})
-    }
-
-
-def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path) -> dict[str, Any]:
-    """One catch-up pass and a validation, under the migration's sync lock."""
-    names = resource_names(cfg)
-    kms_arn = migration_key_arn(backend, cfg)
-    t0 = time.monotonic()
-    with lock.held(backend, cfg.targetRegion, names.checkpoint_table, SYNC_LOCK):
-        caught = catch_up_all(backend, cfg, kms_arn)
-        validation = run_validation(backend, cfg, level, mismatch_path_for(out_path), invoke_lambda=False)
-    errors = [f"{s}: {c['catchUp']['error']}" for s, c in caught.items() if (c.get("catchUp") or {}).get("error")]
-    return {
-        "caughtUp": caught,
-        "lagSeconds": lag_of(caught),
-        "copied": sum(int(c["catchUp"].get("copied", 0) or 0) for c in caught.values()),
-        "streamRecordsApplied": sum(int(c["catchUp"].get("records", 0) or 0) for c in caught.values()),
-        "errors": errors,
-        "validation": validation,
-        "durationSeconds": round(time.monotonic() - t0, 2),
-    }
 
 
 @flow(
@@ -175,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(ready, int):
         return ready
     try:
-        migration_key_arn(ready[1], ready[0])
+        kms.migration_key_arn(ready[1], ready[0])
     except UserError as err:
         return fail(str(err))
     result = finish(

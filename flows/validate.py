@@ -7,7 +7,6 @@ backfill and cutover; the migrate flow calls `run_validation` itself before writ
 from __future__ import annotations
 
 import argparse
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,6 @@ from flows.common import (
     add_common_args,
     finish,
     flow_params,
-    jsonable,
     prepare,
     quiet_prefect_defaults,
     with_parameter_docs,
@@ -28,88 +26,14 @@ from flows.common import (
 quiet_prefect_defaults()
 
 from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import MigrationConfig  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
-from flows.parts import begin, result_of  # noqa: E402
+from flows.parts import begin, mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts  # noqa: E402
-from tasks.aws import Backend  # noqa: E402
-from tasks.names import resource_names  # noqa: E402
 from tasks.report.build import validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
-from tasks.validate import dynamodb as validate_ddb  # noqa: E402
-from tasks.validate import s3 as validate_s3  # noqa: E402
-from tasks.validate.compare import write_mismatches  # noqa: E402
-from tasks.validate.invoke import invoke_validator  # noqa: E402
-
-MISMATCH_ROWS_IN_ARTIFACT = 50
-COUNT_KEYS = ("missing", "extra", "different", "encryption")
-
-
-def run_validation(
-    backend: Backend, cfg: MigrationConfig, level: str, mismatch_path: Path, invoke_lambda: bool = True
-) -> dict[str, Any]:
-    """Validate every pair side by side; write every mismatch to CSV; return JSON-able counts + verdict input."""
-    names = resource_names(cfg)
-    spill = Path(tempfile.mkdtemp(prefix="validate-"))
-    s3_level: validate_s3.Level = "keys" if level == "quick" else "full"
-    bucket_fs = {
-        s: validate_s3.validate_bucket.submit(backend, cfg, s, t, level=s3_level) for s, t in names.buckets.items()
-    }
-    table_fs = {
-        s: validate_ddb.validate_table.submit(backend, cfg, s, t, spill_dir=spill) for s, t in names.tables.items()
-    }
-    frames: dict[str, Any] = {}
-    buckets: list[dict[str, Any]] = []
-    tables: list[dict[str, Any]] = []
-    for rows, futs in ((buckets, bucket_fs), (tables, table_fs)):
-        for source, fut in futs.items():
-            res = result_of(fut)
-            frame = res.pop("mismatches", None)
-            if frame is not None:
-                frames[source] = frame
-            rows.append({"source": source, **res})
-    path = write_mismatches(frames, mismatch_path)
-    lam = result_of(invoke_validator.submit(backend, cfg)) if invoke_lambda else None
-    total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}
-    errors = [f"{r['source']}: {r['error']}" for r in buckets + tables if r.get("error")]
-    passed = not errors and not any(total.values())
-    _publish_mismatches(cfg, frames)
-    return jsonable(
-        {
-            "level": level,
-            "passed": passed,
-            "mismatches": total,
-            "errors": errors,
-            "mismatchFile": str(path),
-            "buckets": buckets,
-            "tables": tables,
-            "lambda": lam,
-        }
-    )
-
-
-def _publish_mismatches(cfg: MigrationConfig, frames: dict[str, Any]) -> None:
-    """The first rows of every mismatch as a table artifact (the CSV has them all)."""
-    rows: list[dict[str, str]] = []
-    for store, frame in sorted(frames.items()):
-        if frame is None or frame.empty:
-            continue
-        for rec in frame.head(MISMATCH_ROWS_IN_ARTIFACT - len(rows)).itertuples(index=False):
-            rows.append({"store": store, "key": str(rec[0]), "kind": str(rec[1]), "detail": str(rec[2])})
-        if len(rows) >= MISMATCH_ROWS_IN_ARTIFACT:
-            break
-    create_table_artifact(
-        key=f"migration-mismatches-{cfg.migrationBatch}-{cfg.environmentSuffix}",
-        table=rows or [{"store": "", "key": "", "kind": "none", "detail": "no mismatches"}],
-        description=f"First {MISMATCH_ROWS_IN_ARTIFACT} mismatches (all of them are in the CSV next to the report)",
-    )
-
-
-def mismatch_path_for(report_path: Path) -> Path:
-    return report_path.with_name(report_path.stem + "-mismatches.csv")
 
 
 @flow(

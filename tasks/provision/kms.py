@@ -13,8 +13,8 @@ from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, error_code, global_arn, tag_dict
-from tasks.errors import CollisionError
+from tasks.aws import Backend, arn, error_code, global_arn, is_not_found, tag_dict
+from tasks.errors import CollisionError, UserError
 from tasks.names import resource_names
 from tasks.provision.cloudwatch import alarm_prefix
 from tasks.provision.common import ALREADY_GONE, FAILED, delete_measured, lookup
@@ -284,6 +284,22 @@ def describe_key(backend: Backend, region: str, alias: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- find / delete (teardown, preflight)
+
+
+def migration_key_arn(backend: Backend, cfg: MigrationConfig) -> str:
+    """The migration's CMK, which must exist: sync and cutover only continue what migrate started."""
+    alias = resource_names(cfg).kms_alias
+    try:
+        meta = backend.client("kms", cfg.targetRegion).describe_key(KeyId=alias)["KeyMetadata"]
+    except Exception as err:
+        if is_not_found(err):
+            raise UserError(
+                f"{alias} not found in {cfg.targetRegion}: run the migration (python -m flows.migrate) "
+                "before sync or cutover"
+            ) from None
+        raise
+    return str(meta["Arn"])
+
 
 PENDING_WINDOW_DAYS = 7  # the minimum AWS allows for ScheduleKeyDeletion
 

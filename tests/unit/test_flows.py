@@ -19,7 +19,8 @@ from config.model import EXAMPLE_CONFIG, MigrationConfig, parse_config
 from flows.common import RunOptions
 from flows.cutover import cutover
 from flows.migrate import migrate
-from flows.sync import SYNC_LOCK, sync
+from flows.parts import SYNC_LOCK
+from flows.sync import sync
 from tasks.aws import Backend
 from tasks.move import lock
 from tasks.names import resource_names

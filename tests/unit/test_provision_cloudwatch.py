@@ -189,7 +189,7 @@ def test_provisioning_gives_the_source_region_alarms_their_own_topic(
     nothing; a tables-only migration makes nothing in the source region."""
     from prefect import flow
 
-    from flows.migrate import provision
+    from flows.parts import provision
     from tasks.provision.iam import account_id
     from tasks.report.build import source_region_changes
 
