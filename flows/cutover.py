@@ -42,8 +42,9 @@ from tasks.move.checkpoints import CheckpointStore  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision import kms  # noqa: E402
-from tasks.report.build import go_no_go, validation_markdown  # noqa: E402
+from tasks.report.build import go_no_go  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
+from tasks.report.render import cutover_markdown  # noqa: E402
 
 DEFAULT_MAX_LAG_SECONDS = 60.0
 
@@ -113,23 +114,6 @@ def cutover(
         "\n".join(decision["reasons"]) or f"GO at {at}: validation passed, lag under threshold.",
     )
     return result
-
-
-def cutover_markdown(result: dict[str, Any]) -> str:
-    v = result["verdict"]
-    lines = [
-        f"# Cutover {result['migrationBatch']} ({result['environmentSuffix']}): {v['decision']}",
-        "",
-        f"Decided {result['decidedAt']} on {result['backend']}; stream lag {result['lagSeconds']} "
-        f"(GO needs <= {v['maxLagSeconds']:.0f} s).",
-        "",
-    ]
-    lines += [f"- {r}" for r in v["reasons"]]
-    lines += ["", validation_markdown(result["validation"])]
-    if result["sourceChangesRemoved"]:
-        lines += ["", "## Source changes removed", ""]
-        lines += [f"- {r.get('resource')} {r.get('name')}: {r.get('status')}" for r in result["sourceChangesRemoved"]]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,8 +38,8 @@ from tasks import alerts  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.move import lock  # noqa: E402
 from tasks.provision import kms  # noqa: E402
-from tasks.report.build import lambda_line, validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
+from tasks.report.render import sync_markdown  # noqa: E402
 
 
 @flow(
@@ -94,25 +94,6 @@ def sync(
             "\n".join(result["errors"]) or f"validation mismatches {result['validation']['mismatches']}",
         )
     return result
-
-
-def sync_markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"# Sync {result['migrationBatch']} ({result['environmentSuffix']}): "
-        f"{'in sync' if result.get('ok') else 'PROBLEMS'}",
-        "",
-        f"Finished {result['finishedAt']} on {result['backend']} in {result['durationSeconds']} s: "
-        f"{result['copied']} objects copied, {result['streamRecordsApplied']} stream records applied.",
-        "",
-        "| table | lag (s) |",
-        "|---|---|",
-    ]
-    lines += [f"| {t} | {lag} |" for t, lag in result["lagSeconds"].items()]
-    lines += [f"- error: {e}" for e in result["errors"]]
-    lines += ["", validation_markdown(result["validation"])]
-    if result["validation"].get("lambda"):
-        lines.append(f"Validator Lambda: {lambda_line(result['validation']['lambda'])}")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

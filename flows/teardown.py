@@ -40,6 +40,7 @@ from tasks import teardown as td  # noqa: E402
 from tasks.aws import Backend  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.report.publish import default_report_path  # noqa: E402
+from tasks.report.render import teardown_markdown, teardown_plan_text, teardown_results_text  # noqa: E402
 from tasks.steps import step  # noqa: E402
 
 
@@ -78,19 +79,6 @@ def _probe(backend: Backend, cfg: MigrationConfig) -> None:
         raise UserError(credentials_error(err, backend)) from None
 
 
-def _markdown(cfg: MigrationConfig, results: list[dict[str, Any]]) -> str:
-    rows = [f"| {r['resource']} | `{r['name']}` | {r['region']} | {r['action']} | {r['status']} |" for r in results]
-    return "\n".join(
-        [
-            f"# Teardown of {cfg.migrationBatch} ({cfg.environmentSuffix})",
-            "",
-            "| resource | name | region | action | result |",
-            "|---|---|---|---|---|",
-            *rows,
-        ]
-    )
-
-
 @flow(name="teardown", on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure])
 @with_parameter_docs(
     delete_target_data="Also delete target buckets and tables that hold data (and then the KMS key).",
@@ -110,7 +98,7 @@ def teardown(
     logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
     found = discover_task(backend, cfg, _report_path(cfg, report_path))
     plan = td.teardown_plan(cfg, found)
-    logger.info("plan:\n%s", td.format_plan(plan, found))
+    logger.info("plan:\n%s", teardown_plan_text(plan, found))
     if plan_only:
         return {"plan": plan, "found": jsonable(found), "results": [], "ok": True}
     results: list[dict[str, Any]] = []
@@ -119,12 +107,12 @@ def teardown(
         if actions:
             results += phase_task(backend, cfg, phase, actions, delete_target_data, list(results))
     ok = td.succeeded(results)
-    logger.info("results:\n%s", td.format_results(results))
+    logger.info("results:\n%s", teardown_results_text(results))
     try:
         from prefect.artifacts import create_markdown_artifact
 
         create_markdown_artifact(
-            markdown=_markdown(cfg, results),
+            markdown=teardown_markdown(cfg.migrationBatch, cfg.environmentSuffix, results),
             key=f"teardown-{cfg.migrationBatch}-{cfg.environmentSuffix}".lower(),
             description="what teardown removed, kept and skipped",
         )
@@ -156,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         _probe(backend, cfg)
         if args.plan:
             found = td.discover(backend, cfg, report_path=_report_path(cfg, args.report))
-            print(td.format_plan(td.teardown_plan(cfg, found), found))
+            print(teardown_plan_text(td.teardown_plan(cfg, found), found))
             return EXIT_OK
     except user_errors() as err:
         return fail(str(err))
@@ -169,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if not state.is_completed():
         return fail(f"teardown run {(state.name or 'unknown').lower()}: {state.message}", EXIT_FAILED)
     out = state.result()
-    print(td.format_results(out["results"]))
+    print(teardown_results_text(out["results"]))
     kept = [r for r in out["results"] if str(r["status"]).startswith("kept (pass")]
     if kept:
         print(

@@ -475,33 +475,3 @@ def _data_kept(done: Iterable[Mapping[str, Any]]) -> bool:
 def succeeded(results: Iterable[Mapping[str, Any]]) -> bool:
     """True when no action failed (kept and skipped resources are not failures)."""
     return all(r.get("status") != FAILED for r in results)
-
-
-def format_plan(plan: list[dict[str, Any]], found: Mapping[str, Any] | None = None) -> str:
-    """The plan as lines a person reviews before running teardown."""
-    lines = []
-    for a in plan:
-        where = a["region"]
-        data = " [DESTROYS DATA]" if a["destroysData"] else ""
-        why = f" - {a['reason']}" if a.get("reason") else ""
-        lines.append(f"{a['action']:<33} {a['resource']:<20} {a['name']} ({where}){data}{why}")
-    for key in ((found or {}).get("kmsKey"), (found or {}).get("sourceKmsKey")):
-        if key and key.get("owned") and key.get("state") == "PendingDeletion":
-            lines.append(
-                f"note: KMS key {key['keyId']} ({key['region']}) is already scheduled for deletion on "
-                f"{key['deletionDate']}"
-            )
-    for note in (found or {}).get("notes", []):
-        lines.append(f"note: {note}")
-    if not changes(plan):
-        lines.append("nothing of this migration to remove")
-    return "\n".join(lines)
-
-
-def format_results(results: list[dict[str, Any]]) -> str:
-    """One line per action: what happened, measured."""
-    lines = []
-    for r in results:
-        extra = f": {r['error']}" if r.get("error") else (f" ({r['note']})" if r.get("note") else "")
-        lines.append(f"{r['status']:<40} {r['resource']:<20} {r['name']} ({r['region']}){extra}")
-    return "\n".join(lines) if lines else "nothing of this migration found"

@@ -18,6 +18,7 @@ from tasks.move.s3 import ensure_replication, sync_bucket
 from tasks.move.s3_plan import replication_rule_id
 from tasks.names import resource_names
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
+from tasks.report.render import teardown_plan_text
 from tests.conftest import SOURCE, TARGET
 
 RAW, PROCESSED, SHARED = "analytics-raw-data", "analytics-processed", "shared-logs"
@@ -444,7 +445,7 @@ def test_plan_lists_ours_and_skips_foreign(
     # plan order: every source change before any target deletion, key last
     phases = [a["phase"] for a in plan]
     assert phases == sorted(phases, key=td.PHASES.index) and plan[-1]["resource"] == "kms-key"
-    assert td.format_plan(plan, found).count("[DESTROYS DATA]") == 5  # 2 buckets, 2 tables, the key
+    assert teardown_plan_text(plan, found).count("[DESTROYS DATA]") == 5  # 2 buckets, 2 tables, the key
 
 
 def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
@@ -534,7 +535,7 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     assert td.changes(plan) == []
     third = td.execute(backend, cfg, plan, delete_target_data=True)
     assert td.succeeded(third) and {r["status"] for r in third} == {td.SKIPPED}
-    assert "already scheduled for deletion" in td.format_plan(plan, again)
+    assert "already scheduled for deletion" in teardown_plan_text(plan, again)
 
 
 def test_other_environment_sees_only_foreign(backend: Backend, cfg: MigrationConfig) -> None:
@@ -699,7 +700,7 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
     last_alarm = max(i for i, r in enumerate(order) if r == "cloudwatch-alarm")
     positions = [order.index(r) for r in ("source-sns-topic", "source-kms-alias", "source-kms-key")]
     assert last_alarm < positions[0] < positions[1] < positions[2]
-    text = td.format_plan(plan, found)
+    text = teardown_plan_text(plan, found)
     assert f"{names.source_topic} ({SOURCE})" in text and f"{names.source_kms_alias} ({SOURCE})" in text
 
     results = td.execute(backend, cfg, plan, delete_target_data=False)
@@ -720,7 +721,8 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
     again = td.discover(backend, cfg)
     replan = td.teardown_plan(cfg, again)
     assert [a for a in replan if a["resource"].startswith("source-") and a["phase"] == "final"] == []
-    assert f"{made['sourceKey']['keyId']} ({SOURCE}) is already scheduled for deletion" in td.format_plan(replan, again)
+    text = teardown_plan_text(replan, again)
+    assert f"{made['sourceKey']['keyId']} ({SOURCE}) is already scheduled for deletion" in text
     assert td.succeeded(td.execute(backend, cfg, replan, delete_target_data=False))
 
 
