@@ -31,20 +31,10 @@ quiet_prefect_defaults()
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import MigrationConfig  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, mismatch_path_for, move, provision, run_validation  # noqa: E402
 from tasks import alerts  # noqa: E402
-from tasks.aws import Backend  # noqa: E402
-from tasks.report.build import (  # noqa: E402
-    bucket_status,
-    configuration_differences,
-    next_steps,
-    overall,
-    source_region_changes,
-    table_status,
-    verdict,
-)
+from tasks.report.assemble import assemble  # noqa: E402
 from tasks.report.publish import default_report_path, publish_artifacts, write_report  # noqa: E402
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
@@ -53,60 +43,6 @@ TASK_WORKERS = SETTINGS.migrate_task_workers
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def assemble(
-    cfg: MigrationConfig,
-    backend: Backend,
-    account: str,
-    res: dict[str, Any],
-    moved: dict[str, dict[str, Any]],
-    validation: dict[str, Any],
-    started: str,
-    t0: float,
-) -> dict[str, Any]:
-    """Merge provisioning read-backs, movement stats and validation into the report, with measured statuses."""
-    checked = {r["source"]: r for r in validation.get("buckets", []) + validation.get("tables", [])}
-    buckets = []
-    for entry in res["s3Buckets"]:
-        row = {**entry, **moved.get(entry["source"], {}), "validation": checked.get(entry["source"])}
-        row["status"] = bucket_status(row)
-        buckets.append(row)
-    tables = []
-    for entry in res["dynamodbTables"]:
-        row = {**entry, **moved.get(entry["source"], {}), "validation": checked.get(entry["source"])}
-        row["status"] = table_status(row)
-        tables.append(row)
-    source_changes: list[str] = []
-    for row in buckets:
-        source_changes += (row.get("replication") or {}).get("sourceChanged", []) or []
-    for row in tables:
-        source_changes += (row.get("stream") or {}).get("sourceChanged", []) or []
-    source_changes += source_region_changes(res.get("sourceRegion") or {})
-    report: dict[str, Any] = {
-        "migrationBatch": cfg.migrationBatch,
-        "sourceRegion": cfg.sourceRegion,
-        "targetRegion": cfg.targetRegion,
-        "environmentSuffix": cfg.environmentSuffix,
-        "backend": backend.describe(),
-        "account": account,
-        "startedAt": started,
-        "finishedAt": _now(),
-        "durationSeconds": round(time.monotonic() - t0, 1),
-        "resources": {
-            **{k: v for k, v in res.items() if k not in ("s3Buckets", "dynamodbTables")},
-            "s3Buckets": buckets,
-            "dynamodbTables": tables,
-        },
-        "sourceChanges": source_changes,
-        "validation": validation,
-    }
-    report["configurationDifferences"] = configuration_differences(cfg, report)
-    report["status"] = overall(report)
-    report["verdict"] = verdict(report)
-    report["nextSteps"] = next_steps(report)
-    out: dict[str, Any] = jsonable(report)
-    return out
 
 
 @flow(
@@ -133,7 +69,11 @@ def migrate(
     moved = move(backend, cfg, res)
     path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
-    report = assemble(cfg, backend, account, res, moved, validation, started, t0)
+    report: dict[str, Any] = jsonable(
+        assemble(
+            cfg, backend.describe(), account, res, moved, validation, started, _now(), round(time.monotonic() - t0, 1)
+        )
+    )
     report["preflightWarnings"] = preflight_warnings
     report["reportPath"] = str(write_report(report, path))
     publish_artifacts(report)
