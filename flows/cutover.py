@@ -32,13 +32,11 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from config.model import MigrationConfig  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, sync_once  # noqa: E402
 from tasks import alerts, teardown  # noqa: E402
-from tasks.aws import Backend  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
-from tasks.move.checkpoints import CheckpointStore  # noqa: E402
+from tasks.move.checkpoints import record_cutover  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision import kms  # noqa: E402
@@ -52,13 +50,6 @@ DEFAULT_MAX_LAG_SECONDS = 60.0
 def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
     """Pure: GO only when validation passed, nothing failed and every lag is under the threshold."""
     return go_no_go(synced.get("errors", []), synced["validation"], synced.get("lagSeconds", {}), max_lag_seconds)
-
-
-def remove_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[str, Any]]:
-    """Undo only the source-side changes (teardown's source phase): replication rule, versioning, streams."""
-    found = teardown.discover(backend, cfg)
-    plan = [a for a in teardown.teardown_plan(cfg, found) if a["phase"] == "source"]
-    return teardown.execute(backend, cfg, plan, delete_target_data=False)
 
 
 @flow(
@@ -85,12 +76,10 @@ def cutover(
     synced = sync_once(backend, cfg, "full", path)
     decision = decide(synced, max_lag_seconds)
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    CheckpointStore(backend, cfg.targetRegion, resource_names(cfg).checkpoint_table).put(
-        "cutover", at, {"decision": decision["decision"], "reasons": decision["reasons"]}
-    )
+    record_cutover(backend, cfg.targetRegion, resource_names(cfg).checkpoint_table, at, decision)
     removed: list[dict[str, Any]] = []
     if decision["decision"] == "GO" and remove_source_changes_on_go:
-        removed = remove_source_changes(backend, cfg)
+        removed = teardown.undo_source_changes(backend, cfg)
     result: dict[str, Any] = jsonable(
         {
             "migrationBatch": cfg.migrationBatch,

@@ -41,26 +41,6 @@ from tasks.aws import Backend  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.report.publish import default_report_path  # noqa: E402
 from tasks.report.render import teardown_markdown, teardown_plan_text, teardown_results_text  # noqa: E402
-from tasks.steps import step  # noqa: E402
-
-
-@step("teardown-discover", retries=2)
-def discover_task(backend: Backend, cfg: MigrationConfig, report_path: str | None) -> dict[str, Any]:
-    """Read-only: what of ours exists, what is foreign, and the source changes recorded as ours."""
-    return td.discover(backend, cfg, report_path=report_path)
-
-
-@step("teardown-phase", retries=2, run_name="teardown-{phase}")
-def phase_task(
-    backend: Backend,
-    cfg: MigrationConfig,
-    phase: str,
-    actions: list[dict[str, Any]],
-    delete_target_data: bool,
-    prior: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """One phase's actions; every action is idempotent, so a retried phase re-does nothing already gone."""
-    return td.execute(backend, cfg, actions, delete_target_data, prior=prior)
 
 
 def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
@@ -96,16 +76,15 @@ def teardown(
     logger = get_run_logger()
     cfg, backend, _ = begin(options, preflight=False)
     logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
-    found = discover_task(backend, cfg, _report_path(cfg, report_path))
+    found = td.discover(backend, cfg, report_path=_report_path(cfg, report_path))
     plan = td.teardown_plan(cfg, found)
     logger.info("plan:\n%s", teardown_plan_text(plan, found))
     if plan_only:
         return {"plan": plan, "found": jsonable(found), "results": [], "ok": True}
     results: list[dict[str, Any]] = []
     for phase in td.PHASES:
-        actions = [a for a in plan if a["phase"] == phase]
-        if actions:
-            results += phase_task(backend, cfg, phase, actions, delete_target_data, list(results))
+        if any(a["phase"] == phase for a in plan):
+            results += td.run_phase(backend, cfg, phase, plan, delete_target_data, list(results))
     ok = td.succeeded(results)
     logger.info("results:\n%s", teardown_results_text(results))
     try:
@@ -143,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backend: {backend.describe()}", flush=True)
         _probe(backend, cfg)
         if args.plan:
-            found = td.discover(backend, cfg, report_path=_report_path(cfg, args.report))
+            found = td.discover.fn(backend, cfg, report_path=_report_path(cfg, args.report))
             print(teardown_plan_text(td.teardown_plan(cfg, found), found))
             return EXIT_OK
     except user_errors() as err:

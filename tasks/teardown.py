@@ -34,6 +34,7 @@ from tasks.move.s3_plan import VERSIONING_SK, replication_rule_id, versioning_pk
 from tasks.names import ResourceNames, resource_names
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
 from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED
+from tasks.steps import step
 
 PHASES = ("source", "target", "final")
 KMS_PENDING_WINDOW_DAYS = kms.PENDING_WINDOW_DAYS
@@ -101,6 +102,7 @@ def _regions(cfg: MigrationConfig) -> list[str]:
     return list(dict.fromkeys([cfg.targetRegion, cfg.sourceRegion]))
 
 
+@step("teardown-discover", retries=2)
 def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path | None = None) -> dict[str, Any]:
     """Everything this migration may have created or changed, found by name and checked by tags (read-only).
 
@@ -443,6 +445,27 @@ def _delete(backend: Backend, cfg: MigrationConfig, a: Mapping[str, Any], delete
     if delete is None or a["action"] not in CHANGE_ACTIONS:
         raise ValueError(f"unknown teardown action {a['resource']}/{a['action']}")
     return delete(backend, cfg, a, delete_data)
+
+
+@step("teardown-phase", retries=2, run_name="teardown-{phase}")
+def run_phase(
+    backend: Backend,
+    cfg: MigrationConfig,
+    phase: str,
+    plan: list[dict[str, Any]],
+    delete_target_data: bool,
+    prior: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One phase's actions of the plan; every action is idempotent, so a retried phase re-does nothing already gone."""
+    actions = [a for a in plan if a["phase"] == phase]
+    return execute(backend, cfg, actions, delete_target_data, prior=prior)
+
+
+@step("teardown-source-changes", retries=2)
+def undo_source_changes(backend: Backend, cfg: MigrationConfig) -> list[dict[str, Any]]:
+    """Undo only the source-side changes (teardown's source phase): replication rule, versioning, streams."""
+    found = discover.fn(backend, cfg)
+    return run_phase.fn(backend, cfg, "source", teardown_plan(cfg, found), delete_target_data=False, prior=[])
 
 
 def guard(a: Mapping[str, Any], done: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -192,6 +192,14 @@ class CheckpointStore:
         return len(keys)
 
 
+@step("record-cutover")
+def record_cutover(backend: Backend, region: str, table: str, decided_at: str, decision: dict[str, Any]) -> None:
+    """The GO/NO-GO and its moment, kept in the checkpoint table; a retry rewrites the same item (same keys)."""
+    CheckpointStore(backend, region, table).put(
+        "cutover", decided_at, {"decision": decision["decision"], "reasons": decision["reasons"]}
+    )
+
+
 def _encode(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _SER.serialize(v) for k, v in item.items()}
 

@@ -60,7 +60,7 @@ def migrated(prefect_harness: None, backend: Backend, tmp_path: Path) -> Iterato
     yield {"report": report, "params": params, "cfg": parse_config(CONFIG), "tmp": tmp_path}
 
 
-def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend) -> None:
+def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     report, params, cfg, tmp = migrated["report"], migrated["params"], migrated["cfg"], migrated["tmp"]
     assert report["verdict"] == {"decision": "GO", "reasons": [], "maxLagSeconds": 60.0}
     assert report["validation"]["passed"] is True
@@ -110,7 +110,10 @@ def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend) ->
 
     # Repaired, cutover says GO and, asked to, removes exactly the source-side changes it made.
     dst.put_item(TableName=target_table, Item={"id": {"S": "i7"}, "n": {"N": "7"}})
+    in_task = _watch_cutover_writes(monkeypatch)
     go = cutover(**params, remove_source_changes_on_go=True, report_path=str(tmp / "cutover.json"))
+    # The decision's record and the source-side undo are task runs (retried, alerted), not flow-body calls.
+    assert in_task == {"record": True, "undo": True}
     assert go["verdict"]["decision"] == "GO", go["verdict"]
     assert {(r["resource"], r["status"]) for r in go["sourceChangesRemoved"]} == {
         ("s3-replication-rule", "removed"),
@@ -125,6 +128,30 @@ def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend) ->
         not src.describe_table(TableName="flow-src-table")["Table"].get("StreamSpecification", {}).get("StreamEnabled")
     )
     assert len(src_s3.list_objects_v2(Bucket="flow-src-bucket")["Contents"]) == 26  # source data untouched
+
+
+def _watch_cutover_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """Note whether cutover's checkpoint record and its teardown actions run inside a Prefect task run."""
+    from prefect.context import TaskRunContext
+
+    from tasks import teardown as td
+    from tasks.move.checkpoints import CheckpointStore
+
+    seen: dict[str, bool] = {}
+    put, execute = CheckpointStore.put, td.execute
+
+    def watched_put(self: CheckpointStore, pk: str, sk: str, attrs: dict[str, Any]) -> None:
+        if pk == "cutover":
+            seen["record"] = TaskRunContext.get() is not None
+        put(self, pk, sk, attrs)
+
+    def watched_execute(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        seen["undo"] = TaskRunContext.get() is not None
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(CheckpointStore, "put", watched_put)
+    monkeypatch.setattr(td, "execute", watched_execute)
+    return seen
 
 
 def test_a_task_failing_for_good_sends_exactly_one_alert(

@@ -11,7 +11,7 @@ import pytest
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import alerts, compound, preflight
+from tasks import alerts, compound, preflight, teardown
 from tasks.move import checkpoints
 from tasks.move import dynamodb as move_ddb
 from tasks.move import s3 as move_s3
@@ -46,6 +46,10 @@ STEPS: list[tuple[Task[..., Any], str, int, str | None]] = [
     (validate_s3.validate_bucket, "validate-bucket", 2, "validate-{source_bucket}"),
     (validate_ddb.validate_table, "validate-table", 2, "validate-{source_table}"),
     (invoke.invoke_validator, "invoke-validator", 0, None),
+    (checkpoints.record_cutover, "record-cutover", 3, None),
+    (teardown.discover, "teardown-discover", 2, None),
+    (teardown.run_phase, "teardown-phase", 2, "teardown-{phase}"),
+    (teardown.undo_source_changes, "teardown-source-changes", 2, None),
 ]
 
 

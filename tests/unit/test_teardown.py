@@ -386,7 +386,7 @@ def test_plan_lists_ours_and_skips_foreign(
 ) -> None:
     names = resource_names(cfg)
     foreign = state["foreign"]
-    found = td.discover(backend, cfg)
+    found = td.discover.fn(backend, cfg)
     plan = td.teardown_plan(cfg, found)
     skipped = {a["name"] for a in plan if a["action"] == "skip"}
     assert skipped == {foreign["bucket"], foreign["table"], foreign["alarm"], foreign["otherAlarm"]}
@@ -424,7 +424,7 @@ def test_plan_lists_ours_and_skips_foreign(
     # without the durable record, a report saying versioning was off is evidence; nothing at all is "unknown"
     store = CheckpointStore(backend, TARGET, names.checkpoint_table)
     store.delete(td.versioning_pk(RAW), td.VERSIONING_SK)
-    unknown = _by(td.teardown_plan(cfg, td.discover(backend, cfg)), "source-versioning")[RAW]
+    unknown = _by(td.teardown_plan(cfg, td.discover.fn(backend, cfg)), "source-versioning")[RAW]
     assert unknown["action"] == "keep" and "suspend it by hand" in unknown["reason"]
     report = tmp_path / "report.json"
     report.write_text(
@@ -436,7 +436,7 @@ def test_plan_lists_ours_and_skips_foreign(
             }
         )
     )
-    from_report = _by(td.teardown_plan(cfg, td.discover(backend, cfg, report_path=report)), "source-versioning")
+    from_report = _by(td.teardown_plan(cfg, td.discover.fn(backend, cfg, report_path=report)), "source-versioning")
     assert from_report[RAW]["action"] == "suspend-versioning" and "migration report" in from_report[RAW]["reason"]
     # streams: ours on EVENTS; USERS had its own stream before the migration
     assert state["moved"]["streams"][USERS]["enabledByUs"] is False
@@ -461,7 +461,7 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     )
 
     # 1. without --delete-target-data: data and the key stay, the rest goes, source changes are undone
-    first = td.execute(backend, cfg, td.teardown_plan(cfg, td.discover(backend, cfg)), delete_target_data=False)
+    first = td.execute(backend, cfg, td.teardown_plan(cfg, td.discover.fn(backend, cfg)), delete_target_data=False)
     assert td.succeeded(first), [r for r in first if r["status"] == td.FAILED]
     by_status: dict[str, set[str]] = {}
     for r in first:
@@ -491,7 +491,7 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     assert ddb_src.describe_table(TableName=USERS)["Table"]["StreamSpecification"]["StreamEnabled"] is True
 
     # 2. with --delete-target-data: everything ours goes; the key is scheduled with the 7-day minimum
-    found = td.discover(backend, cfg)
+    found = td.discover.fn(backend, cfg)
     assert found["checkpointTable"] is None and not found["sourceStreams"] and not found["replicationRules"]
     second = td.execute(backend, cfg, td.teardown_plan(cfg, found), delete_target_data=True)
     assert td.succeeded(second)
@@ -529,7 +529,7 @@ def test_execute_keeps_data_then_deletes_it_then_is_a_noop(
     assert s3src.head_bucket(Bucket=PARTNER)
 
     # 3. a second run finds nothing of ours and succeeds without changing anything
-    again = td.discover(backend, cfg)
+    again = td.discover.fn(backend, cfg)
     assert again["kmsKey"]["state"] == "PendingDeletion" and not again["kmsKey"]["aliasExists"]
     plan = td.teardown_plan(cfg, again)
     assert td.changes(plan) == []
@@ -558,7 +558,7 @@ def test_other_environment_sees_only_foreign(backend: Backend, cfg: MigrationCon
     backend.client("s3", TARGET).put_bucket_tagging(
         Bucket=names.buckets[RAW], Tagging={"TagSet": tag_list({**cfg.tags()})}
     )  # tagged as the *dev* migration: still not qa's
-    plan = td.teardown_plan(qa, td.discover(backend, qa))
+    plan = td.teardown_plan(qa, td.discover.fn(backend, qa))
     assert {(a["resource"], a["name"], a["action"]) for a in plan} == {
         ("iam-role", names.lambda_role, "skip"),
         ("s3-bucket", names.buckets[RAW], "skip"),
@@ -684,7 +684,7 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
     s3.ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], made["key"])
     backend.client("s3", TARGET).put_object(Bucket=names.buckets[cfg.s3Buckets[0].name], Key="k", Body=b"v")
 
-    found = td.discover(backend, cfg)
+    found = td.discover.fn(backend, cfg)
     plan = td.teardown_plan(cfg, found)
     topic = _by(plan, "source-sns-topic")[names.source_topic]
     assert (topic["action"], topic["region"], topic["phase"], topic["arn"]) == (
@@ -718,7 +718,7 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
     cw = backend.client("cloudwatch", SOURCE)
     assert cw.describe_alarms(AlarmNamePrefix=cloudwatch.alarm_prefix(cfg))["MetricAlarms"] == []
 
-    again = td.discover(backend, cfg)
+    again = td.discover.fn(backend, cfg)
     replan = td.teardown_plan(cfg, again)
     assert [a for a in replan if a["resource"].startswith("source-") and a["phase"] == "final"] == []
     text = teardown_plan_text(replan, again)
@@ -729,7 +729,7 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
 def test_foreign_source_topic_with_our_name_is_never_touched(backend: Backend, cfg: MigrationConfig) -> None:
     names = resource_names(cfg)
     theirs = backend.client("sns", SOURCE).create_topic(Name=names.source_topic)["TopicArn"]
-    plan = td.teardown_plan(cfg, td.discover(backend, cfg))
+    plan = td.teardown_plan(cfg, td.discover.fn(backend, cfg))
     assert _by(plan, "source-sns-topic")[names.source_topic]["action"] == "skip"
     results = td.execute(backend, cfg, plan, delete_target_data=False)
     assert {r["status"] for r in results if r["resource"] == "source-sns-topic"} == {td.SKIPPED}
