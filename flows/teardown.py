@@ -30,15 +30,13 @@ from flows.common import (
 
 quiet_prefect_defaults()
 
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
 
 from config.model import MigrationConfig  # noqa: E402
 from flows.parts import begin  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks import teardown as td  # noqa: E402
-from tasks.aws import Backend  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+from tasks.preflight import probe_credentials  # noqa: E402
 from tasks.report.publish import default_report_path  # noqa: E402
 from tasks.report.render import teardown_markdown, teardown_plan_text, teardown_results_text  # noqa: E402
 
@@ -47,16 +45,6 @@ def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
     """The migration report (second source of evidence for source versioning), if there is one."""
     path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
     return str(path) if path.exists() else None
-
-
-def _probe(backend: Backend, cfg: MigrationConfig) -> None:
-    """Fail fast, in one line, on missing or rejected credentials or an unreachable endpoint."""
-    from tasks.preflight import credentials_error
-
-    try:
-        backend.client("sts", cfg.targetRegion, max_attempts=2).get_caller_identity()
-    except (BotoCoreError, ClientError) as err:
-        raise UserError(credentials_error(err, backend)) from None
 
 
 @flow(name="teardown", on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure])
@@ -120,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, backend = load(args)
         print(f"backend: {backend.describe()}", flush=True)
-        _probe(backend, cfg)
+        probe_credentials(backend, cfg.targetRegion)
         if args.plan:
             found = td.discover.fn(backend, cfg, report_path=_report_path(cfg, args.report))
             print(teardown_plan_text(td.teardown_plan(cfg, found), found))

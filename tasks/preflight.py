@@ -42,6 +42,16 @@ class Preflight:
         return asdict(self)
 
 
+def probe_credentials(backend: Backend, region: str) -> None:
+    """Fail fast, in one line, on missing or rejected credentials or an unreachable endpoint (teardown's CLI)."""
+    from tasks.errors import UserError
+
+    try:
+        backend.client("sts", region, max_attempts=2).get_caller_identity()
+    except (BotoCoreError, ClientError) as err:
+        raise UserError(credentials_error(err, backend)) from None
+
+
 def credentials_error(err: Exception, backend: Backend) -> str:
     if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
         return "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or pass --profile"
