@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, error_code, global_arn, is_not_found, tag_dict
+from tasks.aws import Backend, arn, error_code, global_arn, tag_dict
 from tasks.errors import CollisionError, UserError
 from tasks.names import resource_names
 from tasks.provision.cloudwatch import alarm_prefix
@@ -286,19 +286,21 @@ def describe_key(backend: Backend, region: str, alias: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- find / delete (teardown, preflight)
 
 
+def find_key_arn(backend: Backend, cfg: MigrationConfig) -> str | None:
+    """The migration CMK's ARN, found by its alias in the target region, or None when the alias does not exist."""
+    resp = lookup(backend.client("kms", cfg.targetRegion).describe_key, KeyId=resource_names(cfg).kms_alias)
+    return str(resp["KeyMetadata"]["Arn"]) if resp else None
+
+
 def migration_key_arn(backend: Backend, cfg: MigrationConfig) -> str:
     """The migration's CMK, which must exist: sync and cutover only continue what migrate started."""
-    alias = resource_names(cfg).kms_alias
-    try:
-        meta = backend.client("kms", cfg.targetRegion).describe_key(KeyId=alias)["KeyMetadata"]
-    except Exception as err:
-        if is_not_found(err):
-            raise UserError(
-                f"{alias} not found in {cfg.targetRegion}: run the migration (python -m flows.migrate) "
-                "before sync or cutover"
-            ) from None
-        raise
-    return str(meta["Arn"])
+    arn = find_key_arn(backend, cfg)
+    if arn is None:
+        raise UserError(
+            f"{resource_names(cfg).kms_alias} not found in {cfg.targetRegion}: run the migration "
+            "(python -m flows.migrate) before sync or cutover"
+        )
+    return arn
 
 
 PENDING_WINDOW_DAYS = 7  # the minimum AWS allows for ScheduleKeyDeletion

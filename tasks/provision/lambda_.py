@@ -12,7 +12,7 @@ import base64
 import hashlib
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -221,25 +221,14 @@ def group_arn(group: dict[str, Any]) -> str:
     return arn.removesuffix(":*")
 
 
-def _create_function(lam: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """create_function, retrying only the answers that mean IAM/KMS have not caught up with the new role."""
+def _until_consistent(call: Callable[..., Any], kwargs: dict[str, Any], verb: str) -> dict[str, Any]:
+    """create_function / update_function_configuration, retrying only the answers that mean IAM or KMS have
+    not caught up with a new or repaired role, dead-letter target or key (LAMBDA_LAGS)."""
     return dict(
         retry_until_consistent(
-            lambda: lam.create_function(**kwargs),
+            lambda: call(**kwargs),
             LAMBDA_LAGS,
-            what=f"create Lambda function {kwargs['FunctionName']}",
-            budget_s=LAMBDA_CONSISTENCY_BUDGET_S,
-        )
-    )
-
-
-def _update_configuration(lam: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """update_function_configuration, with the same 'not caught up yet' retries (a repaired role or DLQ)."""
-    return dict(
-        retry_until_consistent(
-            lambda: lam.update_function_configuration(**kwargs),
-            LAMBDA_LAGS,
-            what=f"update Lambda function {kwargs['FunctionName']}",
+            what=f"{verb} Lambda function {kwargs['FunctionName']}",
             budget_s=LAMBDA_CONSISTENCY_BUDGET_S,
         )
     )
@@ -294,9 +283,10 @@ def ensure_validator(
             raise
         current = None
     if current is None:
-        _create_function(
-            lam,
+        _until_consistent(
+            lam.create_function,
             desired | {"Code": {"ZipFile": package}, "PackageType": "Zip", "Publish": False, "Tags": cfg.tags()},
+            "create",
         )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         created = True
@@ -318,7 +308,7 @@ def ensure_validator(
         drift = configuration_drift(conf, desired)
         if drift:
             _wait_updated(lam, name)
-            _update_configuration(lam, desired)
+            _until_consistent(lam.update_function_configuration, desired, "update")
             _wait_updated(lam, name)
             after = lam.get_function_configuration(FunctionName=name)
             # Only count what the backend confirms: a DeadLetterConfig that is still not returned after we

@@ -24,6 +24,7 @@ from tasks.aws import Backend, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.s3_plan import encryption_problem, manifest_pk, split_target_only
 from tasks.names import resource_names
+from tasks.provision.kms import find_key_arn
 from tasks.steps import step
 from tasks.validate.compare import KIND_DTYPE, STRING, compare_frames, empty_mismatches
 
@@ -246,15 +247,9 @@ def validate_bucket(
 
 
 def migration_key(backend: Backend, cfg: MigrationConfig) -> str:
-    """The migration key's ARN, found by its alias in the target region (the alias itself when it does not
-    exist, so every object is reported as not under it rather than passing unchecked)."""
-    alias = resource_names(cfg).kms_alias
-    try:
-        return str(backend.client("kms", cfg.targetRegion).describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
-    except Exception as err:
-        if not is_not_found(err):
-            raise
-        return alias
+    """The migration key's ARN (the alias itself when it does not exist, so every object is reported as not
+    under it rather than passing unchecked)."""
+    return find_key_arn(backend, cfg) or resource_names(cfg).kms_alias
 
 
 def classify_target_only(
