@@ -15,7 +15,9 @@ from typing import Any, Literal
 import boto3
 import botocore.config
 import botocore.session
-from botocore.exceptions import ClientError
+from botocore import UNSIGNED
+from botocore.configprovider import ConfiguredEndpointProvider
+from botocore.exceptions import BotoCoreError, ClientError
 
 BackendKind = Literal["emulator", "endpoint", "aws"]
 
@@ -26,6 +28,9 @@ MAX_POOL = 64
 
 EMULATOR_ACCESS_KEY = "testing"
 EMULATOR_SECRET_KEY = "testing"
+
+# The services the pipeline calls (the report names each one's endpoint when configured apart).
+SERVICES = ("s3", "dynamodb", "dynamodbstreams", "kms", "iam", "sts", "sns", "lambda", "logs", "cloudwatch", "pipes")
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,34 @@ class Backend:
     credentials_blocks: tuple[tuple[str, str], ...] = field(default=())
 
     def describe(self) -> str:
-        """A human description for logs and reports; never includes credentials."""
+        """A human description for logs and reports; never includes credentials.
+
+        Endpoints configured through botocore's own settings (AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the
+        profile's `services` section) that differ from the backend's are listed per service: they win (`endpoint`).
+        """
         if self.kind == "aws":
             how = (
                 f"profile {self.profile}"
                 if self.profile
                 else ("AwsCredentials blocks" if self.credentials_blocks else "default credential chain")
             )
-            return f"aws ({how})"
-        return f"{self.kind} ({self.endpoint_url})"
+            text = f"aws ({how})"
+        else:
+            text = f"{self.kind} ({self.endpoint_url})"
+        try:
+            configured = self.configured_endpoints()
+        except BotoCoreError:  # a missing profile or services section: preflight names it in one line
+            configured = {}
+        apart = {svc: url for svc, url in configured.items() if url and url.rstrip("/") != (self.endpoint_url or "")}
+        return text + describe_endpoints(apart)
+
+    def configured_endpoints(self) -> dict[str, str | None]:
+        """Each service the pipeline calls -> the endpoint botocore's own configuration names for it (None: none).
+
+        Read from the backend's profile; a credentials block's own profile is read when its clients are built.
+        """
+        session = botocore.session.Session(profile=self.profile)
+        return {service: configured_endpoint(session, service) for service in SERVICES}
 
     def client(self, service: str, region: str, max_attempts: int = MAX_ATTEMPTS) -> Any:
         """A cached boto3 client for `service` in `region`, with retries and a pool sized for our workers.
@@ -58,40 +82,109 @@ class Backend:
         with _LOCK:
             cached = _CLIENTS.get(key)
             if cached is None:
-                session, endpoint = self._session(region)
+                session, params = self._session(region)
+                endpoint = endpoint_for(
+                    session._session, service, params.endpoint_url or self.endpoint_url, params.config
+                )
                 cached = session.client(
-                    service, region_name=region, endpoint_url=endpoint, config=self._config(max_attempts, endpoint)
+                    service,
+                    region_name=region,
+                    endpoint_url=endpoint,
+                    config=client_config(max_attempts, endpoint, params.config),
+                    **params.client_kwargs,
                 )
                 _CLIENTS[key] = cached
         return cached
 
-    def _config(self, max_attempts: int, endpoint_url: str | None) -> botocore.config.Config:
-        s3: dict[str, Any] = {"addressing_style": "path"} if endpoint_url else {}
-        return botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            max_pool_connections=MAX_POOL,
-            connect_timeout=10,
-            read_timeout=120,
-            s3=s3,  # type: ignore[arg-type]
-        )
-
-    def _session(self, region: str) -> tuple[Any, str | None]:
-        """The session for `region` and the endpoint its clients use (a credentials block's AwsClientParameters
-        endpoint_url, e.g. the emulator's, wins over the backend's)."""
+    def _session(self, region: str) -> tuple[Any, ClientParameters]:
+        """The session for `region` and the client parameters of its credentials block (none without one)."""
         if self.kind == "emulator":
             session = boto3.session.Session(
                 aws_access_key_id=EMULATOR_ACCESS_KEY,
                 aws_secret_access_key=EMULATOR_SECRET_KEY,
                 region_name=region,
             )
-            return session, self.endpoint_url
+            return session, ClientParameters()
         blocks = dict(self.credentials_blocks)
         if region in blocks:
             from prefect_aws import AwsCredentials
 
             creds: Any = AwsCredentials.load(blocks[region])
-            return creds.get_boto3_session(), creds.aws_client_parameters.endpoint_url or self.endpoint_url
-        return boto3.session.Session(profile_name=self.profile, region_name=region), self.endpoint_url
+            return creds.get_boto3_session(), ClientParameters.from_block(creds.aws_client_parameters)
+        return boto3.session.Session(profile_name=self.profile, region_name=region), ClientParameters()
+
+
+@dataclass(frozen=True)
+class ClientParameters:
+    """A prefect-aws AwsClientParameters as plain values: its endpoint, its botocore config (the options it
+    sets, as a dict) and the other client arguments (use_ssl, verify or a CA bundle path, api_version)."""
+
+    endpoint_url: str | None = None
+    config: dict[str, Any] | None = None
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_block(cls, params: Any) -> ClientParameters:
+        """From an AwsClientParameters, through its own get_params_override (verify_cert_path -> verify)."""
+        kwargs = {k: v for k, v in params.get_params_override().items() if k not in ("endpoint_url", "config")}
+        return cls(endpoint_url=params.endpoint_url, config=dict(params.config or {}) or None, client_kwargs=kwargs)
+
+
+def configured_endpoint(
+    session: botocore.session.Session, service: str, block_config: dict[str, Any] | None = None
+) -> str | None:
+    """The endpoint botocore itself picks for `service` when a client is made without endpoint_url (None: AWS's).
+
+    botocore's own lookup (the ConfiguredEndpointProvider its Session.create_client installs):
+    AWS_ENDPOINT_URL_<SERVICE>, then AWS_ENDPOINT_URL, then the profile's `services` section, then the profile's
+    endpoint_url; none of them when ignore_configured_endpoint_urls is true (the client config first, then
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or the profile), as botocore's ClientArgsCreator decides.
+    """
+    ignore = (block_config or {}).get("ignore_configured_endpoint_urls")
+    if ignore is None:
+        ignore = session.get_config_variable("ignore_configured_endpoint_urls")
+    if ignore:
+        return None
+    provider = ConfiguredEndpointProvider(
+        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name=service
+    )
+    found = provider.provide()
+    return str(found) if found else None
+
+
+def endpoint_for(
+    session: botocore.session.Session, service: str, ours: str | None, block_config: dict[str, Any] | None = None
+) -> str | None:
+    """The endpoint a client uses: botocore's configured one, else ours (a block's, the backend's), else AWS's."""
+    return configured_endpoint(session, service, block_config) or ours
+
+
+def client_config(
+    max_attempts: int, endpoint_url: str | None, block_config: dict[str, Any] | None = None
+) -> botocore.config.Config:
+    """Our client config merged with a credentials block's botocore config.
+
+    The block wins for every option it sets; `retries` and `s3` merge key by key, so our standard retry mode and
+    max_attempts stay unless the block sets them, and so does path-style addressing, which we choose for a custom
+    endpoint only (AWS's own endpoints keep boto3's default, virtual-hosted style).
+    """
+    block = dict(block_config or {})
+    options: dict[str, Any] = {"max_pool_connections": MAX_POOL, "connect_timeout": 10, "read_timeout": 120, **block}
+    options["retries"] = {"mode": "standard", "max_attempts": max_attempts, **(block.get("retries") or {})}
+    options["s3"] = {**({"addressing_style": "path"} if endpoint_url else {}), **(block.get("s3") or {})}
+    if options.get("signature_version") == "unsigned":  # as prefect-aws's get_params_override
+        options["signature_version"] = UNSIGNED
+    return botocore.config.Config(**options)
+
+
+def describe_endpoints(endpoints: dict[str, str]) -> str:
+    """'; endpoints: http://a for s3, http://b for dynamodb, dynamodbstreams' ('' for none), grouped by URL."""
+    by_url: dict[str, list[str]] = {}
+    for service, url in endpoints.items():
+        by_url.setdefault(url, []).append(service)
+    if not by_url:
+        return ""
+    return "; endpoints: " + ", ".join(f"{url} for {', '.join(services)}" for url, services in by_url.items())
 
 
 _LOCK = threading.Lock()

@@ -369,3 +369,31 @@ def test_backend_uses_the_endpoint_stored_in_the_credentials_blocks(prefect_harn
     )
     buckets = {b["Name"] for b in direct.list_buckets()["Buckets"]}
     assert {"test-blocks-src", "test-blocks-dst"} <= buckets
+
+
+def test_backend_applies_the_blocks_client_parameters(prefect_harness: None) -> None:
+    """verify=False and the block's botocore config reach every client; our retry mode and timeouts stay."""
+    from tasks.aws import clear_client_cache
+
+    AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # type: ignore[arg-type]
+        region_name=TARGET,
+        aws_client_parameters=AwsClientParameters(
+            endpoint_url="https://127.0.0.1:9",
+            verify=False,
+            config={"connect_timeout": 3, "retries": {"max_attempts": 4}},
+        ),
+    ).save("test-client-parameters", overwrite=True)
+    clear_client_cache()
+    try:
+        backend = Backend(kind="aws", credentials_blocks=((TARGET, "test-client-parameters"),))
+        for service in ("s3", "dynamodb", "sts"):
+            client = backend.client(service, TARGET)
+            assert client.meta.endpoint_url == "https://127.0.0.1:9"
+            assert client._endpoint.http_session._verify is False
+            assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (3, 120)
+            # max_attempts counts retries; botocore keeps it as total_max_attempts, the first call included
+            assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
+    finally:
+        clear_client_cache()
