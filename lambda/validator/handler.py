@@ -1,7 +1,8 @@
 """Validation Lambda: checks the migrated resources in the target region, their configuration and their data.
 
-Runs on the python3.12 runtime with only the standard library, boto3 and `digest.py` (tasks/validate/digest.py,
-which build_package ships next to this file), so the key comparison and the TTL rule are the flow's own code.
+Runs on the python3.12 runtime with only the standard library, boto3, `digest.py` and `validator_input.py`
+(from tasks/validate/, which build_package ships next to this file), so the key comparison, the TTL rule and
+the reading of the pairs the flow writes are the flow's own code.
 Each check has a *collect* step (AWS reads, errors captured as data) and a pure *evaluate* step, so the rules
 are testable without AWS.
 
@@ -30,7 +31,6 @@ event reaches the dead-letter topic instead of vanishing.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,17 +41,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from tasks.validate import digest
+    from tasks.validate.validator_input import SAMPLE_LIMIT, settings
 else:
-    try:  # in the deployed zip, digest.py sits next to this file
+    try:  # in the deployed zip, digest.py and validator_input.py sit next to this file
         import digest
-    except ImportError:  # run from the repository (tests): the same file, where the flow imports it from
+        from validator_input import SAMPLE_LIMIT, settings
+    except ImportError:  # run from the repository (tests): the same files, where the flow imports them from
         from tasks.validate import digest
+        from tasks.validate.validator_input import SAMPLE_LIMIT, settings
 
 Check = dict[str, Any]
 Collected = dict[str, Any]
 
 MAX_FAILURES_IN_SUMMARY = 20
-SAMPLE_LIMIT = 10  # keys listed per kind of mismatch in a data check
 SCAN_SEGMENTS = 4  # parallel scan segments per table side
 RESULT_PK = "validator"  # tasks/provision/lambda_.RESULT_PK: the partition the role may write to, nothing else
 MAX_RESULT_BYTES = 300_000  # a DynamoDB item holds 400 KB: failed checks beyond this are counted, not listed
@@ -365,58 +367,6 @@ CHECKERS: dict[str, tuple[str, str, Callable[[Any, str], Collected], Callable[..
     "bucket": ("buckets", "s3", collect_bucket, evaluate_bucket),
     "table": ("tables", "dynamodb", collect_table, evaluate_table),
 }
-
-
-def parse_pairs(value: Any) -> list[dict[str, str]]:
-    """[{"source", "target"}] from the event's list, or from "src=dst,src2=dst2" (the environment form)."""
-    if isinstance(value, str):
-        value = [dict(zip(("source", "target"), part.split("=", 1), strict=False)) for part in value.split(",")]
-    out: list[dict[str, str]] = []
-    for pair in value or []:
-        source, target = str(pair.get("source") or "").strip(), str(pair.get("target") or "").strip()
-        if not source and not target:
-            continue
-        if not source or not target:
-            raise ValueError(f"a pair needs a source and a target, got {pair!r}")
-        out.append({"source": source, "target": target})
-    return out
-
-
-def settings(event: dict[str, Any] | None) -> dict[str, Any]:
-    """Event keys win; environment variables fill in what the event leaves out."""
-    event = event or {}
-
-    def names(key: str, env: str) -> list[str]:
-        value = event.get(key)
-        if value is None:
-            value = os.environ.get(env, "")
-        if isinstance(value, str):
-            value = value.split(",")
-        return [str(v).strip() for v in value if str(v).strip()]
-
-    event_pairs = event.get("pairs") or {}
-    pairs = {
-        kind: parse_pairs(event_pairs[kind] if kind in event_pairs else os.environ.get(env, ""))
-        for kind, env in (("buckets", "BUCKET_PAIRS"), ("tables", "TABLE_PAIRS"))
-    }
-
-    def with_targets(listed: list[str], kind: str) -> list[str]:
-        # A pair's target gets the configuration checks too, listed or not (once).
-        return list(dict.fromkeys([*listed, *(p["target"] for p in pairs[kind])]))
-
-    limit = event.get("sampleLimit") or os.environ.get("SAMPLE_LIMIT") or SAMPLE_LIMIT
-    return {
-        "targetRegion": event.get("targetRegion") or os.environ.get("TARGET_REGION") or os.environ.get("AWS_REGION"),
-        "sourceRegion": event.get("sourceRegion") or os.environ.get("SOURCE_REGION") or None,
-        "buckets": with_targets(names("buckets", "BUCKETS"), "buckets"),
-        "tables": with_targets(names("tables", "TABLES"), "tables"),
-        "pairs": pairs,
-        "topicArn": event.get("topicArn") or os.environ.get("TOPIC_ARN") or None,
-        "kmsKeyArn": event.get("kmsKeyArn") or os.environ.get("KMS_KEY_ARN") or None,
-        "sampleLimit": max(1, int(limit)),
-        "runId": str(event.get("runId") or "") or None,
-        "resultTable": event.get("resultTable") or os.environ.get("RESULT_TABLE") or None,
-    }
 
 
 def summarize(region: str, checks: list[Check]) -> str:

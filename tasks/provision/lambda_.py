@@ -25,11 +25,14 @@ from tasks.names import ResourceNames, resource_names
 from tasks.provision.common import claim, delete_measured, lookup
 from tasks.provision.iam import RESULT_PARTITION
 from tasks.steps import step
+from tasks.validate.validator_input import pairs_text
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validator"
 # Repository modules the handler imports, shipped next to handler.py under these names (stdlib-only files,
 # so the flow and the Lambda share the comparison code and the package stays a few KB).
-SHARED_MODULES: dict[str, Path] = {"digest.py": Path(__file__).resolve().parents[1] / "validate" / "digest.py"}
+SHARED_MODULES: dict[str, Path] = {
+    name: Path(__file__).resolve().parents[1] / "validate" / name for name in ("digest.py", "validator_input.py")
+}
 RUNTIME = "python3.12"
 HANDLER = "handler.handler"
 MEMORY_MB = 256
@@ -125,11 +128,6 @@ def function_environment(
         "TABLE_PAIRS": pairs_text(names.tables),
         "RESULT_TABLE": names.checkpoint_table,
     }
-
-
-def pairs_text(pairs: Mapping[str, str]) -> str:
-    """source -> target as "src=dst,src2=dst2" (the handler's parse_pairs reads it back)."""
-    return ",".join(f"{source}={pairs[source]}" for source in sorted(pairs))
 
 
 def desired_configuration(

@@ -15,6 +15,7 @@ from config.model import MigrationConfig
 from tasks.aws import Backend
 from tasks.names import resource_names
 from tasks.provision.lambda_ import function_environment
+from tasks.validate.validator_input import parse_pairs
 
 HANDLER_PATH = Path(__file__).resolve().parents[2] / "lambda" / "validator" / "handler.py"
 REGION = "eu-west-1"
@@ -256,10 +257,10 @@ SOURCE_REGION = "us-east-1"
 
 
 def test_pairs_from_event_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert h.parse_pairs("a=a-eu, b=b-eu,") == [{"source": "a", "target": "a-eu"}, {"source": "b", "target": "b-eu"}]
-    assert h.parse_pairs("") == [] and h.parse_pairs(None) == []
+    assert parse_pairs("a=a-eu, b=b-eu,") == [{"source": "a", "target": "a-eu"}, {"source": "b", "target": "b-eu"}]
+    assert parse_pairs("") == [] and parse_pairs(None) == []
     with pytest.raises(ValueError, match="source and a target"):
-        h.parse_pairs("lonely")
+        parse_pairs("lonely")
     monkeypatch.setenv("BUCKET_PAIRS", "s1=t1")
     monkeypatch.setenv("TABLE_PAIRS", "ts=tt")
     monkeypatch.setenv("BUCKETS", "other")

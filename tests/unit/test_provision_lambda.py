@@ -41,9 +41,10 @@ def test_package_is_small_and_ships_the_shared_digest() -> None:
     package = lam_mod.build_package()
     assert len(package) < 50 * 1024, f"package grew to {len(package)} bytes"
     with zipfile.ZipFile(io.BytesIO(package)) as zf:
-        assert zf.namelist() == ["digest.py", "handler.py"]
-        # The flow's own file, byte for byte: one comparison, not two copies drifting apart.
-        assert zf.read("digest.py") == lam_mod.SHARED_MODULES["digest.py"].read_bytes()
+        assert zf.namelist() == ["digest.py", "handler.py", "validator_input.py"]
+        # The flow's own files, byte for byte: one comparison, not two copies drifting apart.
+        for name in ("digest.py", "validator_input.py"):
+            assert zf.read(name) == lam_mod.SHARED_MODULES[name].read_bytes()
         assert {i.external_attr >> 16 for i in zf.infolist()} == {0o100644}
 
 
