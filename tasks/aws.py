@@ -47,7 +47,8 @@ class Backend:
         """A human description for logs and reports; never includes credentials.
 
         Endpoints configured through botocore's own settings (AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the
-        profile's `services` section) that differ from the backend's are listed per service: they win (`endpoint`).
+        profile's `services` section) that differ from the backend's are listed per service, as they win over it
+        (`endpoint_for`).
         """
         if self.kind == "aws":
             how = (
@@ -184,6 +185,8 @@ def describe_endpoints(endpoints: dict[str, str]) -> str:
         by_url.setdefault(url, []).append(service)
     if not by_url:
         return ""
+    if len(by_url) == 1 and set(endpoints) == set(SERVICES):
+        return f"; endpoints: {next(iter(by_url))} for every service"
     return "; endpoints: " + ", ".join(f"{url} for {', '.join(services)}" for url, services in by_url.items())
 
 

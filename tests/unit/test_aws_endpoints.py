@@ -11,7 +11,7 @@ import pytest
 from botocore import UNSIGNED
 from prefect_aws import AwsClientParameters
 
-from tasks.aws import Backend, ClientParameters, clear_client_cache, client_config, describe_endpoints
+from tasks.aws import SERVICES, Backend, ClientParameters, clear_client_cache, client_config, describe_endpoints
 
 OURS = "http://127.0.0.1:9"
 S3_ELSEWHERE = "http://s3.example.test:4566"
@@ -131,6 +131,7 @@ def test_describe_endpoints_groups_services_by_url() -> None:
     assert describe_endpoints({"s3": "http://a", "kms": "http://b", "sns": "http://a"}) == (
         "; endpoints: http://a for s3, sns, http://b for kms"
     )
+    assert describe_endpoints(dict.fromkeys(SERVICES, "http://a")) == "; endpoints: http://a for every service"
 
 
 # ------------------------------------------------------------------ client settings (pure)
