@@ -60,7 +60,7 @@ class Backend:
         else:
             text = f"{self.kind} ({self.endpoint_url})"
         try:
-            configured = self.configured_endpoints()
+            configured = {} if self.kind == "emulator" else self.configured_endpoints()
         except BotoCoreError:  # a missing profile or services section: preflight names it in one line
             configured = {}
         apart = {svc: url for svc, url in configured.items() if url and url.rstrip("/") != (self.endpoint_url or "")}
@@ -84,8 +84,11 @@ class Backend:
             cached = _CLIENTS.get(key)
             if cached is None:
                 session, params = self._session(region)
-                endpoint = endpoint_for(
-                    session._session, service, params.endpoint_url or self.endpoint_url, params.config
+                ours = params.endpoint_url or self.endpoint_url
+                # The embedded emulator is a server this run started: no machine setting may send its
+                # clients (with the emulator's fake credentials) anywhere else.
+                endpoint = (
+                    ours if self.kind == "emulator" else endpoint_for(session._session, service, ours, params.config)
                 )
                 cached = session.client(
                     service,

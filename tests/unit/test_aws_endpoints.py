@@ -53,14 +53,23 @@ def test_a_service_variable_wins_over_the_backend_endpoint_for_that_service_only
     assert _addressing(s3) == "path"
 
 
-def test_the_global_variable_reaches_the_emulator_backend_and_streams_use_their_own(
+def test_the_global_variable_reaches_an_endpoint_backend_and_streams_use_their_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://all.example.test:1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "http://streams.example.test:2")
-    backend = Backend(kind="emulator", endpoint_url=OURS)
+    backend = Backend(kind="endpoint", endpoint_url=OURS)
     assert backend.client("dynamodb", "us-east-1").meta.endpoint_url == "http://all.example.test:1"
     assert backend.client("dynamodbstreams", "us-east-1").meta.endpoint_url == "http://streams.example.test:2"
+
+
+def test_the_embedded_emulator_is_never_sent_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` on a machine set up for another emulator still talks to the server it started."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://all.example.test:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", S3_ELSEWHERE)
+    backend = Backend(kind="emulator", endpoint_url=OURS)
+    assert {backend.client(s, "us-east-1").meta.endpoint_url for s in ("s3", "dynamodb")} == {OURS}
+    assert backend.describe() == f"emulator ({OURS})"
 
 
 def test_a_configured_endpoint_on_aws_chooses_path_style(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +93,7 @@ def test_the_profile_services_section_wins_over_the_backend_endpoint(
         tmp_path,
         "[default]\nservices = local\n\n[services local]\ndynamodb =\n  endpoint_url = http://ddb.example.test:8000\n",
     )
-    backend = Backend(kind="emulator", endpoint_url=OURS)
+    backend = Backend(kind="endpoint", endpoint_url=OURS)
     assert backend.client("dynamodb", "us-east-1").meta.endpoint_url == "http://ddb.example.test:8000"
     assert backend.client("s3", "us-east-1").meta.endpoint_url == OURS
 
