@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -350,7 +350,7 @@ def copy_partition(
     kms_key_arn: str,
     checkpoint_table: str,
     mode: Mode = "backfill",
-    workers: int = SETTINGS.s3_inline_copy_workers,
+    workers: int = SETTINGS.s3_copy_workers,
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     multipart_chunksize: int | None = None,
     pending_grace_s: float = PENDING_GRACE_S,
@@ -361,39 +361,6 @@ def copy_partition(
     partition; an interruption (KeyboardInterrupt, cancellation) still records every finished copy
     in the manifest before it propagates, so the re-run copies only the rest.
     """
-    return _copy_range(
-        backend,
-        cfg,
-        source_bucket,
-        target_bucket,
-        key_range,
-        kms_key_arn,
-        checkpoint_table,
-        mode=mode,
-        workers=workers,
-        multipart_threshold=multipart_threshold,
-        multipart_chunksize=multipart_chunksize,
-        pending_grace_s=pending_grace_s,
-    )
-
-
-def _copy_range(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_bucket: str,
-    target_bucket: str,
-    key_range: dict[str, Any],
-    kms_key_arn: str,
-    checkpoint_table: str,
-    *,
-    mode: Mode,
-    workers: int,
-    multipart_threshold: int,
-    multipart_chunksize: int | None,
-    pending_grace_s: float,
-    src_listing: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """copy_partition, optionally with the source range already listed (sync_bucket lists once)."""
     if mode not in ("backfill", "catchup"):
         raise ValueError(f"mode must be 'backfill' or 'catchup' (got {mode!r})")
     t0 = time.monotonic()
@@ -406,10 +373,10 @@ def _copy_range(
 
     # Both listings and the stored digest are independent reads: do them at once (a re-run is only these).
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="s3list") as reads:
-        src_f = None if src_listing is not None else reads.submit(_list_range, src_s3, source_bucket, start_after, end)
+        src_f = reads.submit(_list_range, src_s3, source_bucket, start_after, end)
         dst_f = reads.submit(_list_range, dst_s3, target_bucket, start_after, end)
         stored_f = reads.submit(store.get, *digest_key)
-        src: dict[str, dict[str, Any]] = src_f.result() if src_f is not None else (src_listing or {})
+        src = src_f.result()
         dst, stored = dst_f.result(), stored_f.result()
     stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
     stats.seen = len(src)
@@ -930,114 +897,3 @@ def _describe(err: BaseException) -> str:
     code = _code(err)
     text = str(err) or type(err).__name__
     return f"{code}: {text}" if code and code not in text else text
-
-
-# --------------------------------------------------------------------------------------------------
-# Whole bucket
-# --------------------------------------------------------------------------------------------------
-
-_SUMMED = (
-    "seen",
-    "copied",
-    "skipped",
-    "replicated",
-    "failed",
-    "vanished",
-    "pending_replication",
-    "multipart",
-    "target_only",
-    "bytes_seen",
-    "bytes_copied",
-    "adopted",
-    "reencrypted_update",
-    "reencrypted_copy",
-    "deleted",
-    "target_only_foreign",
-)
-
-
-def sync_bucket(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_bucket: str,
-    target_bucket: str,
-    kms_key_arn: str,
-    checkpoint_table: str,
-    mode: Mode = "backfill",
-    workers: int = SETTINGS.s3_inline_copy_workers,
-    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
-    max_keys_per_partition: int = 1000,
-    partition_concurrency: int = 2,
-) -> dict[str, Any]:
-    """Copy a whole bucket: the same ranges as plan_partitions, each run like copy_partition.
-
-    The source is listed once, and a range starts copying as soon as its keys are listed; two ranges
-    run at a time (each with half the workers) so one's listings overlap the other's copies. The
-    Prefect flow maps copy_partition over plan_partitions instead; this is the inline equivalent
-    (tests, benchmark, CLI).
-    """
-    t0 = time.monotonic()
-    src_s3 = backend.client("s3", cfg.sourceRegion)
-    lanes = max(1, partition_concurrency)
-    per_range = max(1, workers // lanes)
-    total: dict[str, Any] = {k: 0 for k in _SUMMED}
-    total.update(sourceBucket=source_bucket, targetBucket=target_bucket, mode=mode, partitions=0)
-    total.update(failures=[], vanishedKeys=[], deletedKeys=[], foreignKeys=[], updateObjectEncryptionUnsupported="")
-
-    def ranges() -> Iterator[tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
-        """(key_range, listing) per range, while listing; identical to partition_ranges' ranges."""
-        chunk: dict[str, dict[str, Any]] = {}
-        start: str | None = None
-        index = 0
-        for key, obj in _iter_listing(src_s3, source_bucket, None):
-            if len(chunk) == max_keys_per_partition:
-                last = next(reversed(chunk))
-                yield {"id": f"p{index:05d}", "start_after": start, "end": last}, chunk
-                start, chunk, index = last, {}, index + 1
-            chunk[key] = obj
-        yield {"id": f"p{index:05d}", "start_after": start, "end": None}, chunk
-
-    def add(stats: dict[str, Any]) -> None:
-        total["partitions"] += 1
-        for k in _SUMMED:
-            total[k] += stats[k]
-        total["failures"].extend(stats["failures"])
-        total["vanishedKeys"].extend(stats["vanishedKeys"])
-        total["deletedKeys"].extend(stats["deletedKeys"])
-        total["foreignKeys"].extend(stats["foreignKeys"])
-        total["updateObjectEncryptionUnsupported"] = (
-            total["updateObjectEncryptionUnsupported"] or stats["updateObjectEncryptionUnsupported"]
-        )
-
-    outer = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="s3range")
-    running: set[Future[dict[str, Any]]] = set()
-    try:
-        for key_range, listing in ranges():
-            while len(running) >= lanes:
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    add(fut.result())
-            running.add(
-                outer.submit(
-                    _copy_range,
-                    backend,
-                    cfg,
-                    source_bucket,
-                    target_bucket,
-                    key_range,
-                    kms_key_arn,
-                    checkpoint_table,
-                    mode=mode,
-                    workers=per_range,
-                    multipart_threshold=multipart_threshold,
-                    multipart_chunksize=None,
-                    pending_grace_s=PENDING_GRACE_S,
-                    src_listing=listing,
-                )
-            )
-        for fut in as_completed(running):
-            add(fut.result())
-    finally:
-        outer.shutdown(wait=True, cancel_futures=True)
-    total["duration_s"] = round(time.monotonic() - t0, 3)
-    return total
