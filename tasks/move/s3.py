@@ -32,7 +32,6 @@ from tasks.move.s3_plan import (
     VERSIONING_SK,
     bucket_arn,
     catchup_action,
-    content_args,
     encryption_problem,
     is_done,
     listing_rows,
@@ -42,6 +41,7 @@ from tasks.move.s3_plan import (
     range_digest,
     range_pk,
     range_sk,
+    redirect_args,
     replication_rule,
     replication_rule_id,
     rule_drift,
@@ -838,15 +838,19 @@ def _simple_copy(ctx: _Ctx, key: str, etag: str, storage_class: str | None, src_
 def _managed_copy(ctx: _Ctx, key: str, etag: str, src: Any = None, src_bucket: str = "") -> str:
     """Multipart copy through s3transfer, pinned to `etag`; returns the target ETag.
 
-    Multipart copy has no metadata or tagging directive: the content headers are passed explicitly
-    and the tags re-applied if the s3transfer version in use did not carry them (older ones do not).
-    s3transfer refuses BucketKeyEnabled here; the target bucket's default bucket-key setting applies.
+    s3transfer >= 0.19.1 gives the multipart copy CopyObject's directives: it carries the source's metadata and
+    content headers from its own HeadObject, and under TaggingDirective COPY reads the source's tags
+    (GetObjectTagging) and puts them on the new object (PutObjectTagging) after CompleteMultipartUpload. Not among
+    what it carries: the storage class and WebsiteRedirectLocation (which S3 never copies by directive), passed
+    here from our HEAD; nor, on a copy onto itself, the tags: by then the key's current object is the new,
+    untagged one, so they are re-applied from the version we copied. s3transfer refuses BucketKeyEnabled here;
+    the target bucket's default bucket-key setting applies.
     """
     src = src or ctx.src
     src_bucket = src_bucket or ctx.source_bucket
     head = src.head_object(Bucket=src_bucket, Key=key, IfMatch=etag)
     extra: dict[str, Any] = {
-        **content_args(head),
+        **redirect_args(head),
         **storage_class_args(head.get("StorageClass")),
         "CopySourceIfMatch": etag,
         "MetadataDirective": "COPY",
@@ -864,7 +868,7 @@ def _managed_copy(ctx: _Ctx, key: str, etag: str, src: Any = None, src_bucket: s
     )
     out = ctx.dst.head_object(Bucket=ctx.target_bucket, Key=key)
     want_tags = int(head.get("TagCount") or 0)
-    if want_tags and int(out.get("TagCount") or 0) != want_tags:
+    if src_bucket == ctx.target_bucket and want_tags and int(out.get("TagCount") or 0) != want_tags:
         version = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
         tags = src.get_object_tagging(Bucket=src_bucket, Key=key, **version)["TagSet"]
         ctx.dst.put_object_tagging(Bucket=ctx.target_bucket, Key=key, Tagging={"TagSet": tags})

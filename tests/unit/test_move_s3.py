@@ -694,6 +694,55 @@ def test_catchup_reencrypts_a_replica_that_is_not_under_the_key(
     assert again["copied"] == again["reencrypted_copy"] == 0
 
 
+# What a multipart copy must carry; tags are checked apart. WebsiteRedirectLocation is never copied by a directive.
+MULTIPART_KEPT = (
+    "Metadata",
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentLanguage",
+    "StorageClass",
+    "WebsiteRedirectLocation",
+    "ContentLength",
+)
+
+
+@pytest.mark.usefixtures("no_probe_cache")
+def test_multipart_copies_keep_metadata_tags_class_and_key_from_the_source_and_onto_itself(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """Both multipart paths (a backfill copy; a replica's copy onto itself under the key) keep what CopyObject
+    keeps: s3transfer carries metadata and tags, we pass the storage class and the redirect. A threshold of
+    1 KiB makes a 4 KiB object multipart (one part) without uploading megabytes."""
+    src, dst = env["src"], env["dst"]
+    body = os.urandom(4096)
+    attrs: dict[str, Any] = {
+        "Metadata": {"origin": "us", "n": "1"},
+        "ContentType": "application/x-parquet",
+        "CacheControl": "no-cache",
+        "ContentDisposition": "attachment",
+        "ContentLanguage": "en",
+        "StorageClass": "STANDARD_IA",
+        "WebsiteRedirectLocation": "/elsewhere.html",
+        "Tagging": "class=large&keep=yes&owner=team-a",
+    }
+    for key in ("mp/copied", "mp/replica"):
+        _put(src, key, body, **attrs)
+    dst.put_object(Bucket=DST, Key="mp/replica", Body=body, ServerSideEncryption="AES256", **attrs)
+    _fake_replicated(src, {"mp/replica"})
+    calls = _count_calls(dst, "CopyObject", "UploadPartCopy")
+    stats = _sync(backend, cfg, env, mode="catchup", multipart_threshold=1024)
+    assert stats["copied"] == stats["multipart"] == 1 and stats["replicated"] == stats["reencrypted_copy"] == 1
+    assert calls["UploadPartCopy"] == 2 and calls["CopyObject"] == 0  # both copies went multipart
+    want_tags = src.get_object_tagging(Bucket=SRC, Key="mp/copied")["TagSet"]
+    for key in ("mp/copied", "mp/replica"):
+        s, t = src.head_object(Bucket=SRC, Key=key), dst.head_object(Bucket=DST, Key=key)
+        assert {f: t.get(f) for f in MULTIPART_KEPT} == {f: s.get(f) for f in MULTIPART_KEPT}, key
+        assert t["ServerSideEncryption"] == "aws:kms" and t["SSEKMSKeyId"] == env["key"], key
+        assert dst.get_object_tagging(Bucket=DST, Key=key)["TagSet"] == want_tags, key
+        assert _body(dst, DST, key) == body
+
+
 @pytest.mark.usefixtures("no_probe_cache")
 def test_reencryption_uses_update_object_encryption_where_it_works(
     backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
