@@ -14,8 +14,8 @@ from tasks import teardown as td
 from tasks.aws import Backend, tag_list
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
 from tasks.move.dynamodb import sync_table
-from tasks.move.s3 import ensure_replication
 from tasks.move.s3_plan import replication_rule_id
+from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
 from tasks.report.render import teardown_plan_text
