@@ -7,7 +7,8 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
-from tasks.move.s3 import Mode, copy_partition, plan_partitions
+from tasks.move.s3 import copy_partition, plan_partitions
+from tasks.move.s3_object import Mode
 from tasks.report.build import summarize_copies
 
 # Per-partition fields the report's summary leaves out, which the tests still read for the whole bucket.
