@@ -10,12 +10,13 @@ the very same source on the very same server. Tool order is rotated between repe
 always first or last.
 
 Steps timed (wall seconds, and the server process's CPU seconds from /proc/PID/stat over the step):
-  s3-ours        tasks.move.s3.sync_bucket(mode="backfill") into a target provisioned by ensure_bucket
+  s3-ours        what the flow maps: plan_partitions + copy_partition (backfill) per range, ranges in the flow's
+                 thread pool, summed by summarize_copies, into a target provisioned by ensure_bucket
                  (versioned, default SSE-KMS with a target-region CMK), checkpoints via ensure_checkpoint_table
   s3-s5cmd       s5cmd --endpoint-url URL cp 's3://src/*' s3://dst/        (defaults, untuned)
   s3-awscli      aws s3 sync s3://src s3://dst --endpoint-url URL           (defaults, untuned)
   s3-boto3-16t   list + 16-thread plain boto3 copy_object loop (the server's ceiling)
-  s3-ours-rerun  sync_bucket again on the already-copied target (must issue no CopyObject)
+  s3-ours-rerun  the same again on the already-copied target (must issue no CopyObject)
   ddb-ours       plan_segments + backfill_segment over all segments, segments in a small thread pool
   ddb-naive      single-thread Table.scan + Table.batch_writer (boto3 resource API)
   ddb-raw-4t     4-thread raw batch_write_item of pre-generated items (the server's write ceiling)
@@ -67,12 +68,13 @@ from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, Backend, clear_c
 from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
 from tasks.move.dynamodb import backfill_segment, catch_up, ensure_source_stream, plan_segments  # noqa: E402
 from tasks.move.dynamodb_plan import encode_item  # noqa: E402
-from tasks.move.s3 import sync_bucket  # noqa: E402
+from tasks.move.s3 import copy_partition, plan_partitions  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision.dynamodb import ensure_table  # noqa: E402
 from tasks.provision.iam import account_id  # noqa: E402
 from tasks.provision.kms import ensure_key  # noqa: E402
 from tasks.provision.s3 import ensure_bucket  # noqa: E402
+from tasks.report.build import summarize_copies  # noqa: E402
 
 SRC_REGION = "us-east-1"
 DST_REGION = "eu-west-1"
@@ -81,6 +83,7 @@ SRC_TABLE = "bench-events"
 # flows/migrate.py runs tasks on ThreadPoolTaskRunner(max_workers=SETTINGS.migrate_task_workers); the segments
 # of one table are mapped onto that pool (the setting, not the flow, is imported: the flow imports Prefect).
 FLOW_TASK_WORKERS = SETTINGS.migrate_task_workers
+S3_COPY_WORKERS = SETTINGS.s3_copy_workers  # what the flows pass each S3 partition task (tasks/steps.py)
 VENV_BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STEP_TIMEOUT_S = 900
@@ -455,15 +458,27 @@ class Bench:
 
     # ---------------------------------------------------------------- S3 tools
 
+    def s3_backfill(self, dst: str) -> dict[str, Any]:
+        """The flow's S3 backfill of one bucket: its partitions mapped onto the flow's pool, then summed."""
+        parts = plan_partitions.fn(self.backend, SRC_REGION, SRC_BUCKET)
+
+        def one(part: dict[str, Any]) -> dict[str, Any]:
+            return copy_partition.fn(
+                self.backend, self.cfg, SRC_BUCKET, dst, part, self.kms_arn, self.ckpt, "backfill", S3_COPY_WORKERS
+            )
+
+        with ThreadPoolExecutor(max(1, min(len(parts), FLOW_TASK_WORKERS)), thread_name_prefix="bench-s3") as pool:
+            return summarize_copies(list(pool.map(one, parts)))
+
     def s3_ours(self, dst: str) -> tuple[int, str]:
-        out = sync_bucket(self.backend, self.cfg, SRC_BUCKET, dst, self.kms_arn, self.ckpt, mode="backfill")
+        out = self.s3_backfill(dst)
         if out["copied"] != self.args.objects or out["failed"]:
             raise RuntimeError(f"our backfill copied {out['copied']}, failed {out['failed']}: {out['failures'][:3]}")
         return out["copied"], f"{out['partitions']} partitions"
 
     def s3_rerun(self, dst: str) -> tuple[int, str]:
         copies_before = self.copy_calls
-        out = sync_bucket(self.backend, self.cfg, SRC_BUCKET, dst, self.kms_arn, self.ckpt, mode="backfill")
+        out = self.s3_backfill(dst)
         issued = self.copy_calls - copies_before
         if out["copied"] or issued or out["skipped"] != self.args.objects:
             raise RuntimeError(f"re-run copied {out['copied']} (CopyObject calls {issued}), skipped {out['skipped']}")
@@ -761,7 +776,7 @@ ORDER = [
     ("ddb-catchup", "records"),
 ]
 LABELS = {
-    "s3-ours": "S3 backfill, ours (sync_bucket)",
+    "s3-ours": "S3 backfill, ours (flow parts)",
     "s3-s5cmd": "S3 s5cmd cp",
     "s3-awscli": "S3 aws s3 sync",
     "s3-boto3-16t": "S3 boto3 copy_object x16 (ceiling)",

@@ -27,9 +27,6 @@ class Settings(BaseSettings):
     s3_copy_workers: int = Field(
         default=8, ge=1, description="Copies in flight per S3 partition task (the flows run several such tasks)."
     )
-    s3_inline_copy_workers: int = Field(
-        default=16, ge=1, description="Copies in flight when a bucket is copied in one call (copy_partition.fn, tests)."
-    )
     s3_validate_workers: int = Field(default=16, ge=1, description="Reads in flight per bucket validation.")
     ddb_writers: int = Field(default=4, ge=1, description="BatchWriteItem calls in flight per DynamoDB segment/replay.")
 

@@ -20,6 +20,7 @@ from tasks.move import dynamodb as move_ddb
 from tasks.move import lock
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
+from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.preflight import check as preflight_check
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
@@ -169,7 +170,7 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
 
     # Streams must be on before the scans start, so writes during the backfill are captured.
     repl = {
-        s: move_s3.ensure_replication.submit(backend, cfg, s, t, role_arn, kms_arn, checkpoint_table=ckpt)
+        s: ensure_replication.submit(backend, cfg, s, t, role_arn, kms_arn, checkpoint_table=ckpt)
         for s, t in names.buckets.items()
     }
     streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}

@@ -18,16 +18,6 @@ DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
 # Replication normally completes within minutes; older PENDING objects are copied by the catch-up.
 PENDING_GRACE_S = 15 * 60
 
-# Content headers S3 keeps with an object; a multipart copy must set them itself.
-CONTENT_FIELDS = (
-    "CacheControl",
-    "ContentDisposition",
-    "ContentEncoding",
-    "ContentLanguage",
-    "ContentType",
-    "Expires",
-    "WebsiteRedirectLocation",
-)
 # Storage classes worth keeping on the copy (CopyObject otherwise writes STANDARD). Archive classes
 # (GLACIER, DEEP_ARCHIVE) cannot be copied without a restore and fail loudly instead.
 KEPT_STORAGE_CLASSES = frozenset({"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"})
@@ -135,11 +125,11 @@ def catchup_action(
     return "copy"
 
 
-def content_args(head: Mapping[str, Any]) -> dict[str, Any]:
-    """Metadata and content headers of a HeadObject response, as copy ExtraArgs."""
-    out: dict[str, Any] = {f: head[f] for f in CONTENT_FIELDS if head.get(f) not in (None, "")}
-    out["Metadata"] = dict(head.get("Metadata") or {})
-    return out
+def redirect_args(head: Mapping[str, Any]) -> dict[str, str]:
+    """A HeadObject's WebsiteRedirectLocation as copy ExtraArgs: "unique to each object and is not copied when
+    using the x-amz-metadata-directive header" (S3 API reference, CopyObject), so a multipart copy passes it."""
+    location = head.get("WebsiteRedirectLocation")
+    return {"WebsiteRedirectLocation": str(location)} if location else {}
 
 
 def storage_class_args(storage_class: str | None) -> dict[str, str]:

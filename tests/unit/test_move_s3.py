@@ -14,11 +14,12 @@ from botocore.exceptions import ClientError
 from config.model import MigrationConfig
 from tasks.aws import Backend
 from tasks.errors import UserError
-from tasks.move import s3 as move_s3
-from tasks.move import s3_plan
+from tasks.move import s3_object, s3_plan, s3_replication
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
-from tasks.move.s3 import copy_partition, ensure_replication, plan_partitions, sync_bucket
+from tasks.move.s3 import copy_partition, plan_partitions
+from tasks.move.s3_replication import ensure_replication
 from tests.conftest import SOURCE, TARGET
+from tests.s3_bucket import copy_bucket
 
 SRC = "analytics-raw-data"
 SRC2 = "analytics-processed"
@@ -74,7 +75,7 @@ def _put(s3: Any, key: str, body: bytes, **kwargs: Any) -> None:
 
 
 def _sync(backend: Backend, cfg: MigrationConfig, env: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    return sync_bucket(backend, cfg, SRC, DST, env["key"], TABLE, **kwargs)
+    return copy_bucket(backend, cfg, SRC, DST, env["key"], TABLE, **kwargs)
 
 
 def _count_calls(client: Any, *ops: str) -> Counter[str]:
@@ -123,6 +124,13 @@ def test_partition_ranges_edges() -> None:
     assert s3_plan.partition_ranges([], 10) == [{"id": "p00000", "start_after": None, "end": None}]
     for key in keys:  # every key in exactly one range
         assert sum(s3_plan.in_range(key, p["start_after"], p["end"]) for p in parts) == 1
+
+
+def test_redirect_args_carry_only_a_set_redirect() -> None:
+    assert s3_plan.redirect_args({"WebsiteRedirectLocation": "/b.html", "ContentType": "x"}) == {
+        "WebsiteRedirectLocation": "/b.html"
+    }
+    assert s3_plan.redirect_args({"WebsiteRedirectLocation": ""}) == {} == s3_plan.redirect_args({})
 
 
 def test_skip_and_catchup_decisions() -> None:
@@ -563,14 +571,13 @@ def test_replication_gives_up_after_the_propagation_bound(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tasks import consistency
-    from tasks.move import s3 as move_s3
 
     sleeps: list[float] = []
     monkeypatch.setattr(consistency, "_sleep", sleeps.append)
     _answer_s3(env["src"], "PutBucketReplication", ["Destination bucket must have versioning enabled."] * 10**6)
     with pytest.raises(consistency.NotConsistentError, match="target bucket's versioning"):
         ensure_replication.fn(backend, cfg, SRC, DST, ROLE, env["key"])
-    assert sum(sleeps) == pytest.approx(move_s3.VERSIONING_PROPAGATION_S)  # 15 minutes, the S3 docs' bound
+    assert sum(sleeps) == pytest.approx(s3_replication.VERSIONING_PROPAGATION_S)  # 15 minutes, the S3 docs' bound
 
 
 def test_replication_other_invalid_requests_are_not_retried(
@@ -649,7 +656,7 @@ def test_same_size_but_different_content_is_still_copied(
 @pytest.fixture
 def no_probe_cache() -> None:
     """Each test measures UpdateObjectEncryption on its own backend (results are cached per bucket)."""
-    move_s3.clear_update_support()
+    s3_object.clear_update_support()
 
 
 @pytest.mark.usefixtures("no_probe_cache")
@@ -672,8 +679,8 @@ def test_catchup_reencrypts_a_replica_that_is_not_under_the_key(
         Tagging="tier=gold",
     )
     _fake_replicated(src, {"replica"})
-    dst.put_object(Bucket=DST, Key=move_s3.PROBE_PREFIX + "left-by-a-killed-run", Body=b"probe")
-    monkeypatch.setattr(move_s3, "PROBE_LEFTOVER_S", -1.0)  # treat it as old enough to be a leftover
+    dst.put_object(Bucket=DST, Key=s3_object.PROBE_PREFIX + "left-by-a-killed-run", Body=b"probe")
+    monkeypatch.setattr(s3_object, "PROBE_LEFTOVER_S", -1.0)  # treat it as old enough to be a leftover
     stats = _sync(backend, cfg, env, mode="catchup")
     assert stats["target_only_foreign"] == 0  # probe objects are ours, never reported as foreign
     head = dst.head_object(Bucket=DST, Key="replica")
@@ -687,10 +694,59 @@ def test_catchup_reencrypts_a_replica_that_is_not_under_the_key(
     assert dst.get_object_tagging(Bucket=DST, Key="replica")["TagSet"] == [{"Key": "tier", "Value": "gold"}]
     assert _body(dst, DST, "replica") == body
     assert _versions(dst) == {"replica": 2, "ours": 1}  # the replica's own version is kept
-    probes = dst.list_object_versions(Bucket=DST, Prefix=move_s3.PROBE_PREFIX)
+    probes = dst.list_object_versions(Bucket=DST, Prefix=s3_object.PROBE_PREFIX)
     assert not probes.get("Versions") and not probes.get("DeleteMarkers")  # the probe left nothing
     again = _sync(backend, cfg, env, mode="catchup")
     assert again["copied"] == again["reencrypted_copy"] == 0
+
+
+# What a multipart copy must carry; tags are checked apart. WebsiteRedirectLocation is never copied by a directive.
+MULTIPART_KEPT = (
+    "Metadata",
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentLanguage",
+    "StorageClass",
+    "WebsiteRedirectLocation",
+    "ContentLength",
+)
+
+
+@pytest.mark.usefixtures("no_probe_cache")
+def test_multipart_copies_keep_metadata_tags_class_and_key_from_the_source_and_onto_itself(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """Both multipart paths (a backfill copy; a replica's copy onto itself under the key) keep what CopyObject
+    keeps: s3transfer carries metadata and tags, we pass the storage class and the redirect. A threshold of
+    1 KiB makes a 4 KiB object multipart (one part) without uploading megabytes."""
+    src, dst = env["src"], env["dst"]
+    body = os.urandom(4096)
+    attrs: dict[str, Any] = {
+        "Metadata": {"origin": "us", "n": "1"},
+        "ContentType": "application/x-parquet",
+        "CacheControl": "no-cache",
+        "ContentDisposition": "attachment",
+        "ContentLanguage": "en",
+        "StorageClass": "STANDARD_IA",
+        "WebsiteRedirectLocation": "/elsewhere.html",
+        "Tagging": "class=large&keep=yes&owner=team-a",
+    }
+    for key in ("mp/copied", "mp/replica"):
+        _put(src, key, body, **attrs)
+    dst.put_object(Bucket=DST, Key="mp/replica", Body=body, ServerSideEncryption="AES256", **attrs)
+    _fake_replicated(src, {"mp/replica"})
+    calls = _count_calls(dst, "CopyObject", "UploadPartCopy")
+    stats = _sync(backend, cfg, env, mode="catchup", multipart_threshold=1024)
+    assert stats["copied"] == stats["multipart"] == 1 and stats["replicated"] == stats["reencrypted_copy"] == 1
+    assert calls["UploadPartCopy"] == 2 and calls["CopyObject"] == 0  # both copies went multipart
+    want_tags = src.get_object_tagging(Bucket=SRC, Key="mp/copied")["TagSet"]
+    for key in ("mp/copied", "mp/replica"):
+        s, t = src.head_object(Bucket=SRC, Key=key), dst.head_object(Bucket=DST, Key=key)
+        assert {f: t.get(f) for f in MULTIPART_KEPT} == {f: s.get(f) for f in MULTIPART_KEPT}, key
+        assert t["ServerSideEncryption"] == "aws:kms" and t["SSEKMSKeyId"] == env["key"], key
+        assert dst.get_object_tagging(Bucket=DST, Key=key)["TagSet"] == want_tags, key
+        assert _body(dst, DST, key) == body
 
 
 @pytest.mark.usefixtures("no_probe_cache")
@@ -702,14 +758,14 @@ def test_reencryption_uses_update_object_encryption_where_it_works(
 
     from botocore.stub import ANY, Stubber
 
-    monkeypatch.setattr(move_s3.uuid, "uuid4", lambda: uuid.UUID(int=7))
-    probe = f"{move_s3.PROBE_PREFIX}update-object-encryption-{uuid.UUID(int=7).hex}"
+    monkeypatch.setattr(s3_object.uuid, "uuid4", lambda: uuid.UUID(int=7))
+    probe = f"{s3_object.PROBE_PREFIX}update-object-encryption-{uuid.UUID(int=7).hex}"
     dst = backend.client("s3", TARGET)
     key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     kms_ok = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn}
     body = b"region-migration: does UpdateObjectEncryption work here?"
     with Stubber(dst) as stub:
-        stub.add_response("list_object_versions", {}, {"Bucket": DST, "Prefix": move_s3.PROBE_PREFIX})  # leftovers
+        stub.add_response("list_object_versions", {}, {"Bucket": DST, "Prefix": s3_object.PROBE_PREFIX})  # leftovers
         stub.add_response(
             "put_object",
             {"VersionId": "pv1"},
@@ -740,7 +796,7 @@ def test_reencryption_uses_update_object_encryption_where_it_works(
         stub.add_response(
             "head_object", {"ETag": '"e1"', **kms_ok}, {"Bucket": DST, "Key": "replica", "VersionId": "v1"}
         )
-        ctx = move_s3._Ctx(
+        ctx = s3_object.CopyContext(
             src=None,
             dst=dst,
             source_bucket=SRC,
@@ -753,7 +809,7 @@ def test_reencryption_uses_update_object_encryption_where_it_works(
             backend_id="stubbed",
         )
         head = {"ETag": '"e1"', "VersionId": "v1", "ServerSideEncryption": "AES256", "ContentLength": 3}
-        assert move_s3._ensure_key(ctx, "replica", head) == ('"e1"', "update")
+        assert s3_object.ensure_key(ctx, "replica", head) == ('"e1"', "update")
         stub.assert_no_pending_responses()
 
 

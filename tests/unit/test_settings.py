@@ -20,12 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_defaults_are_the_measured_counts() -> None:
     # The values the five places hard-coded before: migrate 6, sync/cutover/validate 4, a flow's S3 partition
-    # task 8, an inline bucket copy and a bucket validation 16, DynamoDB writers 4.
+    # task 8, a bucket validation 16, DynamoDB writers 4.
     assert Settings().model_dump() == {
         "migrate_task_workers": 6,
         "flow_task_workers": 4,
         "s3_copy_workers": 8,
-        "s3_inline_copy_workers": 16,
         "s3_validate_workers": 16,
         "ddb_writers": 4,
     }
@@ -50,8 +49,7 @@ def test_every_place_reads_the_setting() -> None:
     def default(fn: Callable[..., Any], name: str) -> Any:
         return inspect.signature(fn).parameters[name].default
 
-    assert default(move_s3.copy_partition.fn, "workers") == SETTINGS.s3_inline_copy_workers
-    assert default(move_s3.sync_bucket, "workers") == SETTINGS.s3_inline_copy_workers
+    assert default(move_s3.copy_partition.fn, "workers") == SETTINGS.s3_copy_workers
     assert default(validate_s3.validate_bucket.fn, "workers") == SETTINGS.s3_validate_workers
     for fn in (move_ddb.backfill_segment.fn, move_ddb.catch_up, move_ddb.sync_table):
         assert default(fn, "writers") == SETTINGS.ddb_writers

@@ -15,6 +15,7 @@ from tasks import alerts, compound, preflight, teardown
 from tasks.move import checkpoints
 from tasks.move import dynamodb as move_ddb
 from tasks.move import s3 as move_s3
+from tasks.move.s3_replication import ensure_replication
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.validate import dynamodb as validate_ddb
 from tasks.validate import invoke
@@ -36,7 +37,7 @@ STEPS: list[tuple[Task[..., Any], str, int, str | None]] = [
     (iam.ensure_lambda_role, "provision-validator-role", 3, None),
     (lambda_.ensure_validator, "provision-validator", 3, None),
     (compound.alarms, "provision-alarms", 3, None),
-    (move_s3.ensure_replication, "s3-replication", 3, "s3-replication-{source_bucket}"),
+    (ensure_replication, "s3-replication", 3, "s3-replication-{source_bucket}"),
     (move_s3.plan_partitions, "s3-partitions", 3, "s3-partitions-{bucket}"),
     (move_s3.copy_partition, "s3-copy", 4, "s3-{mode}-{source_bucket}-{key_range[id]}"),
     (move_ddb.ensure_source_stream, "ddb-stream", 3, "ddb-stream-{source_table}"),
