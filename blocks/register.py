@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig, load_config
-from flows.common import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_prefect_defaults
+from config.options import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_prefect_defaults
 from tasks import alerts
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
 from tasks.errors import UserError

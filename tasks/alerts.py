@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.model import MigrationConfig
+from config.options import RunOptions
 from tasks.aws import Backend, arn
 from tasks.names import resource_names
 
@@ -104,8 +105,6 @@ def configure(backend: Backend, cfg: MigrationConfig, account_id: str) -> str:
 def target_of(parameters: Mapping[str, Any]) -> AlertTarget | None:
     """The alert target named by a flow run's parameters (its `options`), or None when they name none or
     do not resolve (a bad config: the run's own error says why)."""
-    from flows.common import RunOptions  # flows import tasks: imported at call time, not at import
-
     options = parameters.get("options")
     if options is None:
         return None
