@@ -44,8 +44,6 @@ from tasks.report.build import go_no_go  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
 from tasks.report.render import cutover_markdown  # noqa: E402
 
-DEFAULT_MAX_LAG_SECONDS = 60.0
-
 
 def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
     """Pure: GO only when validation passed, nothing failed and every lag is under the threshold."""
@@ -65,7 +63,7 @@ def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
 )
 def cutover(
     options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
-    max_lag_seconds: float = DEFAULT_MAX_LAG_SECONDS,
+    max_lag_seconds: float = SETTINGS.max_lag_seconds,
     remove_source_changes_on_go: bool = False,
     report_path: str | None = None,
 ) -> dict[str, Any]:
@@ -108,7 +106,13 @@ def cutover(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.cutover", description=__doc__)
     add_common_args(parser)
-    parser.add_argument("--max-lag-seconds", type=float, default=DEFAULT_MAX_LAG_SECONDS)
+    parser.add_argument(
+        "--max-lag-seconds",
+        type=float,
+        default=SETTINGS.max_lag_seconds,
+        help="GO needs every table's stream lag at or under this (default %(default)s, "
+        "from REGION_MIGRATION_MAX_LAG_SECONDS)",
+    )
     parser.add_argument(
         "--remove-source-changes",
         action="store_true",

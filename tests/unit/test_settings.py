@@ -28,6 +28,7 @@ def test_defaults_are_the_measured_counts() -> None:
         "s3_inline_copy_workers": 16,
         "s3_validate_workers": 16,
         "ddb_writers": 4,
+        "max_lag_seconds": 60.0,
     }
     assert all(field.description for field in Settings.model_fields.values())
 
@@ -55,6 +56,32 @@ def test_every_place_reads_the_setting() -> None:
     assert default(validate_s3.validate_bucket.fn, "workers") == SETTINGS.s3_validate_workers
     for fn in (move_ddb.backfill_segment.fn, move_ddb.catch_up, move_ddb.sync_table):
         assert default(fn, "writers") == SETTINGS.ddb_writers
+
+
+def test_lag_threshold_is_one_setting_for_migrate_and_cutover() -> None:
+    """The GO rule's threshold: migrate's verdict, the cutover flow's parameter and its CLI default all read it."""
+    env = {**os.environ, "REGION_MIGRATION_MAX_LAG_SECONDS": "12.5"}
+    code = (
+        "import inspect, contextlib, io; from flows import cutover as c; from tasks.report.build import verdict\n"
+        "d = lambda fn: inspect.signature(fn).parameters['max_lag_seconds'].default\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit): c.main(['--help'])\n"
+        "print(d(verdict), d(c.cutover.fn), '(default 12.5,' in ' '.join(out.getvalue().split()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["12.5", "12.5", "True"]
+
+
+def test_bad_lag_threshold_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGION_MIGRATION_MAX_LAG_SECONDS", "0")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.problems == [
+        "REGION_MIGRATION_MAX_LAG_SECONDS: Input should be greater than 0; set a number > 0, or unset it for the "
+        "default 60.0"
+    ]
+    monkeypatch.setenv("REGION_MIGRATION_MAX_LAG_SECONDS", "1.5")
+    assert load_settings().max_lag_seconds == 1.5
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
