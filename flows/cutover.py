@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from flows.common import (
@@ -38,6 +37,7 @@ from tasks import alerts, teardown  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.move.checkpoints import record_cutover  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
+from tasks.names import report_path as report_path_for  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision import kms  # noqa: E402
 from tasks.report.build import go_no_go  # noqa: E402
@@ -70,7 +70,7 @@ def cutover(
     """Final catch-up + full validation -> GO / NO-GO, recorded; source changes removed only if asked."""
     logger = get_run_logger()
     cfg, backend, _ = begin(options)
-    path = Path(report_path or f"reports/cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    path = report_path_for("cutover", cfg, report_path)
     synced = sync_once(backend, cfg, "full", path)
     decision = decide(synced, max_lag_seconds)
     at = datetime.now(UTC).isoformat(timespec="seconds")
