@@ -17,13 +17,12 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
+from tasks.move.keys import RESULT_PK
 from tasks.names import ResourceNames, resource_names
 from tasks.provision.common import claim, delete_measured, lookup
 from tasks.steps import step
 
 POLICY_NAME = "region-migration"
-# The checkpoint-table partition the validator writes its results to (tasks/provision/lambda_.RESULT_PK).
-RESULT_PARTITION = "validator"
 VERSION = "2012-10-17"
 
 Policy = dict[str, Any]
@@ -165,7 +164,7 @@ def lambda_role_policies(
             "Effect": "Allow",
             "Action": ["dynamodb:PutItem"],
             "Resource": [table_arn(region, account_id, names.checkpoint_table)],
-            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RESULT_PARTITION]}},
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RESULT_PK]}},
         },
         {
             "Sid": "DecryptEnvironmentViaLambda",
