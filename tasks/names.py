@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from tasks.aws import arn
+
 if TYPE_CHECKING:
     from config.model import MigrationConfig
 
@@ -159,6 +161,19 @@ def fixed_name_budget(target_region: str) -> int:
         if rule and not isinstance(value, Mapping):
             room.append(rule.limit - len(value))
     return min(room)
+
+
+# ---------------------------------------------------------------- ARNs built before the resource exists
+
+
+def topic_arn(region: str, account_id: str, name: str) -> str:
+    """A standard SNS topic's ARN (partition from botocore), known before it exists: look before create."""
+    return arn("sns", region, account_id, name)
+
+
+def alert_topic_arn(cfg: MigrationConfig, account_id: str) -> str:
+    """The migration's alert topic (target region): where task hooks, NO-GO alerts and the SnsAlert block publish."""
+    return topic_arn(cfg.targetRegion, account_id, resource_names(cfg).topic)
 
 
 # ---------------------------------------------------------------- report files

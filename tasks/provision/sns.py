@@ -8,16 +8,11 @@ from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, tag_dict, tag_list
+from tasks.aws import Backend, tag_dict, tag_list
 from tasks.errors import CollisionError
-from tasks.names import resource_names
+from tasks.names import resource_names, topic_arn
 from tasks.provision.common import delete_measured, lookup
 from tasks.steps import step
-
-
-def topic_arn(region: str, account_id: str, name: str) -> str:
-    """A standard topic's ARN, known before it exists (so we can look before we create)."""
-    return arn("sns", region, account_id, name)
 
 
 def _attributes(sns: Any, arn: str) -> dict[str, str] | None:

@@ -82,3 +82,21 @@ def test_keys_module_needs_only_the_standard_library() -> None:
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imported <= {"__future__", "hashlib", "json"}
+
+
+def test_topic_arn_is_built_once_in_the_regions_partition(cfg: MigrationConfig) -> None:
+    from tasks.names import alert_topic_arn, resource_names, topic_arn
+
+    cn = cfg.model_copy(update={"targetRegion": "cn-north-1"})
+    assert alert_topic_arn(cn, "111122223333") == f"arn:aws-cn:sns:cn-north-1:111122223333:{resource_names(cn).topic}"
+    assert topic_arn("us-gov-west-1", "1", "t") == "arn:aws-us-gov:sns:us-gov-west-1:1:t"
+    built = re.compile(r"""arn\(\s*["']sns["']|["']arn:[^"']*:sns:""")
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for layer in ("flows", "tasks", "blocks", "config")
+        for p in sorted((ROOT / layer).rglob("*.py"))
+        if p != ROOT / "tasks" / "names.py"
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if built.search(line) and "examples=" not in line  # a UI field's example value is no ARN we build
+    ]
+    assert found == []
