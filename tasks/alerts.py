@@ -107,7 +107,7 @@ def target_of(parameters: Mapping[str, Any]) -> AlertTarget | None:
         opts = options if isinstance(options, RunOptions) else RunOptions.model_validate(options)
         cfg = opts.config()
         backend = opts.backend(cfg)
-        account = str(backend.client("sts", cfg.targetRegion).get_caller_identity()["Account"])
+        account = backend.account_id(cfg.targetRegion)
     except Exception as err:  # an alert must never mask the failure it reports
         log.error("ALERT target unknown (%s): %s", type(err).__name__, redact(str(err)))
         return None

@@ -110,7 +110,7 @@ def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path 
     """
     names = resource_names(cfg)
     tgt, src = cfg.targetRegion, cfg.sourceRegion
-    account = iam.account_id(backend, tgt)
+    account = backend.account_id(tgt)
     found: dict[str, Any] = {"account": account, "notes": []}
 
     found["targetBuckets"] = _find_buckets(backend, cfg, names)

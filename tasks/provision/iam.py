@@ -297,11 +297,6 @@ def _trust_principal(trust: Policy) -> list[str]:
 # ---------------------------------------------------------------- AWS
 
 
-def account_id(backend: Backend, region: str) -> str:
-    """The caller's account, from STS (policies need it in table, log group and key ARNs)."""
-    return str(backend.client("sts", region).get_caller_identity()["Account"])
-
-
 def ensure_role(
     backend: Backend, cfg: MigrationConfig, name: str, trust: Policy, policy: Policy, description: str
 ) -> dict[str, Any]:
@@ -397,7 +392,7 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
         list(names.buckets.values()),
         kms_key_arn,
         source_region=cfg.sourceRegion,
-        account_id=account_id(backend, cfg.targetRegion),
+        account_id=backend.account_id(cfg.targetRegion),
     )
     return ensure_role(
         backend,
@@ -413,7 +408,7 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
 def ensure_lambda_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str) -> dict[str, Any]:
     """The validation Lambda's execution role."""
     names = resource_names(cfg)
-    trust, policy = lambda_role_policies(cfg, account_id(backend, cfg.targetRegion), names, kms_key_arn, topic_arn)
+    trust, policy = lambda_role_policies(cfg, backend.account_id(cfg.targetRegion), names, kms_key_arn, topic_arn)
     return ensure_role(
         backend,
         cfg,

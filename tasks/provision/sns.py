@@ -39,8 +39,7 @@ def _ensure(backend: Backend, cfg: MigrationConfig, region: str, name: str, kms_
     refuse a same-named topic someone else owns instead of silently adopting it.
     """
     sns = backend.client("sns", region)
-    account_id = backend.client("sts", region).get_caller_identity()["Account"]
-    arn = topic_arn(region, account_id, name)
+    arn = topic_arn(region, backend.account_id(region), name)
     created = False
     repaired: list[str] = []
 
