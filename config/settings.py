@@ -66,4 +66,16 @@ def expected(field: FieldInfo) -> str:
     return kind
 
 
+def settings_table() -> str:
+    """The README's table of every REGION_MIGRATION_* variable, from the fields themselves (a test keeps the
+    README equal to it: `python -m config.settings` prints it)."""
+    rows = ["| Variable | Default | What it sets |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {field.default} ({expected(field)}) | {field.description} |")
+    return "\n".join(rows)
+
+
 SETTINGS = load_settings()
+
+if __name__ == "__main__":
+    print(settings_table())

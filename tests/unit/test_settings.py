@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from config.model import ConfigError
-from config.settings import SETTINGS, Settings, load_settings
+from config.settings import SETTINGS, Settings, load_settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,6 +82,16 @@ def test_bad_lag_threshold_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> 
     ]
     monkeypatch.setenv("REGION_MIGRATION_MAX_LAG_SECONDS", "1.5")
     assert load_settings().max_lag_seconds == 1.5
+
+
+def test_readme_documents_every_setting() -> None:
+    """The README's table is the one `settings_table()` generates from Settings.model_fields (each described)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- settings-table:", 1)[1].split("-->", 1)[1].split("<!-- /settings-table -->", 1)[0]
+    assert block.strip() == settings_table()
+    rows = block.strip().splitlines()[2:]
+    assert [r.split("`")[1] for r in rows] == [f"REGION_MIGRATION_{n.upper()}" for n in Settings.model_fields]
+    assert all(f.description and f.description in block for f in Settings.model_fields.values())
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
