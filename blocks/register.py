@@ -18,10 +18,10 @@ import sys
 from collections.abc import Sequence
 
 from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig, load_config
-from flows.common import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_prefect_defaults
-from tasks import alerts
+from config.options import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_prefect_defaults
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
 from tasks.errors import UserError
+from tasks.names import alert_topic_arn
 
 SOURCE_BLOCK = "region-migration-source"
 TARGET_BLOCK = "region-migration-target"
@@ -31,8 +31,8 @@ EMULATOR_ACCOUNT = "123456789012"  # the account id moto answers with
 
 
 def topic_arn(cfg: MigrationConfig, account_id: str = EMULATOR_ACCOUNT) -> str:
-    """The migration's alert topic ARN (the one rule: tasks.alerts.topic_arn), by default moto's account."""
-    return alerts.topic_arn(cfg, account_id)
+    """The migration's alert topic ARN (the one rule: tasks.names.alert_topic_arn), by default moto's account."""
+    return alert_topic_arn(cfg, account_id)
 
 
 def register_block_types() -> list[str]:

@@ -1,13 +1,15 @@
 """Tuning settings: one object, each setting overridable by an environment variable REGION_MIGRATION_<NAME>.
 
 As aws-sdk-pandas' `_config.py` does: a documented default per setting, read once from the environment when
-the project is imported. The defaults are what the pipeline was measured with (benchmarks/, FACTS.md); they
-change how fast the pipeline runs, never what it does. A bad value is one line naming the variable (exit 2).
+the project is imported. The worker counts are what the pipeline was measured with (benchmarks/, FACTS.md);
+they change how fast the pipeline runs, never what it does. The lag threshold is the GO rule's one number.
+A bad value is one line naming the variable (exit 2).
 """
 
 from __future__ import annotations
 
 from pydantic import Field, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.model import ConfigError
@@ -16,7 +18,8 @@ ENV_PREFIX = "REGION_MIGRATION_"
 
 
 class Settings(BaseSettings):
-    """Worker counts: how many things run side by side, per flow, per task and per copy pool."""
+    """Worker counts (how many things run side by side, per flow, per task and per copy pool) and the GO rule's
+    lag threshold."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
@@ -29,6 +32,12 @@ class Settings(BaseSettings):
     )
     s3_validate_workers: int = Field(default=16, ge=1, description="Reads in flight per bucket validation.")
     ddb_writers: int = Field(default=4, ge=1, description="BatchWriteItem calls in flight per DynamoDB segment/replay.")
+    max_lag_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="GO needs every table's stream lag at or under this many seconds (migrate's verdict, "
+        "cutover's default for --max-lag-seconds).",
+    )
 
 
 def load_settings() -> Settings:
@@ -39,9 +48,31 @@ def load_settings() -> Settings:
         problems = []
         for e in err.errors():
             name = f"{ENV_PREFIX}{'.'.join(str(p) for p in e['loc'])}".upper()
-            default = Settings.model_fields[str(e["loc"][0])].default
-            problems.append(f"{name}: {e['msg']}; set a whole number >= 1, or unset it for the default {default}")
+            field = Settings.model_fields[str(e["loc"][0])]
+            problems.append(f"{name}: {e['msg']}; set {expected(field)}, or unset it for the default {field.default}")
         raise ConfigError(*problems) from None
 
 
+def expected(field: FieldInfo) -> str:
+    """What a field accepts, in words, from its type and bound: 'a whole number >= 1', 'a number > 0'."""
+    kind = "a whole number" if field.annotation is int else "a number"
+    for bound in field.metadata:
+        for attr, op in (("ge", ">="), ("gt", ">")):
+            if getattr(bound, attr, None) is not None:
+                return f"{kind} {op} {getattr(bound, attr)}"
+    return kind
+
+
+def settings_table() -> str:
+    """The README's table of every REGION_MIGRATION_* variable, from the fields themselves (a test keeps the
+    README equal to it: `python -m config.settings` prints it)."""
+    rows = ["| Variable | Default | What it sets |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {field.default} ({expected(field)}) | {field.description} |")
+    return "\n".join(rows)
+
+
 SETTINGS = load_settings()
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from flows.common import (
@@ -38,13 +37,12 @@ from tasks import alerts, teardown  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.move.checkpoints import record_cutover  # noqa: E402
 from tasks.move.lock import LockHeld  # noqa: E402
+from tasks.names import report_path as report_path_for  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision import kms  # noqa: E402
 from tasks.report.build import go_no_go  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
 from tasks.report.render import cutover_markdown  # noqa: E402
-
-DEFAULT_MAX_LAG_SECONDS = 60.0
 
 
 def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
@@ -65,14 +63,14 @@ def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
 )
 def cutover(
     options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
-    max_lag_seconds: float = DEFAULT_MAX_LAG_SECONDS,
+    max_lag_seconds: float = SETTINGS.max_lag_seconds,
     remove_source_changes_on_go: bool = False,
     report_path: str | None = None,
 ) -> dict[str, Any]:
     """Final catch-up + full validation -> GO / NO-GO, recorded; source changes removed only if asked."""
     logger = get_run_logger()
     cfg, backend, _ = begin(options)
-    path = Path(report_path or f"reports/cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    path = report_path_for("cutover", cfg, report_path)
     synced = sync_once(backend, cfg, "full", path)
     decision = decide(synced, max_lag_seconds)
     at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -108,7 +106,13 @@ def cutover(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.cutover", description=__doc__)
     add_common_args(parser)
-    parser.add_argument("--max-lag-seconds", type=float, default=DEFAULT_MAX_LAG_SECONDS)
+    parser.add_argument(
+        "--max-lag-seconds",
+        type=float,
+        default=SETTINGS.max_lag_seconds,
+        help="GO needs every table's stream lag at or under this (default %(default)s, "
+        "from REGION_MIGRATION_MAX_LAG_SECONDS)",
+    )
     parser.add_argument(
         "--remove-source-changes",
         action="store_true",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from flows.common import (
@@ -34,8 +33,9 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, mismatch_path_for, move, provision, run_validation  # noqa: E402
 from tasks import alerts  # noqa: E402
+from tasks.names import report_path as report_path_for  # noqa: E402
 from tasks.report.assemble import assemble  # noqa: E402
-from tasks.report.publish import default_report_path, publish_artifacts, write_report  # noqa: E402
+from tasks.report.publish import publish_artifacts, write_report  # noqa: E402
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
 TASK_WORKERS = SETTINGS.migrate_task_workers
@@ -67,7 +67,7 @@ def migrate(
     cfg, backend, account = begin(options, warnings=preflight_warnings)
     res = provision(backend, cfg, account)
     moved = move(backend, cfg, res)
-    path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
+    path = report_path_for("migration-report", cfg, report_path)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
     report: dict[str, Any] = jsonable(
         assemble(

@@ -20,6 +20,7 @@ from tasks.move import dynamodb as move_ddb
 from tasks.move import lock
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
+from tasks.move.keys import SYNC_LOCK
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.preflight import check as preflight_check
@@ -294,9 +295,6 @@ def _publish_mismatches(cfg: MigrationConfig, frames: dict[str, Any]) -> None:
 
 def mismatch_path_for(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + "-mismatches.csv")
-
-
-SYNC_LOCK = "sync"
 
 
 def lag_of(caught: dict[str, dict[str, Any]]) -> dict[str, float]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from flows.common import (
@@ -37,6 +36,7 @@ from flows.parts import begin, sync_once  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks.errors import UserError  # noqa: E402
 from tasks.move import lock  # noqa: E402
+from tasks.names import report_path as report_path_for  # noqa: E402
 from tasks.provision import kms  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
 from tasks.report.render import sync_markdown  # noqa: E402
@@ -60,7 +60,7 @@ def sync(
     """Catch the target up with the source and check it; skipped at once if another sync is running."""
     logger = get_run_logger()
     cfg, backend, _ = begin(options)
-    path = Path(report_path or f"reports/sync-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    path = report_path_for("sync", cfg, report_path)
     base = {
         "migrationBatch": cfg.migrationBatch,
         "environmentSuffix": cfg.environmentSuffix,

@@ -11,7 +11,6 @@ Same backend options as flows.migrate (embedded emulator by default, --endpoint-
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from flows.common import (
@@ -36,14 +35,14 @@ from config.model import MigrationConfig  # noqa: E402
 from flows.parts import begin  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks import teardown as td  # noqa: E402
+from tasks.names import report_path as report_path_for  # noqa: E402
 from tasks.preflight import probe_credentials  # noqa: E402
-from tasks.report.publish import default_report_path  # noqa: E402
 from tasks.report.render import teardown_markdown, teardown_plan_text, teardown_results_text  # noqa: E402
 
 
 def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
     """The migration report (second source of evidence for source versioning), if there is one."""
-    path = Path(report_path) if report_path else default_report_path(cfg.migrationBatch, cfg.environmentSuffix)
+    path = report_path_for("migration-report", cfg, report_path)
     return str(path) if path.exists() else None
 
 

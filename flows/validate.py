@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from flows.common import (
@@ -32,6 +31,7 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts  # noqa: E402
+from tasks.names import report_path as report_path_for  # noqa: E402
 from tasks.report.build import validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
 
@@ -54,7 +54,7 @@ def validate(
     """Compare every source bucket/table with its target; a markdown artifact and a CSV of every mismatch."""
     logger = get_run_logger()
     cfg, backend, _ = begin(options)
-    path = Path(report_path or f"reports/validation-{cfg.migrationBatch}-{cfg.environmentSuffix}.json")
+    path = report_path_for("validation", cfg, report_path)
     result = run_validation(backend, cfg, level, mismatch_path_for(path))
     result.update(
         migrationBatch=cfg.migrationBatch,

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn
-from tasks.names import resource_names
+from config.options import RunOptions
+from tasks.aws import Backend
+from tasks.names import alert_topic_arn
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,6 @@ def flow_failure(batch: str, flow_name: str, flow_run_name: str, state_name: str
     )
 
 
-def topic_arn(cfg: MigrationConfig, account_id: str) -> str:
-    """The migration's alert topic ARN (target region, the partition's ARN format)."""
-    return arn("sns", cfg.targetRegion, account_id, resource_names(cfg).topic)
-
-
 @dataclass(frozen=True)
 class AlertTarget:
     """Where one run's alerts go."""
@@ -96,7 +92,7 @@ class AlertTarget:
 def configure(backend: Backend, cfg: MigrationConfig, account_id: str) -> str:
     """Log where this run's alerts go and return the topic ARN; nothing is stored: the hooks find the
     target from the run's parameters (`target_of_run`)."""
-    arn = topic_arn(cfg, account_id)
+    arn = alert_topic_arn(cfg, account_id)
     log.info("alerts for batch %s go to %s", cfg.migrationBatch, arn)
     return arn
 
@@ -104,8 +100,6 @@ def configure(backend: Backend, cfg: MigrationConfig, account_id: str) -> str:
 def target_of(parameters: Mapping[str, Any]) -> AlertTarget | None:
     """The alert target named by a flow run's parameters (its `options`), or None when they name none or
     do not resolve (a bad config: the run's own error says why)."""
-    from flows.common import RunOptions  # flows import tasks: imported at call time, not at import
-
     options = parameters.get("options")
     if options is None:
         return None
@@ -113,11 +107,11 @@ def target_of(parameters: Mapping[str, Any]) -> AlertTarget | None:
         opts = options if isinstance(options, RunOptions) else RunOptions.model_validate(options)
         cfg = opts.config()
         backend = opts.backend(cfg)
-        account = str(backend.client("sts", cfg.targetRegion).get_caller_identity()["Account"])
+        account = backend.account_id(cfg.targetRegion)
     except Exception as err:  # an alert must never mask the failure it reports
         log.error("ALERT target unknown (%s): %s", type(err).__name__, redact(str(err)))
         return None
-    return AlertTarget(backend, cfg.targetRegion, topic_arn(cfg, account), cfg.migrationBatch)
+    return AlertTarget(backend, cfg.targetRegion, alert_topic_arn(cfg, account), cfg.migrationBatch)
 
 
 def target_of_run() -> AlertTarget | None:

@@ -100,6 +100,16 @@ class Backend:
                 _CLIENTS[key] = cached
         return cached
 
+    def account_id(self, region: str, max_attempts: int = MAX_ATTEMPTS) -> str:
+        """The account these credentials act in: one GetCallerIdentity per credentials, remembered for the
+        process (ARNs and policies need it in many places; the answer cannot change for the same keys)."""
+        key = (self, dict(self.credentials_blocks).get(region))  # a region's own block may be another account
+        with _ACCOUNT_LOCK:  # held across the call, so threads provisioning side by side ask once
+            if key not in _ACCOUNTS:
+                sts = self.client("sts", region, max_attempts=max_attempts)
+                _ACCOUNTS[key] = str(sts.get_caller_identity()["Account"])
+            return _ACCOUNTS[key]
+
     def _session(self, region: str) -> tuple[Any, ClientParameters]:
         """The session for `region` and the client parameters of its credentials block (none without one)."""
         if self.kind == "emulator":
@@ -195,6 +205,8 @@ def describe_endpoints(endpoints: dict[str, str]) -> str:
 
 _LOCK = threading.Lock()
 _CLIENTS: dict[tuple[Backend, str, str, int], Any] = {}
+_ACCOUNT_LOCK = threading.Lock()
+_ACCOUNTS: dict[tuple[Backend, str | None], str] = {}
 
 
 def error_code(err: BaseException) -> str:
@@ -274,6 +286,8 @@ def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
 
 
 def clear_client_cache() -> None:
-    """Forget cached clients (tests start a fresh emulator per test)."""
+    """Forget cached clients and accounts (tests start a fresh emulator per test)."""
     with _LOCK:
         _CLIENTS.clear()
+    with _ACCOUNT_LOCK:
+        _ACCOUNTS.clear()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from tasks.aws import arn
 
 if TYPE_CHECKING:
     from config.model import MigrationConfig
@@ -158,3 +161,30 @@ def fixed_name_budget(target_region: str) -> int:
         if rule and not isinstance(value, Mapping):
             room.append(rule.limit - len(value))
     return min(room)
+
+
+# ---------------------------------------------------------------- ARNs built before the resource exists
+
+
+def topic_arn(region: str, account_id: str, name: str) -> str:
+    """A standard SNS topic's ARN (partition from botocore), known before it exists: look before create."""
+    return arn("sns", region, account_id, name)
+
+
+def alert_topic_arn(cfg: MigrationConfig, account_id: str) -> str:
+    """The migration's alert topic (target region): where task hooks, NO-GO alerts and the SnsAlert block publish."""
+    return topic_arn(cfg.targetRegion, account_id, resource_names(cfg).topic)
+
+
+# ---------------------------------------------------------------- report files
+
+REPORT_DIR = Path("reports")
+ReportKind = Literal["migration-report", "sync", "cutover", "validation"]
+
+
+def report_path(kind: ReportKind, cfg: MigrationConfig, override: str | Path | None = None) -> Path:
+    """Where a flow writes (and teardown looks for) its JSON result: the path the user gave, else
+    `reports/{kind}-{migrationBatch}-{environmentSuffix}.json` (relative to the working directory)."""
+    if override:
+        return Path(override)
+    return REPORT_DIR / f"{kind}-{cfg.migrationBatch}-{cfg.environmentSuffix}.json"

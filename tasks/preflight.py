@@ -70,8 +70,7 @@ def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
     """Credentials, sources exist in the source region, target names free or ours. Creates nothing."""
     pf = Preflight(backend=backend.describe())
     try:
-        ident = backend.client("sts", cfg.sourceRegion, max_attempts=2).get_caller_identity()
-        pf.account_id = str(ident["Account"])
+        pf.account_id = backend.account_id(cfg.sourceRegion, max_attempts=2)
     except (BotoCoreError, ClientError) as err:
         pf.errors.append(credentials_error(err, backend))
         return pf

@@ -29,8 +29,8 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
 from tasks.errors import UserError
 from tasks.move.checkpoints import CheckpointStore
-from tasks.move.dynamodb_plan import STREAM_SK, table_pk
-from tasks.move.s3_plan import VERSIONING_SK, replication_rule_id, versioning_pk
+from tasks.move.keys import STREAM_SK, VERSIONING_SK, table_pk, versioning_pk
+from tasks.move.s3_plan import replication_rule_id
 from tasks.names import ResourceNames, resource_names
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
 from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED
@@ -110,7 +110,7 @@ def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path 
     """
     names = resource_names(cfg)
     tgt, src = cfg.targetRegion, cfg.sourceRegion
-    account = iam.account_id(backend, tgt)
+    account = backend.account_id(tgt)
     found: dict[str, Any] = {"account": account, "notes": []}
 
     found["targetBuckets"] = _find_buckets(backend, cfg, names)

@@ -55,7 +55,7 @@ Collected = dict[str, Any]
 
 MAX_FAILURES_IN_SUMMARY = 20
 SCAN_SEGMENTS = 4  # parallel scan segments per table side
-RESULT_PK = "validator"  # tasks/provision/lambda_.RESULT_PK: the partition the role may write to, nothing else
+RESULT_PK = "validator"  # tasks/move/keys.RESULT_PK: the partition the role may write to, nothing else
 MAX_RESULT_BYTES = 300_000  # a DynamoDB item holds 400 KB: failed checks beyond this are counted, not listed
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from tasks.aws import Backend, error_code, is_not_found, tag_list
+from tasks.move.keys import CUTOVER_PK
 from tasks.steps import step
 
 _SER = TypeSerializer()
@@ -196,7 +197,7 @@ class CheckpointStore:
 def record_cutover(backend: Backend, region: str, table: str, decided_at: str, decision: dict[str, Any]) -> None:
     """The GO/NO-GO and its moment, kept in the checkpoint table; a retry rewrites the same item (same keys)."""
     CheckpointStore(backend, region, table).put(
-        "cutover", decided_at, {"decision": decision["decision"], "reasons": decision["reasons"]}
+        CUTOVER_PK, decided_at, {"decision": decision["decision"], "reasons": decision["reasons"]}
     )
 
 

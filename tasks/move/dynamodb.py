@@ -49,10 +49,10 @@ from tasks.move.dynamodb_plan import (
     write_requests,
 )
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
+from tasks.move.keys import PLAN_SK, SHARD_PREFIX
 from tasks.names import resource_names
 from tasks.steps import step
 
-PLAN_SK = "plan"
 VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 # Pages whose writes may be in flight at once. 1 = a kill re-does at most one page, and the next page is
 # already scanned (prefetched) while the current one is written, so scanning still overlaps writing.
@@ -530,7 +530,7 @@ def catch_up(
     budget = _Budget(None if max_seconds is None else started + max_seconds, max_records)
     shards = order_shards(_list_shards(streams, arn))
     listed = {s["ShardId"] for s in shards}
-    checkpoints = dict(store.query(pk, "shard#"))
+    checkpoints = dict(store.query(pk, SHARD_PREFIX))
     finished: set[str] = set()
     shard_report: list[dict[str, Any]] = []
     to_peek: list[tuple[str, str | None]] = []  # shards that may still hold unapplied records

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.consistency import full_jitter_delay
+from tasks.move.keys import STREAM_SK, segment_sk, shard_sk, table_pk  # noqa: F401 (re-exported)
 
 BATCH_SIZE = 25  # BatchWriteItem's hard limit
 ITEMS_PER_SEGMENT = 10_000
@@ -40,26 +41,6 @@ def plan_total_segments(item_count: int, size_bytes: int) -> int:
     by_items = math.ceil(max(0, item_count) / ITEMS_PER_SEGMENT)
     by_bytes = math.ceil(max(0, size_bytes) / BYTES_PER_SEGMENT)
     return max(1, min(MAX_SEGMENTS, max(by_items, by_bytes)))
-
-
-STREAM_SK = "stream"  # the source stream record under table_pk: enabledByUs, streamArn, when
-
-
-def table_pk(source_table: str) -> str:
-    """Checkpoint partition for everything about one source table."""
-    return f"ddb#{source_table}"
-
-
-def segment_sk(segment: int, total_segments: int) -> str:
-    """Checkpoint sort key of one scan segment; the total is part of it so plans never mix."""
-    return f"segment#{total_segments:02d}#{segment:02d}"
-
-
-def shard_sk(stream_arn: str, shard_id: str) -> str:
-    """Checkpoint sort key of one stream shard; keyed by the stream label too, because a re-enabled
-    stream restarts its sequence numbers (and moto reuses one shard id for every stream)."""
-    label = stream_arn.rsplit("/", 1)[-1]
-    return f"shard#{label}#{shard_id}"
 
 
 def chunks(items: Sequence[Any], size: int = BATCH_SIZE) -> Iterator[Sequence[Any]]:

@@ -13,8 +13,7 @@ from contextlib import contextmanager
 
 from tasks.aws import Backend, error_code
 from tasks.errors import UserError
-
-LOCK_PK = "lock"
+from tasks.move.keys import LOCK_PK
 
 
 class LockHeld(UserError):

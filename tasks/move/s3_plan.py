@@ -6,12 +6,12 @@ No AWS calls here, so every decision the copier makes can be unit-tested without
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from config.model import MigrationConfig
 from tasks.aws import bucket_arn, partition_of  # noqa: F401  (re-exported: the one partition source)
+from tasks.move.keys import VERSIONING_SK, manifest_pk, range_pk, range_sk, versioning_pk  # noqa: F401 (re-exported)
 
 MIB = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
@@ -23,21 +23,6 @@ PENDING_GRACE_S = 15 * 60
 KEPT_STORAGE_CLASSES = frozenset({"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"})
 
 CatchupAction = Literal["replicated", "pending", "copy"]
-
-
-def manifest_pk(target_bucket: str) -> str:
-    """Checkpoint partition key of a target bucket's copy manifest (sort key = object key)."""
-    return f"s3#{target_bucket}"
-
-
-def range_pk(target_bucket: str) -> str:
-    """Checkpoint partition key of a target bucket's per-range digests."""
-    return f"s3range#{target_bucket}"
-
-
-def range_sk(start_after: str | None, end: str | None) -> str:
-    """Sort key of one key range's digest (hashed: two 1,000-byte keys would not fit a sort key)."""
-    return "range#" + hashlib.sha256(json.dumps([start_after, end]).encode()).hexdigest()
 
 
 def range_digest(rows: Iterable[tuple[str, str, int, str, int]]) -> str:
@@ -135,14 +120,6 @@ def redirect_args(head: Mapping[str, Any]) -> dict[str, str]:
 def storage_class_args(storage_class: str | None) -> dict[str, str]:
     """StorageClass to request on the copy, when the source's class is worth keeping."""
     return {"StorageClass": storage_class} if storage_class in KEPT_STORAGE_CLASSES else {}
-
-
-VERSIONING_SK = "versioning"
-
-
-def versioning_pk(source_bucket: str) -> str:
-    """Checkpoint partition of the record saying what a source bucket's versioning was before the migration."""
-    return f"s3src#{source_bucket}"
 
 
 def replication_rule_id(cfg: MigrationConfig) -> str:

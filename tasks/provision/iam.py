@@ -17,13 +17,12 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
+from tasks.move.keys import RESULT_PK
 from tasks.names import ResourceNames, resource_names
 from tasks.provision.common import claim, delete_measured, lookup
 from tasks.steps import step
 
 POLICY_NAME = "region-migration"
-# The checkpoint-table partition the validator writes its results to (tasks/provision/lambda_.RESULT_PK).
-RESULT_PARTITION = "validator"
 VERSION = "2012-10-17"
 
 Policy = dict[str, Any]
@@ -165,7 +164,7 @@ def lambda_role_policies(
             "Effect": "Allow",
             "Action": ["dynamodb:PutItem"],
             "Resource": [table_arn(region, account_id, names.checkpoint_table)],
-            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RESULT_PARTITION]}},
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RESULT_PK]}},
         },
         {
             "Sid": "DecryptEnvironmentViaLambda",
@@ -298,11 +297,6 @@ def _trust_principal(trust: Policy) -> list[str]:
 # ---------------------------------------------------------------- AWS
 
 
-def account_id(backend: Backend, region: str) -> str:
-    """The caller's account, from STS (policies need it in table, log group and key ARNs)."""
-    return str(backend.client("sts", region).get_caller_identity()["Account"])
-
-
 def ensure_role(
     backend: Backend, cfg: MigrationConfig, name: str, trust: Policy, policy: Policy, description: str
 ) -> dict[str, Any]:
@@ -398,7 +392,7 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
         list(names.buckets.values()),
         kms_key_arn,
         source_region=cfg.sourceRegion,
-        account_id=account_id(backend, cfg.targetRegion),
+        account_id=backend.account_id(cfg.targetRegion),
     )
     return ensure_role(
         backend,
@@ -414,7 +408,7 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
 def ensure_lambda_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str) -> dict[str, Any]:
     """The validation Lambda's execution role."""
     names = resource_names(cfg)
-    trust, policy = lambda_role_policies(cfg, account_id(backend, cfg.targetRegion), names, kms_key_arn, topic_arn)
+    trust, policy = lambda_role_policies(cfg, backend.account_id(cfg.targetRegion), names, kms_key_arn, topic_arn)
     return ensure_role(
         backend,
         cfg,

@@ -23,7 +23,6 @@ from tasks.consistency import Lag, retry_until_consistent
 from tasks.errors import CollisionError
 from tasks.names import ResourceNames, resource_names
 from tasks.provision.common import claim, delete_measured, lookup
-from tasks.provision.iam import RESULT_PARTITION
 from tasks.steps import step
 from tasks.validate.validator_input import pairs_text
 
@@ -50,9 +49,6 @@ LOG_RETENTION_DAYS = 30
 # MAX_EVENT_AGE_S + TIMEOUT_S.
 EVENT_INVOKE_CONFIG: dict[str, int] = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
 MAX_EVENT_AGE_S = EVENT_INVOKE_CONFIG["MaximumEventAgeInSeconds"]
-# The validator writes its result to the checkpoint table under this partition key (sort key: the run id);
-# its role may write that partition only.
-RESULT_PK = RESULT_PARTITION
 # IAM, and KMS grants through it, are eventually consistent: right after the role (or its policy) was written,
 # CreateFunction / UpdateFunctionConfiguration answer InvalidParameterValueException with these messages for
 # seconds (AWS documents no bound; minutes is generous).

@@ -8,16 +8,11 @@ from functools import partial
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, arn, tag_dict, tag_list
+from tasks.aws import Backend, tag_dict, tag_list
 from tasks.errors import CollisionError
-from tasks.names import resource_names
+from tasks.names import resource_names, topic_arn
 from tasks.provision.common import delete_measured, lookup
 from tasks.steps import step
-
-
-def topic_arn(region: str, account_id: str, name: str) -> str:
-    """A standard topic's ARN, known before it exists (so we can look before we create)."""
-    return arn("sns", region, account_id, name)
 
 
 def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
@@ -44,8 +39,7 @@ def _ensure(backend: Backend, cfg: MigrationConfig, region: str, name: str, kms_
     refuse a same-named topic someone else owns instead of silently adopting it.
     """
     sns = backend.client("sns", region)
-    account_id = backend.client("sts", region).get_caller_identity()["Account"]
-    arn = topic_arn(region, account_id, name)
+    arn = topic_arn(region, backend.account_id(region), name)
     created = False
     repaired: list[str] = []
 

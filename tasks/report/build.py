@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 
 
 def _sum(stats: list[dict[str, Any]], key: str) -> int:
@@ -274,7 +275,7 @@ def overall(report: dict[str, Any]) -> dict[str, Any]:
     return {"ok": not problems, "problems": problems}
 
 
-MAX_LAG_FOR_GO_SECONDS = 60.0
+MAX_LAG_FOR_GO_SECONDS = SETTINGS.max_lag_seconds  # the one threshold: REGION_MIGRATION_MAX_LAG_SECONDS
 
 
 def go_no_go(

@@ -11,10 +11,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks.report.build import render_markdown, resource_rows
 
 
-def default_report_path(batch: str, suffix: str, report_dir: str | Path = "reports") -> Path:
-    return Path(report_dir) / f"migration-report-{batch}-{suffix}.json"
-
-
 def write_report(report: dict[str, Any], path: Path) -> Path:
     """Write atomically (temp file + rename) so a reader never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)

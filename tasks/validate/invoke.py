@@ -26,8 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedErro
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
 from tasks.consistency import run_logger
+from tasks.move.keys import RESULT_PK
 from tasks.names import resource_names
-from tasks.provision.lambda_ import MAX_EVENT_AGE_S, RESULT_PK, TIMEOUT_S
+from tasks.provision.lambda_ import MAX_EVENT_AGE_S, TIMEOUT_S
 from tasks.steps import step
 
 RESULT_MARGIN_S = 15.0  # cold start, the PutItem, clock skew

@@ -22,7 +22,8 @@ from config.model import MigrationConfig
 from config.settings import SETTINGS
 from tasks.aws import Backend, is_not_found
 from tasks.move.checkpoints import CheckpointStore
-from tasks.move.s3_plan import encryption_problem, manifest_pk, split_target_only
+from tasks.move.keys import manifest_pk
+from tasks.move.s3_plan import encryption_problem, split_target_only
 from tasks.names import resource_names
 from tasks.provision.kms import find_key_arn
 from tasks.steps import step

@@ -12,7 +12,7 @@ from config.model import EXAMPLE_CONFIG, MigrationConfig
 from flows.common import RunOptions
 from tasks import alerts
 from tasks.aws import Backend
-from tasks.names import resource_names
+from tasks.names import alert_topic_arn, resource_names
 
 ARN = "arn:aws:sns:eu-west-1:123456789012:migration-alerts-eu-20261128-dev"
 
@@ -59,7 +59,7 @@ def test_a_long_task_name_still_makes_a_valid_subject() -> None:
 
 
 def test_configure_stores_nothing_and_names_the_topic(backend: Backend, cfg: MigrationConfig) -> None:
-    assert alerts.configure(backend, cfg, "123456789012") == alerts.topic_arn(cfg, "123456789012")
+    assert alerts.configure(backend, cfg, "123456789012") == alert_topic_arn(cfg, "123456789012")
     assert not [name for name, value in vars(alerts).items() if isinstance(value, dict) and name.isupper()]
 
 
@@ -81,7 +81,7 @@ def test_target_comes_from_the_run_options(backend: Backend, cfg: MigrationConfi
     for parameters in ({"options": options}, {"options": options.model_dump()}):  # in process / from the API
         target = alerts.target_of(parameters)
         assert target is not None
-        assert target.topic_arn == alerts.topic_arn(cfg, "123456789012")
+        assert target.topic_arn == alert_topic_arn(cfg, "123456789012")
         assert (target.region, target.batch) == (cfg.targetRegion, cfg.migrationBatch)
 
     assert alerts.target_of({}) is None  # a flow without options

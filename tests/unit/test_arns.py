@@ -77,3 +77,42 @@ def test_role_policies_in_china_name_only_china_arns(cfg: MigrationConfig) -> No
 )
 def test_bucket_region_normalizes_get_bucket_location(answer: str | None, region: str) -> None:
     assert bucket_region(answer) == region
+
+
+def test_provisioning_asks_sts_for_the_account_once(
+    prefect_harness: None, backend: Backend, cfg: MigrationConfig
+) -> None:
+    """Preflight fetches the account; provisioning (KMS, both topics, both roles, the Lambda, alarms) reuses it:
+    one GetCallerIdentity request in all, counted by a botocore event hook on every STS client a step may use."""
+    from prefect import flow
+
+    from flows.parts import provision
+    from tasks import preflight
+    from tasks.aws import MAX_ATTEMPTS
+
+    source, target = cfg.sourceRegion, cfg.targetRegion
+    for bucket in cfg.s3Buckets:
+        backend.client("s3", source).create_bucket(Bucket=bucket.name)
+    cfg = cfg.model_copy(update={"dynamodbTables": []})
+    calls: list[str] = []
+    for region in (source, target):
+        for attempts in (MAX_ATTEMPTS, 2):
+            events = backend.client("sts", region, max_attempts=attempts).meta.events
+            events.register("before-call.sts.GetCallerIdentity", lambda **kw: calls.append(kw["model"].name))
+
+    pf = preflight.check.fn(backend, cfg)
+    assert pf.errors == [] and pf.account_id == ACCOUNT
+
+    @flow
+    def provision_only() -> dict:
+        return provision(backend, cfg, pf.account_id)
+
+    res = provision_only()
+    assert res["sns"]["arn"] == alerts_topic(cfg) and res["iam"]["validatorRole"]["arn"]
+    assert calls == ["GetCallerIdentity"]
+
+
+def alerts_topic(cfg: MigrationConfig) -> str:
+    from tasks.names import alert_topic_arn
+
+    return alert_topic_arn(cfg, ACCOUNT)

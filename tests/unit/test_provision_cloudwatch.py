@@ -190,7 +190,6 @@ def test_provisioning_gives_the_source_region_alarms_their_own_topic(
     from prefect import flow
 
     from flows.parts import provision
-    from tasks.provision.iam import account_id
     from tasks.report.build import source_region_changes
 
     src_s3 = backend.client("s3", SOURCE)
@@ -204,7 +203,7 @@ def test_provisioning_gives_the_source_region_alarms_their_own_topic(
         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
     )
     cfg = cfg.model_copy(update={"dynamodbTables": [users]})
-    account = account_id(backend, TARGET)
+    account = backend.account_id(TARGET)
 
     @flow
     def provision_only(which: str) -> dict:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from config.model import ConfigError
-from config.settings import SETTINGS, Settings, load_settings
+from config.settings import SETTINGS, Settings, load_settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +27,7 @@ def test_defaults_are_the_measured_counts() -> None:
         "s3_copy_workers": 8,
         "s3_validate_workers": 16,
         "ddb_writers": 4,
+        "max_lag_seconds": 60.0,
     }
     assert all(field.description for field in Settings.model_fields.values())
 
@@ -53,6 +54,42 @@ def test_every_place_reads_the_setting() -> None:
     assert default(validate_s3.validate_bucket.fn, "workers") == SETTINGS.s3_validate_workers
     for fn in (move_ddb.backfill_segment.fn, move_ddb.catch_up, move_ddb.sync_table):
         assert default(fn, "writers") == SETTINGS.ddb_writers
+
+
+def test_lag_threshold_is_one_setting_for_migrate_and_cutover() -> None:
+    """The GO rule's threshold: migrate's verdict, the cutover flow's parameter and its CLI default all read it."""
+    env = {**os.environ, "REGION_MIGRATION_MAX_LAG_SECONDS": "12.5"}
+    code = (
+        "import inspect, contextlib, io; from flows import cutover as c; from tasks.report.build import verdict\n"
+        "d = lambda fn: inspect.signature(fn).parameters['max_lag_seconds'].default\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit): c.main(['--help'])\n"
+        "print(d(verdict), d(c.cutover.fn), '(default 12.5,' in ' '.join(out.getvalue().split()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["12.5", "12.5", "True"]
+
+
+def test_bad_lag_threshold_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGION_MIGRATION_MAX_LAG_SECONDS", "0")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.problems == [
+        "REGION_MIGRATION_MAX_LAG_SECONDS: Input should be greater than 0; set a number > 0, or unset it for the "
+        "default 60.0"
+    ]
+    monkeypatch.setenv("REGION_MIGRATION_MAX_LAG_SECONDS", "1.5")
+    assert load_settings().max_lag_seconds == 1.5
+
+
+def test_readme_documents_every_setting() -> None:
+    """The README's table is the one `settings_table()` generates from Settings.model_fields (each described)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- settings-table:", 1)[1].split("-->", 1)[1].split("<!-- /settings-table -->", 1)[0]
+    assert block.strip() == settings_table()
+    rows = block.strip().splitlines()[2:]
+    assert [r.split("`")[1] for r in rows] == [f"REGION_MIGRATION_{n.upper()}" for n in Settings.model_fields]
+    assert all(f.description and f.description in block for f in Settings.model_fields.values())
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,7 +166,7 @@ def _foreign(backend: Backend, cfg: MigrationConfig) -> dict[str, str]:
 def _migrate(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
     """Provision and move RAW, PROCESSED, EVENTS and USERS with the project's own functions."""
     names = resource_names(cfg)
-    account = iam.account_id(backend, TARGET)
+    account = backend.account_id(TARGET)
     key = kms.ensure_key.fn(backend, cfg, account)["arn"]
     for spec in cfg.s3Buckets:
         if spec.name != SHARED:
@@ -580,7 +580,7 @@ def test_cli_plan_changes_nothing_and_bad_config_is_one_line(
     from flows import teardown as flow_mod
 
     names = resource_names(cfg)
-    key = kms.ensure_key.fn(backend, cfg, iam.account_id(backend, TARGET))["arn"]
+    key = kms.ensure_key.fn(backend, cfg, backend.account_id(TARGET))["arn"]
     sns.ensure_topic.fn(backend, cfg, key)
     monkeypatch.setattr(flow_mod, "load", lambda args: (cfg, backend))
     assert flow_mod.main(["--plan"]) == 0
@@ -600,7 +600,7 @@ def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cf
     from flows.teardown import teardown
 
     names = resource_names(cfg)
-    key = kms.ensure_key.fn(backend, cfg, iam.account_id(backend, TARGET))["arn"]
+    key = kms.ensure_key.fn(backend, cfg, backend.account_id(TARGET))["arn"]
     sns.ensure_topic.fn(backend, cfg, key)
     ensure_checkpoint_table.fn(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
     s3.ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key)
@@ -668,7 +668,7 @@ def test_table_has_data_follows_empty_pages(cfg: MigrationConfig) -> None:
 
 def _source_alerts(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
     """Target key + topic, the source-region key + topic, and the alarms wired to them, as provisioning does."""
-    account = iam.account_id(backend, TARGET)
+    account = backend.account_id(TARGET)
     key = kms.ensure_key.fn(backend, cfg, account)["arn"]
     topic = sns.ensure_topic.fn(backend, cfg, key)["arn"]
     source_key = kms.ensure_source_key(backend, cfg, account)
