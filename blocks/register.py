@@ -61,7 +61,7 @@ def create_example_blocks(endpoint_url: str, account_id: str = EMULATOR_ACCOUNT)
     for name, region in ((SOURCE_BLOCK, cfg.sourceRegion), (TARGET_BLOCK, cfg.targetRegion)):
         block = AwsCredentials(
             aws_access_key_id=EMULATOR_ACCESS_KEY,
-            aws_secret_access_key=EMULATOR_SECRET_KEY,  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+            aws_secret_access_key=EMULATOR_SECRET_KEY,  # pydantic coerces to SecretStr
             region_name=region,
             aws_client_parameters=AwsClientParameters(endpoint_url=endpoint_url),
         )

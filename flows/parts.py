@@ -25,7 +25,8 @@ from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.preflight import check as preflight_check
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
-from tasks.report.build import s3_catchup_lines, summarize_copies, summarize_segments
+from tasks.report.build import summarize_copies, summarize_segments
+from tasks.report.render import s3_catchup_lines
 from tasks.steps import S3_COPY_WORKERS
 from tasks.validate import dynamodb as validate_ddb
 from tasks.validate import s3 as validate_s3

@@ -32,8 +32,8 @@ from config.settings import SETTINGS  # noqa: E402
 from flows.parts import begin, mismatch_path_for, run_validation  # noqa: E402
 from tasks import alerts  # noqa: E402
 from tasks.names import report_path as report_path_for  # noqa: E402
-from tasks.report.build import validation_markdown  # noqa: E402
 from tasks.report.publish import write_report  # noqa: E402
+from tasks.report.render import validation_markdown  # noqa: E402
 
 
 @flow(

@@ -1,7 +1,9 @@
 """The migration report assembled from what the flow measured: provisioning read-backs, movement stats and
 validation, with each resource's status, the overall status, the GO/NO-GO verdict and the next steps.
 
-Pure (no AWS, no Prefect): the migrate flow only composes; this is tested on plain dicts.
+Pure (no AWS, no Prefect): the migrate flow only composes; this is tested on plain dicts. The report stays the
+merge of the measured dicts (so its keys and their order are the ones the tasks wrote); its sections are read
+through the models in tasks/report/models.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tasks.report.build import (
     table_status,
     verdict,
 )
+from tasks.report.models import Bucket, Table
 
 
 def assemble(
@@ -47,10 +50,10 @@ def assemble(
         row["status"] = table_status(row)
         tables.append(row)
     source_changes: list[str] = []
-    for row in buckets:
-        source_changes += (row.get("replication") or {}).get("sourceChanged", []) or []
-    for row in tables:
-        source_changes += (row.get("stream") or {}).get("sourceChanged", []) or []
+    for b in (Bucket.model_validate(row) for row in buckets):
+        source_changes += (b.replication.source_changed if b.replication else None) or []
+    for t in (Table.model_validate(row) for row in tables):
+        source_changes += (t.stream.source_changed if t.stream else None) or []
     source_changes += source_region_changes(res.get("sourceRegion") or {})
     report: dict[str, Any] = {
         "migrationBatch": cfg.migrationBatch,

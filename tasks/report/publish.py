@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.report.build import render_markdown, resource_rows
+from tasks.report.render import render_markdown, resource_rows
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:

@@ -180,7 +180,7 @@ def test_missing_function_is_not_executed(backend: Backend, cfg: MigrationConfig
 
 
 def test_the_report_line_says_which_of_the_four_outcomes() -> None:
-    from tasks.report.build import lambda_line
+    from tasks.report.render import lambda_line
 
     passed = {"executed": True, "ok": True, "outcome": "passed"}
     failed = {"executed": True, "ok": False, "outcome": "failed", "summary": "2 of 9 checks failed"}

@@ -32,7 +32,8 @@ from tasks.move.dynamodb import (
 )
 from tasks.move.dynamodb_scan import SCAN_RETRY_BUDGET_S, ScanFailed, call_scan, scan_client
 from tasks.names import resource_names
-from tasks.report.build import backend_gaps, summarize_segments
+from tasks.report.build import summarize_segments
+from tasks.report.render import backend_gaps
 from tasks.validate.dynamodb import validate_table
 
 SRC, DST = "us-east-1", "eu-west-1"

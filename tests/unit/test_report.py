@@ -7,18 +7,15 @@ from typing import Any
 from config.model import MigrationConfig
 from tasks.report.build import (
     _NO_UPDATE,
-    backend_gaps,
     bucket_status,
     go_no_go,
     next_steps,
     overall,
-    render_markdown,
-    resource_rows,
     summarize_copies,
     summarize_segments,
     table_status,
-    validation_markdown,
 )
+from tasks.report.render import backend_gaps, render_markdown, resource_rows, validation_markdown
 
 
 def part(**kw: Any) -> dict[str, Any]:
