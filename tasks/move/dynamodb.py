@@ -50,6 +50,7 @@ from tasks.move.dynamodb_plan import (
 )
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
 from tasks.names import resource_names
+from tasks.provision.dynamodb import wait_active, wait_stream_enabled
 from tasks.steps import step
 
 PLAN_SK = "plan"
@@ -82,26 +83,6 @@ def _describe_source(ddb: Any, cfg: MigrationConfig, table: str) -> dict[str, An
         raise
 
 
-def _wait_active(ddb: Any, table: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc: dict[str, Any] = ddb.describe_table(TableName=table)["Table"]
-        if desc.get("TableStatus") == "ACTIVE" or time.monotonic() > deadline:
-            return desc
-        time.sleep(1)
-
-
-def _wait_stream_enabled(streams: Any, arn: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc: dict[str, Any] = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
-        if desc.get("StreamStatus") == "ENABLED":
-            return desc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"stream {arn} is still {desc.get('StreamStatus')} after {timeout:.0f} s")
-        time.sleep(1)
-
-
 @step("ddb-stream", run_name="ddb-stream-{source_table}")
 def ensure_source_stream(
     backend: Backend, cfg: MigrationConfig, source_table: str, checkpoint_table: str | None = None
@@ -129,7 +110,7 @@ def ensure_source_stream(
                 f"images; switch it to {VIEW_TYPE} (or NEW_IMAGE) and re-run"
             )
         arn = str(desc["LatestStreamArn"])
-        stream = _wait_stream_enabled(streams, arn)
+        stream = wait_stream_enabled(streams, arn)
         recorded = record.get("streamArn")
         if record.get("enabledByUs") and not recorded:
             # We crashed between enabling and recording: adopt it if it was created after our intent.
@@ -153,13 +134,13 @@ def ensure_source_stream(
                 "while it was off are missing from the target: re-run the backfill"
             )
         store.put(pk, STREAM_SK, {"enabledByUs": True, "intentAt": int(time.time()), "viewType": VIEW_TYPE})
-        _wait_active(ddb, source_table)
+        wait_active(ddb, source_table)
         ddb.update_table(
             TableName=source_table, StreamSpecification={"StreamEnabled": True, "StreamViewType": VIEW_TYPE}
         )
-        desc = _wait_active(ddb, source_table)
+        desc = wait_active(ddb, source_table)
         arn = str(desc["LatestStreamArn"])
-        stream = _wait_stream_enabled(streams, arn)
+        stream = wait_stream_enabled(streams, arn)
         view = VIEW_TYPE
         enabled_by_us = True
         enabled_at = _now_iso()
