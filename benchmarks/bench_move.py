@@ -19,7 +19,7 @@ Steps timed (wall seconds, and the server process's CPU seconds from /proc/PID/s
   ddb-ours       plan_segments + backfill_segment over all segments, segments in a small thread pool
   ddb-naive      single-thread Table.scan + Table.batch_writer (boto3 resource API)
   ddb-raw-4t     4-thread raw batch_write_item of pre-generated items (the server's write ceiling)
-  ddb-catchup    tasks.move.dynamodb.catch_up of --changes source writes (puts/updates/deletes) made after
+  ddb-catchup    tasks.move.dynamodb_stream.catch_up of --changes source writes (puts/updates/deletes) made after
                  the backfill
 
 Prints a table (medians over --repeats), the ratios the project targets with PASS/MISS, and the date,
@@ -65,8 +65,9 @@ from config.model import MigrationConfig, parse_config  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, Backend, clear_client_cache  # noqa: E402
 from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
-from tasks.move.dynamodb import backfill_segment, catch_up, ensure_source_stream, plan_segments  # noqa: E402
+from tasks.move.dynamodb import backfill_segment, ensure_source_stream, plan_segments  # noqa: E402
 from tasks.move.dynamodb_plan import encode_item  # noqa: E402
+from tasks.move.dynamodb_stream import catch_up  # noqa: E402
 from tasks.move.s3 import sync_bucket  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision.dynamodb import ensure_table  # noqa: E402
