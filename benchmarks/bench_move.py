@@ -20,7 +20,7 @@ Steps timed (wall seconds, and the server process's CPU seconds from /proc/PID/s
   ddb-ours       plan_segments + backfill_segment over all segments, segments in a small thread pool
   ddb-naive      single-thread Table.scan + Table.batch_writer (boto3 resource API)
   ddb-raw-4t     4-thread raw batch_write_item of pre-generated items (the server's write ceiling)
-  ddb-catchup    tasks.move.dynamodb.catch_up of --changes source writes (puts/updates/deletes) made after
+  ddb-catchup    tasks.move.dynamodb_stream.catch_up of --changes source writes (puts/updates/deletes) made after
                  the backfill
 
 Prints a table (medians over --repeats), the ratios the project targets with PASS/MISS, and the date,
@@ -66,12 +66,12 @@ from config.model import MigrationConfig, parse_config  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, Backend, clear_client_cache  # noqa: E402
 from tasks.move.checkpoints import ensure_checkpoint_table  # noqa: E402
-from tasks.move.dynamodb import backfill_segment, catch_up, ensure_source_stream, plan_segments  # noqa: E402
+from tasks.move.dynamodb import backfill_segment, ensure_source_stream, plan_segments  # noqa: E402
 from tasks.move.dynamodb_plan import encode_item  # noqa: E402
+from tasks.move.dynamodb_stream import catch_up  # noqa: E402
 from tasks.move.s3 import copy_partition, plan_partitions  # noqa: E402
 from tasks.names import resource_names  # noqa: E402
 from tasks.provision.dynamodb import ensure_table  # noqa: E402
-from tasks.provision.iam import account_id  # noqa: E402
 from tasks.provision.kms import ensure_key  # noqa: E402
 from tasks.provision.s3 import ensure_bucket  # noqa: E402
 from tasks.report.build import summarize_copies  # noqa: E402
@@ -434,7 +434,7 @@ class Bench:
         self.ddb_src.get_waiter("table_exists").wait(TableName=SRC_TABLE, WaiterConfig={"Delay": 1})
         batch_write_all(self.ddb_src, SRC_TABLE, self.items, 4)
 
-        acct = account_id(self.backend, DST_REGION)
+        acct = self.backend.account_id(DST_REGION)
         self.kms_arn = ensure_key.fn(self.backend, self.cfg, acct)["arn"]
         self.ckpt = resource_names(self.cfg).checkpoint_table
         ensure_checkpoint_table.fn(self.backend, DST_REGION, self.ckpt, self.cfg.tags(), self.kms_arn)

@@ -9,7 +9,7 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
-from tasks.move import dynamodb as move_ddb
+from tasks.move import dynamodb_stream
 from tasks.move.s3_plan import replication_rule_id
 from tasks.provision import cloudwatch, kms, sns
 from tasks.steps import step
@@ -39,6 +39,6 @@ def catch_up(
     backend: Backend, cfg: MigrationConfig, source_table: str, target_table: str, checkpoint_table: str
 ) -> dict[str, Any]:
     """Stream replay, then its lag as the metric the lag alarm watches."""
-    result = move_ddb.catch_up(backend, cfg, source_table, target_table, checkpoint_table)
+    result = dynamodb_stream.catch_up(backend, cfg, source_table, target_table, checkpoint_table)
     cloudwatch.put_lag_metric(backend, cfg, target_table, float(result.get("lag_seconds", 0.0)))
     return result

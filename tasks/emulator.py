@@ -28,6 +28,7 @@ from typing import Any
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, is_not_found
+from tasks.move.dynamodb_write import write_batch
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +267,7 @@ def seed_demo(
             items[1]["blob"] = {"B": os.urandom(380 * 1024)}
 
         def write(chunk: list[dict[str, Any]], table: str = tspec.name) -> None:
-            pending: dict[str, Any] = {table: [{"PutRequest": {"Item": it}} for it in chunk]}
-            while pending:
-                pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            write_batch(ddb, table, [{"PutRequest": {"Item": it}} for it in chunk])
 
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(write, [items[i : i + 25] for i in range(0, len(items), 25)]))

@@ -8,12 +8,13 @@ migration (tagged, encrypted with the CMK) and is removed by teardown.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from tasks.aws import Backend, error_code, is_not_found, tag_list
+from tasks.move.dynamodb_write import write_all
 from tasks.move.keys import CUTOVER_PK
 from tasks.steps import step
 
@@ -84,29 +85,13 @@ class CheckpointStore:
         self._ddb.put_item(TableName=self.table, Item=_encode(item))
 
     def put_many(self, pk: str, records: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Write many records under one pk in 25-item batches, retrying unprocessed items; returns count."""
+        """Write many records under one pk in 25-item batches (dynamodb_write: unprocessed items re-sent with
+        backoff); returns count."""
         now = int(time.time())
-        batch: list[dict[str, Any]] = []
-        count = 0
-        for sk, attrs in records:
-            batch.append({"PutRequest": {"Item": _encode({**attrs, "pk": pk, "sk": sk, "updatedAt": now})}})
-            count += 1
-            if len(batch) == 25:
-                self._write(batch)
-                batch = []
-        if batch:
-            self._write(batch)
-        return count
-
-    def _write(self, requests: list[dict[str, Any]]) -> None:
-        delay = 0.05
-        pending = {self.table: requests}
-        while pending:
-            resp = self._ddb.batch_write_item(RequestItems=pending)
-            pending = resp.get("UnprocessedItems") or {}
-            if pending:
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        requests = (
+            {"PutRequest": {"Item": _encode({**attrs, "pk": pk, "sk": sk, "updatedAt": now})}} for sk, attrs in records
+        )
+        return write_all(self._ddb, self.table, requests).written
 
     def query(self, pk: str, sk_prefix: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """All (sk, attrs) under pk, optionally only sort keys starting with sk_prefix."""
@@ -176,9 +161,27 @@ class CheckpointStore:
 
         Used for decisions a resumed or concurrent run must share, e.g. a table's scan segment count.
         """
+        return self.put_where(pk, sk, attrs, "attribute_not_exists(pk)")
+
+    def put_where(
+        self, pk: str, sk: str, attrs: dict[str, Any], condition: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        """Write one record only if `condition` holds on the stored one (`values`: plain Python, encoded here);
+        True when this call wrote it, False when the condition failed."""
         item = {**attrs, "pk": pk, "sk": sk, "updatedAt": int(time.time())}
+        return self._conditional(self._ddb.put_item, condition, values, Item=_encode(item))
+
+    def delete_where(self, pk: str, sk: str, condition: str, values: dict[str, Any] | None = None) -> bool:
+        """Remove one record only if `condition` holds on it; False when the condition failed."""
+        return self._conditional(self._ddb.delete_item, condition, values, Key=_encode({"pk": pk, "sk": sk}))
+
+    def _conditional(
+        self, call: Callable[..., Any], condition: str, values: dict[str, Any] | None, **kwargs: Any
+    ) -> bool:
+        if values:
+            kwargs["ExpressionAttributeValues"] = _encode(values)
         try:
-            self._ddb.put_item(TableName=self.table, Item=_encode(item), ConditionExpression="attribute_not_exists(pk)")
+            call(TableName=self.table, ConditionExpression=condition, **kwargs)
         except Exception as err:
             if error_code(err) == "ConditionalCheckFailedException":
                 return False
@@ -188,8 +191,7 @@ class CheckpointStore:
     def delete_pk(self, pk: str) -> int:
         """Remove every record under pk; returns how many."""
         keys = [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for sk, _ in self.query(pk)]
-        for i in range(0, len(keys), 25):
-            self._write(keys[i : i + 25])
+        write_all(self._ddb, self.table, keys)
         return len(keys)
 
 

@@ -2,8 +2,9 @@
 
 Order matters and is the whole trick: the stream is enabled on the source *before* the backfill scans,
 so every write made while (or after) the backfill runs is in the stream; replaying the stream afterwards
-in per-key order converges the target to the source. Puts and deletes are idempotent, so any page or
-record replayed after a crash lands on the same state.
+in per-key order (tasks.move.dynamodb_stream) converges the target to the source. Puts and deletes are
+idempotent, so any page or record replayed after a crash lands on the same state. Every write goes through
+tasks.move.dynamodb_write; the waits for a table or stream to be ready live in tasks.provision.dynamodb.
 
 Items are raw AttributeValue dicts from the low-level client end to end (no TypeDeserializer round
 trip), so 38-digit numbers, binary, sets, nested maps/lists and empty strings are copied exactly.
@@ -14,53 +15,42 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from config.model import MigrationConfig
 from config.settings import SETTINGS
-from tasks.aws import Backend, error_code, is_not_found
+from tasks.aws import Backend, is_not_found
 from tasks.errors import PreflightError
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.dynamodb_plan import (
     IMAGE_VIEW_TYPES,
     STREAM_SK,
-    THROTTLE_CODES,
     ReadPacer,
-    age_seconds,
-    backoff_delay,
     chunks,
-    collapse_records,
     consumed_units,
     decode_item,
     encode_item,
     item_size,
-    order_shards,
     plan_total_segments,
-    retention_warning,
     scan_request,
     segment_sk,
-    shard_sk,
     table_pk,
     table_read_rate,
-    write_requests,
 )
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
-from tasks.move.keys import PLAN_SK, SHARD_PREFIX
+from tasks.move.dynamodb_write import WriteStats, write_batch
+from tasks.move.keys import PLAN_SK
 from tasks.names import resource_names
+from tasks.provision.dynamodb import wait_active, wait_stream_enabled
 from tasks.steps import step
 
 VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 # Pages whose writes may be in flight at once. 1 = a kill re-does at most one page, and the next page is
 # already scanned (prefetched) while the current one is written, so scanning still overlaps writing.
 PAGE_WINDOW = 1
-MAX_UNPROCESSED_ATTEMPTS = 15  # ~ a minute of full-jitter backoff capped at 5 s
-MAX_THROTTLE_ATTEMPTS = 10  # on top of botocore's own 8 attempts per call
-STREAM_PAGE = 1000  # get_records maximum
-CLOSED_SHARD_EMPTY_POLLS = 20
 
 
 def _now_iso() -> str:
@@ -71,7 +61,7 @@ def _store(backend: Backend, cfg: MigrationConfig, checkpoint_table: str | None)
     return CheckpointStore(backend, cfg.targetRegion, checkpoint_table or resource_names(cfg).checkpoint_table)
 
 
-def _describe_source(ddb: Any, cfg: MigrationConfig, table: str) -> dict[str, Any]:
+def describe_source(ddb: Any, cfg: MigrationConfig, table: str) -> dict[str, Any]:
     try:
         return ddb.describe_table(TableName=table)["Table"]
     except Exception as err:
@@ -80,26 +70,6 @@ def _describe_source(ddb: Any, cfg: MigrationConfig, table: str) -> dict[str, An
                 f"source table {table!r} does not exist in {cfg.sourceRegion}; check dynamodbTables in the config"
             ) from None
         raise
-
-
-def _wait_active(ddb: Any, table: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc: dict[str, Any] = ddb.describe_table(TableName=table)["Table"]
-        if desc.get("TableStatus") == "ACTIVE" or time.monotonic() > deadline:
-            return desc
-        time.sleep(1)
-
-
-def _wait_stream_enabled(streams: Any, arn: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc: dict[str, Any] = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
-        if desc.get("StreamStatus") == "ENABLED":
-            return desc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"stream {arn} is still {desc.get('StreamStatus')} after {timeout:.0f} s")
-        time.sleep(1)
 
 
 @step("ddb-stream", run_name="ddb-stream-{source_table}")
@@ -115,7 +85,7 @@ def ensure_source_stream(
     streams = backend.client("dynamodbstreams", cfg.sourceRegion)
     store = _store(backend, cfg, checkpoint_table)
     pk = table_pk(source_table)
-    desc = _describe_source(ddb, cfg, source_table)
+    desc = describe_source(ddb, cfg, source_table)
     record = store.get(pk, STREAM_SK) or {}
     spec = desc.get("StreamSpecification") or {}
     warnings: list[str] = []
@@ -129,7 +99,7 @@ def ensure_source_stream(
                 f"images; switch it to {VIEW_TYPE} (or NEW_IMAGE) and re-run"
             )
         arn = str(desc["LatestStreamArn"])
-        stream = _wait_stream_enabled(streams, arn)
+        stream = wait_stream_enabled(streams, arn)
         recorded = record.get("streamArn")
         if record.get("enabledByUs") and not recorded:
             # We crashed between enabling and recording: adopt it if it was created after our intent.
@@ -153,13 +123,13 @@ def ensure_source_stream(
                 "while it was off are missing from the target: re-run the backfill"
             )
         store.put(pk, STREAM_SK, {"enabledByUs": True, "intentAt": int(time.time()), "viewType": VIEW_TYPE})
-        _wait_active(ddb, source_table)
+        wait_active(ddb, source_table)
         ddb.update_table(
             TableName=source_table, StreamSpecification={"StreamEnabled": True, "StreamViewType": VIEW_TYPE}
         )
-        desc = _wait_active(ddb, source_table)
+        desc = wait_active(ddb, source_table)
         arn = str(desc["LatestStreamArn"])
-        stream = _wait_stream_enabled(streams, arn)
+        stream = wait_stream_enabled(streams, arn)
         view = VIEW_TYPE
         enabled_by_us = True
         enabled_at = _now_iso()
@@ -218,7 +188,7 @@ def plan_segments(
             return total
         store.put(pk, PLAN_SK, {**existing, "totalSegments": 1, "plannedTotal": total, "segmentedScan": problem})
         return 1
-    desc = _describe_source(backend.client("dynamodb", cfg.sourceRegion), cfg, source_table)
+    desc = describe_source(backend.client("dynamodb", cfg.sourceRegion), cfg, source_table)
     items, size = int(desc.get("ItemCount", 0)), int(desc.get("TableSizeBytes", 0))
     total = plan_total_segments(items, size)
     attrs: dict[str, Any] = {
@@ -245,58 +215,17 @@ def backend_limits(plan: dict[str, Any] | None) -> dict[str, str]:
 
 
 @dataclass
-class _WriteStats:
-    written: int = 0
-    retries: int = 0  # unprocessed items re-sent
-    throttles: int = 0  # throttling errors that outlasted botocore's retries
-
-
-def _write_batch(ddb: Any, table: str, requests: Sequence[dict[str, Any]]) -> _WriteStats:
-    """One BatchWriteItem of <= 25 requests, re-sending UnprocessedItems with full-jitter backoff until
-    all are written; throttling errors are first retried by botocore (standard mode), then here."""
-    stats = _WriteStats()
-    pending = list(requests)
-    unprocessed_attempt = throttle_attempt = 0
-    while pending:
-        try:
-            resp = ddb.batch_write_item(RequestItems={table: pending})
-        except Exception as err:
-            if error_code(err) in THROTTLE_CODES and throttle_attempt < MAX_THROTTLE_ATTEMPTS:
-                stats.throttles += 1
-                time.sleep(backoff_delay(throttle_attempt + 3))
-                throttle_attempt += 1
-                continue
-            raise
-        left = (resp.get("UnprocessedItems") or {}).get(table) or []
-        stats.written += len(pending) - len(left)
-        if left:
-            if unprocessed_attempt >= MAX_UNPROCESSED_ATTEMPTS:
-                raise RuntimeError(
-                    f"{len(left)} items to {table} were still unprocessed after {unprocessed_attempt} retries"
-                )
-            stats.retries += len(left)
-            time.sleep(backoff_delay(unprocessed_attempt))
-            unprocessed_attempt += 1
-        pending = left
-    return stats
-
-
-@dataclass
 class _Page:
-    futures: list[Future[_WriteStats]]
+    futures: list[Future[WriteStats]]
     last_key: dict[str, Any] | None
     scanned: int
 
 
 @dataclass
-class _SegmentProgress:
+class _SegmentProgress(WriteStats):
     scanned: int = 0
-    written: int = 0
     pages: int = 0
-    retries: int = 0
-    throttles: int = 0
     bytes: int = 0
-    totals: dict[str, int] = field(default_factory=dict)
 
 
 @step("ddb-backfill", retries=4, run_name="ddb-backfill-{source_table}-{segment}")
@@ -345,7 +274,7 @@ def backfill_segment(
     progress = _SegmentProgress()
     spec = spec_for(cfg, source_table)
     table_rate, rate_from = table_read_rate(
-        _describe_source(src, cfg, source_table), spec.sourceReadShare, spec.onDemandReadRate
+        describe_source(src, cfg, source_table), spec.sourceReadShare, spec.onDemandReadRate
     )
     pacer = ReadPacer(table_rate / total_segments)  # a static share: holds across tasks and processes
 
@@ -365,10 +294,7 @@ def backfill_segment(
 
     def commit(page: _Page) -> None:
         for fut in page.futures:
-            s = fut.result()
-            progress.written += s.written
-            progress.retries += s.retries
-            progress.throttles += s.throttles
+            progress.add(fut.result())
         progress.scanned += page.scanned
         progress.pages += 1
         attrs: dict[str, Any] = {
@@ -399,7 +325,7 @@ def backfill_segment(
             while len(inflight) >= PAGE_WINDOW:
                 commit(inflight.popleft())
             futures = [
-                pool.submit(_write_batch, dst, target_table, [{"PutRequest": {"Item": it}} for it in chunk])
+                pool.submit(write_batch, dst, target_table, [{"PutRequest": {"Item": it}} for it in chunk])
                 for chunk in chunks(items)
             ]
             inflight.append(_Page(futures, last_key, len(items)))
@@ -427,303 +353,4 @@ def backfill_segment(
         "readRateFrom": f"{rate_from} / {total_segments} segment(s)",
         "consumedReadUnits": round(pacer.consumed, 1),
         "pacedSeconds": round(pacer.waited, 3),
-    }
-
-
-def _list_shards(streams: Any, arn: str) -> list[dict[str, Any]]:
-    shards: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StreamArn": arn}
-    while True:
-        desc = streams.describe_stream(**kwargs)["StreamDescription"]
-        shards.extend(desc.get("Shards", []))
-        last = desc.get("LastEvaluatedShardId")
-        if not last:
-            return shards
-        kwargs["ExclusiveStartShardId"] = last
-
-
-@dataclass
-class _Budget:
-    deadline: float | None
-    records_left: int | None
-
-    def exhausted(self) -> bool:
-        if self.records_left is not None and self.records_left <= 0:
-            return True
-        return self.deadline is not None and time.monotonic() >= self.deadline
-
-    def page(self) -> int:
-        return STREAM_PAGE if self.records_left is None else max(1, min(STREAM_PAGE, self.records_left))
-
-
-@dataclass
-class _CatchUpStats:
-    records: int = 0
-    puts: int = 0
-    deletes: int = 0
-    retries: int = 0
-    throttles: int = 0
-    oldest_age: float | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def _shard_iterator(streams: Any, arn: str, shard_id: str, sequence: str | None, stats: _CatchUpStats) -> str:
-    """An iterator just after the last applied record, or from the trim horizon for a new shard. If the
-    checkpoint itself was trimmed away, records were lost: start at the horizon and say so."""
-    if sequence:
-        try:
-            return str(
-                streams.get_shard_iterator(
-                    StreamArn=arn,
-                    ShardId=shard_id,
-                    ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                    SequenceNumber=sequence,
-                )["ShardIterator"]
-            )
-        except Exception as err:
-            if error_code(err) != "TrimmedDataAccessException":
-                raise
-            stats.warnings.append(
-                f"shard {shard_id}: records after checkpoint {sequence} were trimmed (older than 24 h) "
-                "before being applied; re-run the backfill to recover them"
-            )
-    return str(
-        streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    )
-
-
-def catch_up(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_table: str,
-    target_table: str,
-    checkpoint_table: str,
-    max_seconds: float | None = None,
-    max_records: int | None = None,
-    writers: int = SETTINGS.ddb_writers,
-) -> dict[str, Any]:
-    """Replay the source stream onto the target from the shard checkpoints, parents before children.
-
-    Each get_records page is collapsed to the last change per key and written as one parallel batch,
-    then its last sequence number is checkpointed; replaying a page twice converges to the same state.
-    Stops early after `max_seconds` or `max_records`, and reports the lag left behind.
-    """
-    started = time.monotonic()
-    ddb_src = backend.client("dynamodb", cfg.sourceRegion)
-    streams = backend.client("dynamodbstreams", cfg.sourceRegion)
-    dst = backend.client("dynamodb", cfg.targetRegion)
-    store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table)
-    pk = table_pk(source_table)
-    desc = _describe_source(ddb_src, cfg, source_table)
-    if not (desc.get("StreamSpecification") or {}).get("StreamEnabled") or not desc.get("LatestStreamArn"):
-        raise PreflightError(
-            f"source table {source_table!r} has no enabled stream; run ensure_source_stream before catch-up"
-        )
-    arn = str(desc["LatestStreamArn"])
-    stats = _CatchUpStats()
-    recorded = (store.get(pk, STREAM_SK) or {}).get("streamArn")
-    if recorded and recorded != arn:
-        stats.warnings.append(
-            f"the source stream changed since the backfill ({recorded} -> {arn}); writes in between may be "
-            "missing: re-run the backfill"
-        )
-    budget = _Budget(None if max_seconds is None else started + max_seconds, max_records)
-    shards = order_shards(_list_shards(streams, arn))
-    listed = {s["ShardId"] for s in shards}
-    checkpoints = dict(store.query(pk, SHARD_PREFIX))
-    finished: set[str] = set()
-    shard_report: list[dict[str, Any]] = []
-    to_peek: list[tuple[str, str | None]] = []  # shards that may still hold unapplied records
-    pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="ddb-catchup")
-
-    def apply(records: list[dict[str, Any]]) -> None:
-        ops = collapse_records(records)
-        futures = [pool.submit(_write_batch, dst, target_table, write_requests(c)) for c in chunks(ops)]
-        for fut in futures:
-            s = fut.result()
-            stats.retries += s.retries
-            stats.throttles += s.throttles
-        stats.puts += sum(1 for op, _ in ops if op == "put")
-        stats.deletes += sum(1 for op, _ in ops if op == "delete")
-
-    try:
-        for shard in shards:
-            sid = shard["ShardId"]
-            sk = shard_sk(arn, sid)
-            cp = checkpoints.get(sk, {})
-            sequence: str | None = cp.get("sequence")
-            ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-            entry: dict[str, Any] = {
-                "shardId": sid,
-                "parent": shard.get("ParentShardId"),
-                "closed": bool(ending),
-            }
-            shard_report.append(entry)
-            parent = shard.get("ParentShardId")
-            if cp.get("finished") or (ending and sequence and int(sequence) >= int(ending)):
-                finished.add(sid)
-                entry.update(state="finished", sequence=sequence, applied=0)
-                continue
-            if parent in listed and parent not in finished:
-                entry.update(state="waiting-for-parent", sequence=sequence, applied=0)
-                continue
-            if budget.exhausted():
-                entry.update(state="not-started", sequence=sequence, applied=0)
-                to_peek.append((sid, sequence))
-                continue
-            state, sequence, applied = _replay_shard(
-                streams, store, pk, sk, arn, shard, sequence, budget, stats, apply, cp
-            )
-            entry.update(state=state, sequence=sequence, applied=applied)
-            if state == "finished":
-                finished.add(sid)
-            elif state == "stopped":
-                to_peek.append((sid, sequence))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-    lag = 0.0
-    for sid, sequence in to_peek:
-        age = _peek_age(streams, arn, sid, sequence, stats)
-        if age is not None:
-            lag = max(lag, age)
-    warning = retention_warning(lag if lag > 0 else None, source_table)
-    return {
-        "table": source_table,
-        "target": target_table,
-        "streamArn": arn,
-        "records": stats.records,
-        "puts": stats.puts,
-        "deletes": stats.deletes,
-        "retries": stats.retries,
-        "throttles": stats.throttles,
-        "shards": shard_report,
-        "caughtUp": not to_peek or lag == 0.0,
-        "lag_seconds": round(lag, 3),
-        "oldest_record_age_s": None if stats.oldest_age is None else round(stats.oldest_age, 3),
-        "retention_warning": warning,
-        "warnings": stats.warnings,
-        "duration_s": round(time.monotonic() - started, 3),
-    }
-
-
-def _replay_shard(
-    streams: Any,
-    store: CheckpointStore,
-    pk: str,
-    sk: str,
-    arn: str,
-    shard: dict[str, Any],
-    sequence: str | None,
-    budget: _Budget,
-    stats: _CatchUpStats,
-    apply: Callable[[list[dict[str, Any]]], None],
-    cp: dict[str, Any],
-) -> tuple[str, str | None, int]:
-    """Read one shard from its checkpoint until closed-and-drained, caught up (open shard, no records)
-    or out of budget. Returns (state, last applied sequence, records applied in this call)."""
-    sid = shard["ShardId"]
-    closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
-    iterator = _shard_iterator(streams, arn, sid, sequence, stats)
-    applied = 0
-    total = int(cp.get("records", 0))
-    empty_polls = 0
-    while True:
-        if budget.exhausted():
-            return "stopped", sequence, applied
-        try:
-            resp = streams.get_records(ShardIterator=iterator, Limit=budget.page())
-        except Exception as err:
-            if error_code(err) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
-                iterator = _shard_iterator(streams, arn, sid, sequence, stats)
-                continue
-            raise
-        records: list[dict[str, Any]] = resp.get("Records", [])
-        if records:
-            created = records[0]["dynamodb"].get("ApproximateCreationDateTime")
-            if created is not None:
-                age = age_seconds(created)
-                stats.oldest_age = age if stats.oldest_age is None else max(stats.oldest_age, age)
-            apply(records)
-            sequence = str(records[-1]["dynamodb"]["SequenceNumber"])
-            applied += len(records)
-            total += len(records)
-            stats.records += len(records)
-            if budget.records_left is not None:
-                budget.records_left -= len(records)
-        nxt = resp.get("NextShardIterator")
-        if records or nxt is None:
-            attrs: dict[str, Any] = {
-                "shardId": sid,
-                "streamArn": arn,
-                "records": total,
-                "finished": nxt is None,
-            }
-            if sequence:
-                attrs["sequence"] = sequence
-            store.put(pk, sk, attrs)
-        if nxt is None:
-            return "finished", sequence, applied
-        if not records:
-            empty_polls += 1
-            if not closed or empty_polls >= CLOSED_SHARD_EMPTY_POLLS:
-                return "caught-up", sequence, applied
-        else:
-            empty_polls = 0
-        iterator = nxt
-
-
-def _peek_age(streams: Any, arn: str, shard_id: str, sequence: str | None, stats: _CatchUpStats) -> float | None:
-    """Age of the first record after the checkpoint (the oldest one not applied), or None if none."""
-    iterator = _shard_iterator(streams, arn, shard_id, sequence, stats)
-    records = streams.get_records(ShardIterator=iterator, Limit=1).get("Records", [])
-    if not records:
-        return None
-    created = records[0]["dynamodb"].get("ApproximateCreationDateTime")
-    return age_seconds(created) if created is not None else None
-
-
-def sync_table(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_table: str,
-    target_table: str,
-    checkpoint_table: str,
-    parallel_segments: int = 2,
-    writers: int = SETTINGS.ddb_writers,
-    page_size: int | None = None,
-) -> dict[str, Any]:
-    """The whole table move in one call (tests, benchmark): stream, plan, every segment, catch-up.
-    The Prefect flow maps segments to tasks itself instead."""
-    started = time.monotonic()
-    stream = ensure_source_stream.fn(backend, cfg, source_table, checkpoint_table=checkpoint_table)
-    total = plan_segments.fn(backend, cfg, source_table, checkpoint_table=checkpoint_table)
-
-    def one(segment: int) -> dict[str, Any]:
-        return backfill_segment.fn(
-            backend,
-            cfg,
-            source_table,
-            target_table,
-            segment,
-            total,
-            checkpoint_table,
-            writers=writers,
-            page_size=page_size,
-        )
-
-    with ThreadPoolExecutor(max(1, min(parallel_segments, total)), thread_name_prefix="ddb-seg") as pool:
-        segments = list(pool.map(one, range(total)))
-    backfill_s = round(time.monotonic() - started, 3)
-    caught = catch_up(backend, cfg, source_table, target_table, checkpoint_table, writers=writers)
-    keys = ("scanned", "written", "pages", "retries", "throttles", "bytes")
-    return {
-        "table": source_table,
-        "target": target_table,
-        "stream": stream,
-        "totalSegments": total,
-        "segments": segments,
-        "backfill": {k: sum(int(s[k]) for s in segments) for k in keys} | {"duration_s": backfill_s},
-        "catchUp": caught,
-        "duration_s": round(time.monotonic() - started, 3),
     }

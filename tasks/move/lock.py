@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tasks.aws import Backend, error_code
+from tasks.aws import Backend
 from tasks.errors import UserError
+from tasks.move.checkpoints import CheckpointStore
 from tasks.move.keys import LOCK_PK
 
 
@@ -23,38 +24,18 @@ class LockHeld(UserError):
 def acquire(backend: Backend, region: str, table: str, name: str, lease_s: int, holder: str) -> bool:
     """Take the lease if it is free or expired; True when we hold it now."""
     now = int(time.time())
-    try:
-        backend.client("dynamodb", region).put_item(
-            TableName=table,
-            Item={
-                "pk": {"S": LOCK_PK},
-                "sk": {"S": name},
-                "holder": {"S": holder},
-                "expiresAt": {"N": str(now + lease_s)},
-                "updatedAt": {"N": str(now)},
-            },
-            ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
-            ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": holder}},
-        )
-    except Exception as err:
-        if error_code(err) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return CheckpointStore(backend, region, table).put_where(
+        LOCK_PK,
+        name,
+        {"holder": holder, "expiresAt": now + lease_s},
+        "attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
+        {":now": now, ":me": holder},
+    )
 
 
 def release(backend: Backend, region: str, table: str, name: str, holder: str) -> None:
     """Give the lease back, only if it is still ours."""
-    try:
-        backend.client("dynamodb", region).delete_item(
-            TableName=table,
-            Key={"pk": {"S": LOCK_PK}, "sk": {"S": name}},
-            ConditionExpression="holder = :me",
-            ExpressionAttributeValues={":me": {"S": holder}},
-        )
-    except Exception as err:
-        if error_code(err) != "ConditionalCheckFailedException":
-            raise
+    CheckpointStore(backend, region, table).delete_where(LOCK_PK, name, "holder = :me", {":me": holder})
 
 
 @contextmanager

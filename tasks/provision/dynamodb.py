@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError, WaiterError
+from botocore.waiter import WaiterModel, create_waiter_with_client
+
 from config.model import MigrationConfig, TableSpec
 from tasks.aws import Backend, error_code, is_not_found, tag_dict, tag_list
 from tasks.errors import CollisionError, PreflightError
@@ -26,6 +29,41 @@ from tasks.provision.dynamodb_request import (  # noqa: F401 (re-exported: the s
 from tasks.steps import step
 
 _WAIT = {"Delay": 2, "MaxAttempts": 450}  # moto answers ACTIVE at once; AWS takes seconds to minutes
+_STREAM_WAIT = {"Delay": 1, "MaxAttempts": 300}
+# botocore's TableExists waiter looks at TableStatus only, and DynamoDB Streams has no waiter at all; the same
+# botocore waiter machinery, with two more models: the table AND its GSIs ACTIVE (UpdateTable refuses to run
+# while an index is CREATING/UPDATING), and a stream ENABLED. A GSI without an IndexStatus counts as ACTIVE.
+_WAITERS = WaiterModel(
+    {
+        "version": 2,
+        "waiters": {
+            "TableAndIndexesActive": {
+                "operation": "DescribeTable",
+                "delay": _WAIT["Delay"],
+                "maxAttempts": _WAIT["MaxAttempts"],
+                "acceptors": [
+                    {
+                        "state": "success",
+                        "matcher": "path",
+                        "argument": "Table.TableStatus == 'ACTIVE' && "
+                        "!(Table.GlobalSecondaryIndexes[?IndexStatus && IndexStatus != 'ACTIVE'])",
+                        "expected": True,
+                    },
+                    {"state": "retry", "matcher": "error", "expected": "ResourceNotFoundException"},
+                ],
+            },
+            "StreamEnabled": {
+                "operation": "DescribeStream",
+                "delay": _STREAM_WAIT["Delay"],
+                "maxAttempts": _STREAM_WAIT["MaxAttempts"],
+                "acceptors": [
+                    {"state": "success", "matcher": "path", "argument": "StreamDescription.StreamStatus",
+                     "expected": "ENABLED"},
+                ],
+            },
+        },
+    }
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------- AWS calls
@@ -36,18 +74,42 @@ def _describe(ddb: Any, name: str) -> dict[str, Any] | None:
     return dict(resp["Table"]) if resp else None
 
 
+def _wait(client: Any, waiter: str, what: str, config: dict[str, int], **kwargs: Any) -> None:
+    """Run one of _WAITERS; running out of attempts is a TimeoutError naming `what` and its last state, any
+    other error the call answered is raised as that ClientError."""
+    try:
+        create_waiter_with_client(waiter, _WAITERS, client).wait(WaiterConfig=config, **kwargs)
+    except WaiterError as err:
+        if err.last_response and "Error" in err.last_response and "Max attempts" not in str(err.kwargs["reason"]):
+            raise ClientError(err.last_response, _WAITERS.get_waiter(waiter).operation) from None
+        last: dict[str, Any] = dict(err.last_response or {})
+        wait_s = config["Delay"] * config["MaxAttempts"]
+        raise TimeoutError(
+            f"{what} not ready after {config['MaxAttempts']} checks (~{wait_s} s); last seen: {_last_state(last)}"
+        ) from None
+
+
+def _last_state(resp: dict[str, Any]) -> str:
+    """A waiter's last answer in a few words: the table's and its GSIs' status, the stream's, or the error."""
+    if "Table" in resp:
+        gsis = [f"{g['IndexName']} {g.get('IndexStatus')}" for g in resp["Table"].get("GlobalSecondaryIndexes") or []]
+        return ", ".join([f"table {resp['Table'].get('TableStatus')}", *gsis])
+    if "StreamDescription" in resp:
+        return f"stream {resp['StreamDescription'].get('StreamStatus')}"
+    return str(resp.get("Error", {}).get("Code", "no answer"))
+
+
 def wait_active(ddb: Any, name: str) -> dict[str, Any]:
-    """Wait until the table and all its GSIs are ACTIVE (UpdateTable refuses to run otherwise)."""
-    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_WAIT)
-    for _ in range(_WAIT["MaxAttempts"]):
-        desc = dict(ddb.describe_table(TableName=name)["Table"])
-        busy = desc.get("TableStatus") != "ACTIVE" or any(
-            g.get("IndexStatus", "ACTIVE") != "ACTIVE" for g in desc.get("GlobalSecondaryIndexes", []) or []
-        )
-        if not busy:
-            return desc
-        time.sleep(_WAIT["Delay"])
-    raise TimeoutError(f"DynamoDB table {name} did not become ACTIVE")
+    """Wait until the table and all its GSIs are ACTIVE (UpdateTable refuses to run otherwise); raise
+    TimeoutError if they are not within _WAIT, and return the table's description."""
+    _wait(ddb, "TableAndIndexesActive", f"DynamoDB table {name} (or one of its GSIs)", _WAIT, TableName=name)
+    return dict(ddb.describe_table(TableName=name)["Table"])
+
+
+def wait_stream_enabled(streams: Any, arn: str) -> dict[str, Any]:
+    """Wait until the stream is ENABLED (TimeoutError after _STREAM_WAIT); return its description."""
+    _wait(streams, "StreamEnabled", f"stream {arn}", _STREAM_WAIT, StreamArn=arn, Limit=1)
+    return dict(streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"])
 
 
 def table_tags(ddb: Any, arn: str) -> dict[str, str]:

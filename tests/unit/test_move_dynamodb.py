@@ -23,18 +23,14 @@ from tasks.aws import Backend
 from tasks.errors import PreflightError
 from tasks.move import dynamodb_plan as plan
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
-from tasks.move.dynamodb import (
-    backfill_segment,
-    catch_up,
-    ensure_source_stream,
-    plan_segments,
-    sync_table,
-)
+from tasks.move.dynamodb import backfill_segment, ensure_source_stream, plan_segments
 from tasks.move.dynamodb_scan import SCAN_RETRY_BUDGET_S, ScanFailed, call_scan, scan_client
+from tasks.move.dynamodb_stream import catch_up
 from tasks.names import resource_names
 from tasks.report.build import summarize_segments
 from tasks.report.render import backend_gaps
 from tasks.validate.dynamodb import validate_table
+from tests.ddb_helpers import move_table
 
 SRC, DST = "us-east-1", "eu-west-1"
 SOURCE = "orders"
@@ -267,7 +263,7 @@ def test_every_type_round_trips_exactly(backend: Backend, cfg: MigrationConfig, 
     env["src"].put_item(TableName=SOURCE, Item=big_item)
     _put_items(env["src"], [_item(i) for i in range(20)])
 
-    result = sync_table(backend, cfg, SOURCE, TARGET, env["cp"])
+    result = move_table(backend, cfg, SOURCE, TARGET, env["cp"])
     assert result["backfill"]["written"] == 22 and result["backfill"]["bytes"] > 390 * 1024
     _copied_exactly(env)
     got = env["dst"].get_item(TableName=TARGET, Key={"pk": odd["pk"], "sk": odd["sk"]}, ConsistentRead=True)

@@ -39,6 +39,7 @@ def test_every_place_reads_the_setting() -> None:
     from flows.validate import validate
     from tasks import steps
     from tasks.move import dynamodb as move_ddb
+    from tasks.move import dynamodb_stream
     from tasks.move import s3 as move_s3
     from tasks.validate import s3 as validate_s3
 
@@ -52,7 +53,7 @@ def test_every_place_reads_the_setting() -> None:
 
     assert default(move_s3.copy_partition.fn, "workers") == SETTINGS.s3_copy_workers
     assert default(validate_s3.validate_bucket.fn, "workers") == SETTINGS.s3_validate_workers
-    for fn in (move_ddb.backfill_segment.fn, move_ddb.catch_up, move_ddb.sync_table):
+    for fn in (move_ddb.backfill_segment.fn, dynamodb_stream.catch_up):
         assert default(fn, "writers") == SETTINGS.ddb_writers
 
 

@@ -13,13 +13,13 @@ from config.model import EXAMPLE_CONFIG, MigrationConfig, parse_config
 from tasks import teardown as td
 from tasks.aws import Backend, tag_list
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
-from tasks.move.dynamodb import sync_table
 from tasks.move.s3_plan import replication_rule_id
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
 from tasks.report.render import teardown_plan_text
 from tests.conftest import SOURCE, TARGET
+from tests.ddb_helpers import move_table
 from tests.s3_bucket import copy_bucket
 
 RAW, PROCESSED, SHARED = "analytics-raw-data", "analytics-processed", "shared-logs"
@@ -190,7 +190,7 @@ def _migrate(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
         copy_bucket(backend, cfg, source, names.buckets[source], key, names.checkpoint_table)
     streams = {}
     for source in (EVENTS, USERS):
-        streams[source] = sync_table(backend, cfg, source, names.tables[source], names.checkpoint_table)["stream"]
+        streams[source] = move_table(backend, cfg, source, names.tables[source], names.checkpoint_table)["stream"]
     return {"key": key, "topic": topic, "alarms": alarms, "replication": replication, "streams": streams}
 
 
