@@ -7,7 +7,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig
 from config.options import (  # noqa: F401 - re-exported: the flows' CLIs import them from here
@@ -24,12 +24,13 @@ from config.options import (  # noqa: F401 - re-exported: the flows' CLIs import
 from tasks.aws import Backend
 from tasks.errors import UserError
 
-try:  # the tuning settings are read once, at import: a bad REGION_MIGRATION_* variable is one line each, exit 2
-    import config.settings  # noqa: F401
-except ConfigError as bad_setting:
-    for problem in bad_setting.problems:
-        print(f"error: {problem}", file=sys.stderr)
-    raise SystemExit(EXIT_BAD_INPUT) from None
+quiet_prefect_defaults()  # flows/__init__.py did already, unless this file was loaded on its own
+
+from prefect import Flow, flow  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from tasks import alerts  # noqa: E402
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -120,6 +121,25 @@ def finish(state: Any, what: str) -> dict[str, Any] | int:
 C = TypeVar("C", bound=Callable[..., Any])
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def pipeline_flow(
+    name: str, *, workers: int | None = None, **parameter_docs: str
+) -> Callable[[Callable[P, R]], Flow[P, R]]:
+    """The pipeline's @flow, the same for every flow: its task runner (`workers` threads side by side; none: Prefect's
+    default), the SNS alert when the run fails or crashes, and a documented parameter for each of `parameter_docs`."""
+
+    def wrap(fn: Callable[P, R]) -> Flow[P, R]:
+        runner: Any = ThreadPoolTaskRunner(max_workers=workers) if workers else None
+        return flow(
+            name=name, task_runner=runner, on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure]
+        )(with_parameter_docs(**parameter_docs)(fn))
+
+    return wrap
+
+
 def with_parameter_docs(**specific: str) -> Callable[[C], C]:
     """Append a Google-style Args section, so the Prefect UI's run form explains every parameter."""
 
@@ -134,3 +154,14 @@ def with_parameter_docs(**specific: str) -> Callable[[C], C]:
         return fn
 
     return wrap
+
+
+def print_verdict(decision: dict[str, Any], *paths: str) -> int:
+    """The CLI's last lines for a GO/NO-GO run (migrate, cutover): the verdict, its reasons, where the files are;
+    the exit code says the verdict (0 GO, 1 NO-GO)."""
+    print(f"\nverdict: {decision['decision']}")
+    for reason in decision["reasons"]:
+        print(f"  - {reason}")
+    for path in paths:
+        print(path)
+    return EXIT_OK if decision["decision"] == "GO" else EXIT_FAILED

@@ -11,38 +11,33 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from config.settings import SETTINGS
 from flows.common import (
     EXIT_FAILED,
-    EXIT_OK,
     RunOptions,
     add_common_args,
     fail,
     finish,
     flow_params,
     jsonable,
+    pipeline_flow,
     prepare,
-    quiet_prefect_defaults,
-    with_parameter_docs,
+    print_verdict,
 )
-
-quiet_prefect_defaults()
-
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from config.settings import SETTINGS  # noqa: E402
-from flows.parts import begin, sync_once  # noqa: E402
-from tasks import alerts, teardown  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
-from tasks.move.checkpoints import record_cutover  # noqa: E402
-from tasks.move.lock import LockHeld  # noqa: E402
-from tasks.names import report_path as report_path_for  # noqa: E402
-from tasks.names import resource_names  # noqa: E402
-from tasks.provision import kms  # noqa: E402
-from tasks.report.build import go_no_go  # noqa: E402
-from tasks.report.publish import write_report  # noqa: E402
-from tasks.report.render import cutover_markdown  # noqa: E402
+from flows.parts import begin, sync_once
+from tasks import alerts, teardown
+from tasks.errors import UserError
+from tasks.move.checkpoints import record_cutover
+from tasks.move.lock import LockHeld
+from tasks.names import report_path as report_path_for
+from tasks.names import resource_names
+from tasks.provision import kms
+from tasks.report.build import go_no_go
+from tasks.report.publish import write_report
+from tasks.report.render import cutover_markdown
 
 
 def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
@@ -50,13 +45,9 @@ def decide(synced: dict[str, Any], max_lag_seconds: float) -> dict[str, Any]:
     return go_no_go(synced.get("errors", []), synced["validation"], synced.get("lagSeconds", {}), max_lag_seconds)
 
 
-@flow(
-    name="cutover",
-    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
-    on_failure=[alerts.on_flow_failure],
-    on_crashed=[alerts.on_flow_failure],
-)
-@with_parameter_docs(
+@pipeline_flow(
+    "cutover",
+    workers=SETTINGS.flow_task_workers,
     max_lag_seconds="GO needs every table's stream lag at or under this many seconds.",
     remove_source_changes_on_go="On GO, remove the replication rules, versioning and streams this migration added.",
     report_path="Where to write the JSON result (default: reports/cutover-{batch}-{suffix}.json).",
@@ -140,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     result = finish(state, "cutover")
     if isinstance(result, int):
         return result
-    v = result["verdict"]
-    print(f"verdict: {v['decision']}")
-    for reason in v["reasons"]:
-        print(f"  - {reason}")
-    print(f"report: {result['reportPath']}")
-    return EXIT_OK if v["decision"] == "GO" else EXIT_FAILED
+    return print_verdict(result["verdict"], f"report: {result['reportPath']}")
 
 
 if __name__ == "__main__":

@@ -12,30 +12,25 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from prefect import get_run_logger
+
+from config.settings import SETTINGS
 from flows.common import (
-    EXIT_FAILED,
     EXIT_OK,
     RunOptions,
     add_common_args,
     finish,
     flow_params,
     jsonable,
+    pipeline_flow,
     prepare,
-    quiet_prefect_defaults,
-    with_parameter_docs,
+    print_verdict,
 )
-
-quiet_prefect_defaults()
-
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from config.settings import SETTINGS  # noqa: E402
-from flows.parts import begin, mismatch_path_for, move, provision, run_validation  # noqa: E402
-from tasks import alerts  # noqa: E402
-from tasks.names import report_path as report_path_for  # noqa: E402
-from tasks.report.assemble import assemble  # noqa: E402
-from tasks.report.publish import publish_artifacts, write_report  # noqa: E402
+from flows.parts import begin, mismatch_path_for, move, provision, run_validation
+from tasks import alerts
+from tasks.names import report_path as report_path_for
+from tasks.report.assemble import assemble
+from tasks.report.publish import publish_artifacts, write_report
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
 TASK_WORKERS = SETTINGS.migrate_task_workers
@@ -45,13 +40,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@flow(
-    name="migrate",
-    task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS),  # type: ignore[arg-type]
-    on_failure=[alerts.on_flow_failure],
-    on_crashed=[alerts.on_flow_failure],
-)
-@with_parameter_docs(
+@pipeline_flow(
+    "migrate",
+    workers=TASK_WORKERS,
     report_path="Where to write the JSON report (default: reports/migration-report-{batch}-{suffix}.json).",
     validation_level="quick: keys and sizes; full: also every content (default).",
 )
@@ -111,13 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     report = finish(state, "migration")
     if isinstance(report, int):
         return report
-    decision = report["verdict"]
-    print(f"\nverdict: {decision['decision']}")
-    for reason in decision["reasons"]:
-        print(f"  - {reason}")
-    print(f"report: {report['reportPath']}")
-    print(f"mismatches: {report['validation']['mismatchFile']}")
-    return EXIT_OK if decision["decision"] == "GO" else EXIT_FAILED
+    return print_verdict(
+        report["verdict"], f"report: {report['reportPath']}", f"mismatches: {report['validation']['mismatchFile']}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from config.settings import SETTINGS
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -19,36 +23,24 @@ from flows.common import (
     fail,
     finish,
     flow_params,
+    jsonable,
+    pipeline_flow,
     prepare,
-    quiet_prefect_defaults,
-    with_parameter_docs,
 )
-
-quiet_prefect_defaults()
-
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from config.settings import SETTINGS  # noqa: E402
-from flows.common import jsonable  # noqa: E402
-from flows.parts import begin, sync_once  # noqa: E402
-from tasks import alerts  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
-from tasks.move import lock  # noqa: E402
-from tasks.names import report_path as report_path_for  # noqa: E402
-from tasks.provision import kms  # noqa: E402
-from tasks.report.publish import write_report  # noqa: E402
-from tasks.report.render import sync_markdown  # noqa: E402
+from flows.parts import begin, sync_once
+from tasks import alerts
+from tasks.errors import UserError
+from tasks.move import lock
+from tasks.names import report_path as report_path_for
+from tasks.provision import kms
+from tasks.report.models import Mismatches
+from tasks.report.publish import write_report
+from tasks.report.render import sync_markdown
 
 
-@flow(
-    name="sync",
-    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
-    on_failure=[alerts.on_flow_failure],
-    on_crashed=[alerts.on_flow_failure],
-)
-@with_parameter_docs(
+@pipeline_flow(
+    "sync",
+    workers=SETTINGS.flow_task_workers,
     validation_level="Validation after the catch-up: quick (keys and sizes, default) or full.",
     report_path="Where to write the JSON result (default: reports/sync-{batch}-{suffix}.json).",
 )
@@ -89,9 +81,10 @@ def sync(
         "passed" if result["ok"] else "FAILED",
     )
     if not result["ok"]:
+        counts = Mismatches.model_validate(result["validation"]["mismatches"]).text()
         alerts.publish(
             f"region-migration {cfg.migrationBatch}: sync found problems",
-            "\n".join(result["errors"]) or f"validation mismatches {result['validation']['mismatches']}",
+            "\n".join(result["errors"]) or f"validation mismatches: {counts}",
         )
     return result
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from prefect import get_run_logger
+
+from config.model import MigrationConfig
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -22,22 +25,14 @@ from flows.common import (
     flow_params,
     jsonable,
     load,
-    quiet_prefect_defaults,
+    pipeline_flow,
     user_errors,
-    with_parameter_docs,
 )
-
-quiet_prefect_defaults()
-
-from prefect import flow, get_run_logger  # noqa: E402
-
-from config.model import MigrationConfig  # noqa: E402
-from flows.parts import begin  # noqa: E402
-from tasks import alerts  # noqa: E402
-from tasks import teardown as td  # noqa: E402
-from tasks.names import report_path as report_path_for  # noqa: E402
-from tasks.preflight import probe_credentials  # noqa: E402
-from tasks.report.render import teardown_markdown, teardown_plan_text, teardown_results_text  # noqa: E402
+from flows.parts import begin
+from tasks import teardown as td
+from tasks.names import report_path as report_path_for
+from tasks.preflight import probe_credentials
+from tasks.report.render import teardown_markdown, teardown_plan_text, teardown_results_text
 
 
 def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
@@ -46,8 +41,8 @@ def _report_path(cfg: MigrationConfig, report_path: str | None) -> str | None:
     return str(path) if path.exists() else None
 
 
-@flow(name="teardown", on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure])
-@with_parameter_docs(
+@pipeline_flow(
+    "teardown",
     delete_target_data="Also delete target buckets and tables that hold data (and then the KMS key).",
     plan_only="Only list what would be removed or undone; change nothing.",
     report_path="The migration's JSON report, read for evidence of source versioning it enabled.",

@@ -10,6 +10,10 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from config.settings import SETTINGS
 from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -17,32 +21,20 @@ from flows.common import (
     add_common_args,
     finish,
     flow_params,
+    pipeline_flow,
     prepare,
-    quiet_prefect_defaults,
-    with_parameter_docs,
 )
-
-quiet_prefect_defaults()
-
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from config.settings import SETTINGS  # noqa: E402
-from flows.parts import begin, mismatch_path_for, run_validation  # noqa: E402
-from tasks import alerts  # noqa: E402
-from tasks.names import report_path as report_path_for  # noqa: E402
-from tasks.report.publish import write_report  # noqa: E402
-from tasks.report.render import validation_markdown  # noqa: E402
+from flows.parts import begin, mismatch_path_for, run_validation
+from tasks import alerts
+from tasks.names import report_path as report_path_for
+from tasks.report.models import Mismatches
+from tasks.report.publish import write_report
+from tasks.report.render import validation_markdown
 
 
-@flow(
-    name="validate",
-    task_runner=ThreadPoolTaskRunner(max_workers=SETTINGS.flow_task_workers),  # type: ignore[arg-type]
-    on_failure=[alerts.on_flow_failure],
-    on_crashed=[alerts.on_flow_failure],
-)
-@with_parameter_docs(
+@pipeline_flow(
+    "validate",
+    workers=SETTINGS.flow_task_workers,
     level="quick: keys and sizes; full: also every content (default).",
     report_path="Where to write the JSON result (default: reports/validation-{batch}-{suffix}.json).",
 )
@@ -70,11 +62,12 @@ def validate(
         markdown=validation_markdown(result),
         description="Validation result",
     )
-    logger.info("validation %s: %s", "passed" if result["passed"] else "FAILED", result["mismatches"])
+    counts = Mismatches.model_validate(result["mismatches"]).text()
+    logger.info("validation %s: %s", "passed" if result["passed"] else "FAILED", counts)
     if not result["passed"]:
         alerts.publish(
             f"region-migration {cfg.migrationBatch}: validation failed",
-            f"Mismatches {result['mismatches']}; every one is listed in {result['mismatchFile']}.",
+            f"Mismatches: {counts}; every one is listed in {result['mismatchFile']}.",
         )
     return result
 
@@ -99,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if isinstance(result, int):
         return result
-    print(f"validation: {'passed' if result['passed'] else 'FAILED'} {result['mismatches']}")
+    counts = Mismatches.model_validate(result["mismatches"]).text()
+    print(f"validation: {'passed' if result['passed'] else 'FAILED'} ({counts})")
     print(f"report: {result['reportPath']}\nmismatches: {result['mismatchFile']}")
     return EXIT_OK if result["passed"] else EXIT_FAILED
 
