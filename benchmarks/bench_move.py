@@ -447,13 +447,13 @@ class Bench:
     def target_bucket(self, tool: str) -> str:
         """A fresh target bucket provisioned exactly as ours is (ensure_bucket), named per tool."""
         cfg = make_cfg(tool)
-        ensure_bucket.fn(self.backend, cfg, cfg.s3Buckets[0], self.kms_arn)
+        ensure_bucket.fn(self.backend, cfg, cfg.s3_buckets[0], self.kms_arn)
         return cfg.target_name(SRC_BUCKET)
 
     def target_table(self, tool: str) -> str:
         """A fresh target table built by ensure_table from the source's description, named per tool."""
         cfg = make_cfg(tool)
-        ensure_table.fn(self.backend, cfg, cfg.dynamodbTables[0], self.kms_arn)
+        ensure_table.fn(self.backend, cfg, cfg.dynamodb_tables[0], self.kms_arn)
         return cfg.target_name(SRC_TABLE)
 
     # ---------------------------------------------------------------- S3 tools

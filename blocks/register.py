@@ -58,7 +58,7 @@ def create_example_blocks(endpoint_url: str, account_id: str = EMULATOR_ACCOUNT)
     cfg = load_config(EXAMPLE_CONFIG)
     created: dict[str, str] = {}
     credentials: dict[str, AwsCredentials] = {}
-    for name, region in ((SOURCE_BLOCK, cfg.sourceRegion), (TARGET_BLOCK, cfg.targetRegion)):
+    for name, region in ((SOURCE_BLOCK, cfg.source_region), (TARGET_BLOCK, cfg.target_region)):
         block = AwsCredentials(
             aws_access_key_id=EMULATOR_ACCESS_KEY,
             aws_secret_access_key=EMULATOR_SECRET_KEY,  # pydantic coerces to SecretStr
@@ -71,13 +71,13 @@ def create_example_blocks(endpoint_url: str, account_id: str = EMULATOR_ACCOUNT)
 
     MigrationConfigBlock.from_file(EXAMPLE_CONFIG).save(CONFIG_BLOCK, overwrite=True)
     created[CONFIG_BLOCK] = (
-        f"{MigrationConfigBlock.get_block_type_slug()} ({EXAMPLE_CONFIG.name}: batch {cfg.migrationBatch}, "
-        f"{cfg.sourceRegion} -> {cfg.targetRegion})"
+        f"{MigrationConfigBlock.get_block_type_slug()} ({EXAMPLE_CONFIG.name}: batch {cfg.migration_batch}, "
+        f"{cfg.source_region} -> {cfg.target_region})"
     )
 
     alert_topic = topic_arn(cfg, account_id)
     # The saved target-region credentials block is stored as a reference, not a copy.
-    SnsAlert(topic_arn=alert_topic, region=cfg.targetRegion, aws_credentials=credentials[cfg.targetRegion]).save(
+    SnsAlert(topic_arn=alert_topic, region=cfg.target_region, aws_credentials=credentials[cfg.target_region]).save(
         ALERT_BLOCK, overwrite=True
     )
     created[ALERT_BLOCK] = f"{SnsAlert.get_block_type_slug()} ({alert_topic}, credentials {TARGET_BLOCK})"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tasks import names as naming
@@ -27,6 +28,12 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _TOKEN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+# Python attributes in snake_case; the JSON is the seed's camelCase, the only spelling a config file may use.
+_JSON_KEYS = ConfigDict(
+    extra="forbid", alias_generator=to_camel, validate_by_alias=True, validate_by_name=False, serialize_by_alias=True
+)
 
 
 class ConfigError(ValueError):
@@ -68,11 +75,11 @@ def bucket_name_problem(name: str) -> str | None:
 class BucketSpec(BaseModel):
     """One source bucket to migrate."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _JSON_KEYS
 
     name: str
     versioning: bool = True
-    lifecycleDays: int = 90
+    lifecycle_days: int = 90
 
     @field_validator("name")
     @classmethod
@@ -82,7 +89,7 @@ class BucketSpec(BaseModel):
             raise ValueError(f"bucket name {v!r} {problem}")
         return v
 
-    @field_validator("lifecycleDays")
+    @field_validator("lifecycle_days")
     @classmethod
     def _days(cls, v: int) -> int:
         if v < 1:
@@ -93,22 +100,22 @@ class BucketSpec(BaseModel):
 class TableSpec(BaseModel):
     """One source table to migrate; schema fields are optional because describe_table is the truth."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _JSON_KEYS
 
     name: str
-    hashKey: str | None = None
-    hashKeyType: KeyType | None = None
-    rangeKey: str | None = None
-    rangeKeyType: KeyType | None = None
-    readCapacity: int | None = None
-    writeCapacity: int | None = None
-    scalingFactor: float = 1.0
+    hash_key: str | None = None
+    hash_key_type: KeyType | None = None
+    range_key: str | None = None
+    range_key_type: KeyType | None = None
+    read_capacity: int | None = None
+    write_capacity: int | None = None
+    scaling_factor: float = 1.0
     # TTL on the target only when asked: by default the target mirrors the source's TTL exactly.
-    ttlAttribute: str | None = None
+    ttl_attribute: str | None = None
     # Read budget of the backfill and validation scans: a share of the table's provisioned read capacity,
     # or, for an on-demand table without a maximum, this many read capacity units per second.
-    sourceReadShare: float = 0.5
-    onDemandReadRate: float = 1000.0
+    source_read_share: float = 0.5
+    on_demand_read_rate: float = 1000.0
 
     @field_validator("name")
     @classmethod
@@ -117,42 +124,42 @@ class TableSpec(BaseModel):
             raise ValueError(f"table name {v!r} must be 3 to 255 characters of letters, digits, '_', '-' and '.'")
         return v
 
-    @field_validator("hashKeyType", "rangeKeyType", mode="before")
+    @field_validator("hash_key_type", "range_key_type", mode="before")
     @classmethod
     def _key_type(cls, v: Any) -> Any:
         if v is not None and v not in ("S", "N", "B"):
             raise ValueError(f"unknown key type {v!r}; use 'S' (string), 'N' (number) or 'B' (binary)")
         return v
 
-    @field_validator("readCapacity", "writeCapacity")
+    @field_validator("read_capacity", "write_capacity")
     @classmethod
     def _capacity(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError(f"must be at least 1 capacity unit (got {v})")
         return v
 
-    @field_validator("scalingFactor")
+    @field_validator("scaling_factor")
     @classmethod
     def _factor(cls, v: float) -> float:
         if not v > 0 or math.isinf(v):
             raise ValueError(f"must be a positive number (got {v}); 1 keeps the source capacity")
         return v
 
-    @field_validator("ttlAttribute")
+    @field_validator("ttl_attribute")
     @classmethod
     def _ttl_attribute(cls, v: str | None) -> str | None:
         if v is not None and not 1 <= len(v.encode("utf-8")) <= 255:
             raise ValueError("must be 1 to 255 bytes (a DynamoDB attribute name), or left out to mirror the source")
         return v
 
-    @field_validator("sourceReadShare")
+    @field_validator("source_read_share")
     @classmethod
     def _share(cls, v: float) -> float:
         if not 0 < v <= 1:
             raise ValueError(f"must be above 0 and at most 1 (got {v}); 0.5 reads at half the provisioned capacity")
         return v
 
-    @field_validator("onDemandReadRate")
+    @field_validator("on_demand_read_rate")
     @classmethod
     def _rate(cls, v: float) -> float:
         if not v > 0 or math.isinf(v):
@@ -161,15 +168,15 @@ class TableSpec(BaseModel):
 
     @model_validator(mode="after")
     def _pairs(self) -> TableSpec:
-        if self.rangeKeyType and not self.rangeKey:
+        if self.range_key_type and not self.range_key:
             raise ValueError("rangeKeyType is set but rangeKey is not; add rangeKey or remove rangeKeyType")
-        if self.hashKeyType and not self.hashKey:
+        if self.hash_key_type and not self.hash_key:
             raise ValueError("hashKeyType is set but hashKey is not; add hashKey or remove hashKeyType")
         return self
 
     def scaled(self, capacity: int) -> int:
         """Target capacity: ceil(source capacity x scalingFactor), at least 1."""
-        return max(1, math.ceil(capacity * self.scalingFactor - 1e-9))
+        return max(1, math.ceil(capacity * self.scaling_factor - 1e-9))
 
 
 Loc = tuple[int | str, ...]
@@ -238,29 +245,29 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[Loc, str]]:
 class MigrationConfig(BaseModel):
     """A whole migration batch: where from, where to, and which buckets and tables."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _JSON_KEYS
 
-    sourceRegion: str
-    targetRegion: str
-    migrationBatch: str
+    source_region: str
+    target_region: str
+    migration_batch: str
     timestamp: str
-    environmentSuffix: str
-    s3Buckets: list[BucketSpec] = Field(default_factory=list)
-    dynamodbTables: list[TableSpec] = Field(default_factory=list)
+    environment_suffix: str
+    s3_buckets: list[BucketSpec] = Field(default_factory=list)
+    dynamodb_tables: list[TableSpec] = Field(default_factory=list)
 
     @field_validator("timestamp", mode="before")
     @classmethod
     def _ts(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) else v
 
-    @field_validator("sourceRegion", "targetRegion")
+    @field_validator("source_region", "target_region")
     @classmethod
     def _region(cls, v: str) -> str:
         if v not in known_regions():
             raise ValueError(f"unknown AWS region {v!r}; use a region code such as 'us-east-1' or 'eu-west-1'")
         return v
 
-    @field_validator("migrationBatch", "timestamp", "environmentSuffix")
+    @field_validator("migration_batch", "timestamp", "environment_suffix")
     @classmethod
     def _token(cls, v: str) -> str:
         if not v or not _TOKEN_RE.match(v) or len(v) > 32:
@@ -273,12 +280,12 @@ class MigrationConfig(BaseModel):
     def _whole(self) -> MigrationConfig:
         problems = cross_field_problems(
             {
-                "sourceRegion": self.sourceRegion,
-                "targetRegion": self.targetRegion,
+                "sourceRegion": self.source_region,
+                "targetRegion": self.target_region,
                 "timestamp": self.timestamp,
-                "environmentSuffix": self.environmentSuffix,
-                "s3Buckets": [b.name for b in self.s3Buckets],
-                "dynamodbTables": [t.name for t in self.dynamodbTables],
+                "environmentSuffix": self.environment_suffix,
+                "s3Buckets": [b.name for b in self.s3_buckets],
+                "dynamodbTables": [t.name for t in self.dynamodb_tables],
             }
         )
         if problems:
@@ -295,18 +302,18 @@ class MigrationConfig(BaseModel):
     @property
     def region_prefix(self) -> str:
         """First part of the target region: 'eu' for eu-west-1."""
-        return naming.region_prefix(self.targetRegion)
+        return naming.region_prefix(self.target_region)
 
     def target_name(self, name: str) -> str:
         """`{name}-{regionprefix}-{timestamp}-{environmentSuffix}`, the seed's naming rule (tasks.names)."""
-        return naming.target_name(name, self.targetRegion, self.timestamp, self.environmentSuffix)
+        return naming.target_name(name, self.target_region, self.timestamp, self.environment_suffix)
 
     def tags(self) -> dict[str, str]:
         """Tags on every resource we create; ManagedBy + batch + suffix is how we recognise our own."""
         return {
-            "Environment": self.environmentSuffix,
-            "MigrationBatch": self.migrationBatch,
-            "SourceRegion": self.sourceRegion,
+            "Environment": self.environment_suffix,
+            "MigrationBatch": self.migration_batch,
+            "SourceRegion": self.source_region,
             "ManagedBy": PROJECT_TAG,
         }
 
@@ -314,8 +321,8 @@ class MigrationConfig(BaseModel):
         """True when a resource's tags say this very migration (batch + environment) created it."""
         return (
             tags.get("ManagedBy") == PROJECT_TAG
-            and tags.get("MigrationBatch") == self.migrationBatch
-            and tags.get("Environment") == self.environmentSuffix
+            and tags.get("MigrationBatch") == self.migration_batch
+            and tags.get("Environment") == self.environment_suffix
         )
 
 

@@ -71,7 +71,7 @@ def backend_from(
     if use_aws:
         blocks: tuple[tuple[str, str], ...] = ()
         if cfg and (source_block or target_block):
-            pairs = [(cfg.sourceRegion, source_block), (cfg.targetRegion, target_block)]
+            pairs = [(cfg.source_region, source_block), (cfg.target_region, target_block)]
             blocks = tuple((region, block) for region, block in pairs if block)
         return Backend(kind="aws", profile=profile, credentials_blocks=blocks)
     if endpoint_url:

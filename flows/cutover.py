@@ -65,14 +65,14 @@ def cutover(
     synced = sync_once(backend, cfg, "full", path)
     decision = decide(synced, max_lag_seconds)
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    record_cutover(backend, cfg.targetRegion, resource_names(cfg).checkpoint_table, at, decision)
+    record_cutover(backend, cfg.target_region, resource_names(cfg).checkpoint_table, at, decision)
     removed: list[dict[str, Any]] = []
     if decision["decision"] == "GO" and remove_source_changes_on_go:
         removed = teardown.undo_source_changes(backend, cfg)
     result: dict[str, Any] = jsonable(
         {
-            "migrationBatch": cfg.migrationBatch,
-            "environmentSuffix": cfg.environmentSuffix,
+            "migrationBatch": cfg.migration_batch,
+            "environmentSuffix": cfg.environment_suffix,
             "backend": backend.describe(),
             "decidedAt": at,
             "verdict": decision,
@@ -82,13 +82,13 @@ def cutover(
     )
     result["reportPath"] = str(write_report(result, path))
     create_markdown_artifact(
-        key=f"migration-cutover-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        key=f"migration-cutover-{cfg.migration_batch}-{cfg.environment_suffix}",
         markdown=cutover_markdown(result),
         description="Cutover decision",
     )
     logger.info("cutover verdict %s at %s", decision["decision"], at)
     alerts.publish(
-        f"region-migration {cfg.migrationBatch}: cutover {decision['decision']}",
+        f"region-migration {cfg.migration_batch}: cutover {decision['decision']}",
         "\n".join(decision["reasons"]) or f"GO at {at}: validation passed, lag under threshold.",
     )
     return result

@@ -71,7 +71,7 @@ def migrate(
     decision = report["verdict"]
     logger.info("report: %s; verdict %s", path, decision["decision"])
     if decision["decision"] != "GO":
-        alerts.publish(f"region-migration {cfg.migrationBatch}: NO-GO", "\n".join(decision["reasons"]))
+        alerts.publish(f"region-migration {cfg.migration_batch}: NO-GO", "\n".join(decision["reasons"]))
     return report
 
 

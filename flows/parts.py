@@ -74,7 +74,7 @@ def catch_up_all(
     names = resource_names(cfg)
     ckpt = names.checkpoint_table
     b, c = unmapped(backend), unmapped(cfg)
-    parts = {s: move_s3.plan_partitions.submit(backend, cfg.sourceRegion, s) for s in names.buckets if s not in skip}
+    parts = {s: move_s3.plan_partitions.submit(backend, cfg.source_region, s) for s in names.buckets if s not in skip}
     tables = {s: compound.catch_up.submit(backend, cfg, s, t, ckpt) for s, t in names.tables.items() if s not in skip}
     copies: dict[str, list[Any]] = {}
     out: dict[str, dict[str, Any]] = {}
@@ -111,7 +111,7 @@ def begin(
 
     cfg = options.config()
     backend = options.backend(cfg)
-    get_run_logger().info("backend: %s; %s -> %s", backend.describe(), cfg.sourceRegion, cfg.targetRegion)
+    get_run_logger().info("backend: %s; %s -> %s", backend.describe(), cfg.source_region, cfg.target_region)
     if not preflight:
         return cfg, backend, ""
     if backend.kind == "emulator":
@@ -135,12 +135,12 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     arn = key["arn"]
     topic_f = sns.ensure_topic.submit(backend, cfg, arn)
     # Only S3 replication alarms live in the source region: no buckets, no source-region topic or key.
-    source_f = compound.source_alerts.submit(backend, cfg, account_id) if cfg.s3Buckets else None
+    source_f = compound.source_alerts.submit(backend, cfg, account_id) if cfg.s3_buckets else None
     ckpt_table = resource_names(cfg).checkpoint_table
-    ckpt_f = ensure_checkpoint_table.submit(backend, cfg.targetRegion, ckpt_table, cfg.tags(), arn)
+    ckpt_f = ensure_checkpoint_table.submit(backend, cfg.target_region, ckpt_table, cfg.tags(), arn)
     repl_role_f = iam.ensure_replication_role.submit(backend, cfg, arn)
-    bucket_fs = [s3.ensure_bucket.submit(backend, cfg, spec, arn) for spec in cfg.s3Buckets]
-    table_fs = [dynamodb.ensure_table.submit(backend, cfg, spec, arn) for spec in cfg.dynamodbTables]
+    bucket_fs = [s3.ensure_bucket.submit(backend, cfg, spec, arn) for spec in cfg.s3_buckets]
+    table_fs = [dynamodb.ensure_table.submit(backend, cfg, spec, arn) for spec in cfg.dynamodb_tables]
     topic = topic_f.result()
     lambda_role = iam.ensure_lambda_role(backend, cfg, arn, topic["arn"])
     lam_f = lambda_.ensure_validator.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
@@ -178,7 +178,7 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
     streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}
     # (Prefect's typed overload for wait_for is the one that also names return_state)
     parts = {
-        s: move_s3.plan_partitions.submit(backend, cfg.sourceRegion, s, return_state=False, wait_for=[repl[s]])
+        s: move_s3.plan_partitions.submit(backend, cfg.source_region, s, return_state=False, wait_for=[repl[s]])
         for s in names.buckets
     }
     segs = {
@@ -288,7 +288,7 @@ def _publish_mismatches(cfg: MigrationConfig, frames: dict[str, Any]) -> None:
         if len(rows) >= MISMATCH_ROWS_IN_ARTIFACT:
             break
     create_table_artifact(
-        key=f"migration-mismatches-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        key=f"migration-mismatches-{cfg.migration_batch}-{cfg.environment_suffix}",
         table=rows or [{"store": "", "key": "", "kind": "none", "detail": "no mismatches"}],
         description=f"First {MISMATCH_ROWS_IN_ARTIFACT} mismatches (all of them are in the CSV next to the report)",
     )
@@ -312,7 +312,7 @@ def sync_once(backend: Backend, cfg: MigrationConfig, level: str, out_path: Path
     names = resource_names(cfg)
     kms_arn = kms.migration_key_arn(backend, cfg)
     t0 = time.monotonic()
-    with lock.held(backend, cfg.targetRegion, names.checkpoint_table, SYNC_LOCK):
+    with lock.held(backend, cfg.target_region, names.checkpoint_table, SYNC_LOCK):
         caught = catch_up_all(backend, cfg, kms_arn)
         validation = run_validation(backend, cfg, level, mismatch_path_for(out_path), invoke_lambda=False)
     errors = [f"{s}: {c['catchUp']['error']}" for s, c in caught.items() if (c.get("catchUp") or {}).get("error")]

@@ -54,8 +54,8 @@ def sync(
     cfg, backend, _ = begin(options)
     path = report_path_for("sync", cfg, report_path)
     base = {
-        "migrationBatch": cfg.migrationBatch,
-        "environmentSuffix": cfg.environmentSuffix,
+        "migrationBatch": cfg.migration_batch,
+        "environmentSuffix": cfg.environment_suffix,
         "backend": backend.describe(),
         "finishedAt": None,
     }
@@ -69,7 +69,7 @@ def sync(
     result = jsonable(result)
     result["reportPath"] = str(write_report(result, path))
     create_markdown_artifact(
-        key=f"migration-sync-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        key=f"migration-sync-{cfg.migration_batch}-{cfg.environment_suffix}",
         markdown=sync_markdown(result),
         description="Latest sync (catch-up + validation)",
     )
@@ -83,7 +83,7 @@ def sync(
     if not result["ok"]:
         counts = Mismatches.model_validate(result["validation"]["mismatches"]).text()
         alerts.publish(
-            f"region-migration {cfg.migrationBatch}: sync found problems",
+            f"region-migration {cfg.migration_batch}: sync found problems",
             "\n".join(result["errors"]) or f"validation mismatches: {counts}",
         )
     return result

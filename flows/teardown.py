@@ -57,7 +57,7 @@ def teardown(
     and the KMS key. Returns {plan, results, ok}; results are measured after each deletion."""
     logger = get_run_logger()
     cfg, backend, _ = begin(options, preflight=False)
-    logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migrationBatch, cfg.environmentSuffix)
+    logger.info("backend: %s; teardown of %s (%s)", backend.describe(), cfg.migration_batch, cfg.environment_suffix)
     found = td.discover(backend, cfg, report_path=_report_path(cfg, report_path))
     plan = td.teardown_plan(cfg, found)
     logger.info("plan:\n%s", teardown_plan_text(plan, found))
@@ -73,8 +73,8 @@ def teardown(
         from prefect.artifacts import create_markdown_artifact
 
         create_markdown_artifact(
-            markdown=teardown_markdown(cfg.migrationBatch, cfg.environmentSuffix, results),
-            key=f"teardown-{cfg.migrationBatch}-{cfg.environmentSuffix}".lower(),
+            markdown=teardown_markdown(cfg.migration_batch, cfg.environment_suffix, results),
+            key=f"teardown-{cfg.migration_batch}-{cfg.environment_suffix}".lower(),
             description="what teardown removed, kept and skipped",
         )
     except Exception as err:  # the artifact is a convenience; the results are returned either way
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, backend = load(args)
         print(f"backend: {backend.describe()}", flush=True)
-        probe_credentials(backend, cfg.targetRegion)
+        probe_credentials(backend, cfg.target_region)
         if args.plan:
             found = td.discover.fn(backend, cfg, report_path=_report_path(cfg, args.report))
             print(teardown_plan_text(td.teardown_plan(cfg, found), found))

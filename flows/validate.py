@@ -49,16 +49,16 @@ def validate(
     path = report_path_for("validation", cfg, report_path)
     result = run_validation(backend, cfg, level, mismatch_path_for(path))
     result.update(
-        migrationBatch=cfg.migrationBatch,
-        environmentSuffix=cfg.environmentSuffix,
-        sourceRegion=cfg.sourceRegion,
-        targetRegion=cfg.targetRegion,
+        migrationBatch=cfg.migration_batch,
+        environmentSuffix=cfg.environment_suffix,
+        sourceRegion=cfg.source_region,
+        targetRegion=cfg.target_region,
         backend=backend.describe(),
         finishedAt=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     result["reportPath"] = str(write_report(result, path))
     create_markdown_artifact(
-        key=f"migration-validation-{cfg.migrationBatch}-{cfg.environmentSuffix}",
+        key=f"migration-validation-{cfg.migration_batch}-{cfg.environment_suffix}",
         markdown=validation_markdown(result),
         description="Validation result",
     )
@@ -66,7 +66,7 @@ def validate(
     logger.info("validation %s: %s", "passed" if result["passed"] else "FAILED", counts)
     if not result["passed"]:
         alerts.publish(
-            f"region-migration {cfg.migrationBatch}: validation failed",
+            f"region-migration {cfg.migration_batch}: validation failed",
             f"Mismatches: {counts}; every one is listed in {result['mismatchFile']}.",
         )
     return result

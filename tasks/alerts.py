@@ -93,7 +93,7 @@ def configure(backend: Backend, cfg: MigrationConfig, account_id: str) -> str:
     """Log where this run's alerts go and return the topic ARN; nothing is stored: the hooks find the
     target from the run's parameters (`target_of_run`)."""
     arn = alert_topic_arn(cfg, account_id)
-    log.info("alerts for batch %s go to %s", cfg.migrationBatch, arn)
+    log.info("alerts for batch %s go to %s", cfg.migration_batch, arn)
     return arn
 
 
@@ -107,11 +107,11 @@ def target_of(parameters: Mapping[str, Any]) -> AlertTarget | None:
         opts = options if isinstance(options, RunOptions) else RunOptions.model_validate(options)
         cfg = opts.config()
         backend = opts.backend(cfg)
-        account = backend.account_id(cfg.targetRegion)
+        account = backend.account_id(cfg.target_region)
     except Exception as err:  # an alert must never mask the failure it reports
         log.error("ALERT target unknown (%s): %s", type(err).__name__, redact(str(err)))
         return None
-    return AlertTarget(backend, cfg.targetRegion, alert_topic_arn(cfg, account), cfg.migrationBatch)
+    return AlertTarget(backend, cfg.target_region, alert_topic_arn(cfg, account), cfg.migration_batch)
 
 
 def target_of_run() -> AlertTarget | None:

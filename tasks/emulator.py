@@ -183,11 +183,11 @@ def seed_demo(
     backend: Backend, cfg: MigrationConfig, objects_per_bucket: int = 300, items_per_table: int = 2500
 ) -> dict[str, Any]:
     """Create the example config's source buckets and tables with demo data, unless they already exist."""
-    region = cfg.sourceRegion
+    region = cfg.source_region
     s3 = backend.client("s3", region)
     ddb = backend.client("dynamodb", region)
     seeded: dict[str, Any] = {"buckets": [], "tables": []}
-    for index, spec in enumerate(cfg.s3Buckets):
+    for index, spec in enumerate(cfg.s3_buckets):
         try:
             s3.head_bucket(Bucket=spec.name)
             continue
@@ -212,7 +212,7 @@ def seed_demo(
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(functools.partial(_put, s3, spec.name), objs))
         seeded["buckets"].append({"name": spec.name, "objects": len(objs)})
-    for index, tspec in enumerate(cfg.dynamodbTables):
+    for index, tspec in enumerate(cfg.dynamodb_tables):
         try:
             ddb.describe_table(TableName=tspec.name)
             continue
@@ -220,14 +220,14 @@ def seed_demo(
             if not is_not_found(err):
                 raise
         with_range = index == 0
-        hash_key = tspec.hashKey or ("eventId" if with_range else "userId")
-        attrs = [{"AttributeName": hash_key, "AttributeType": tspec.hashKeyType or "S"}]
+        hash_key = tspec.hash_key or ("eventId" if with_range else "userId")
+        attrs = [{"AttributeName": hash_key, "AttributeType": tspec.hash_key_type or "S"}]
         keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
         extra: dict[str, Any] = {}
         if with_range:
-            range_key = tspec.rangeKey or "timestamp"
+            range_key = tspec.range_key or "timestamp"
             attrs += [
-                {"AttributeName": range_key, "AttributeType": tspec.rangeKeyType or "N"},
+                {"AttributeName": range_key, "AttributeType": tspec.range_key_type or "N"},
                 {"AttributeName": "userId", "AttributeType": "S"},
             ]
             keys.append({"AttributeName": range_key, "KeyType": "RANGE"})
@@ -240,8 +240,8 @@ def seed_demo(
                     ],
                     "Projection": {"ProjectionType": "ALL"},
                     "ProvisionedThroughput": {
-                        "ReadCapacityUnits": tspec.readCapacity or 5,
-                        "WriteCapacityUnits": tspec.writeCapacity or 5,
+                        "ReadCapacityUnits": tspec.read_capacity or 5,
+                        "WriteCapacityUnits": tspec.write_capacity or 5,
                     },
                 }
             ]
@@ -250,16 +250,16 @@ def seed_demo(
             AttributeDefinitions=attrs,
             KeySchema=keys,
             ProvisionedThroughput={
-                "ReadCapacityUnits": tspec.readCapacity or 5,
-                "WriteCapacityUnits": tspec.writeCapacity or 5,
+                "ReadCapacityUnits": tspec.read_capacity or 5,
+                "WriteCapacityUnits": tspec.write_capacity or 5,
             },
             **extra,
         )
         ddb.get_waiter("table_exists").wait(TableName=tspec.name, WaiterConfig={"Delay": 1})
         ddb.update_time_to_live(TableName=tspec.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
-        range_name = (tspec.rangeKey or "timestamp") if with_range else None
+        range_name = (tspec.range_key or "timestamp") if with_range else None
         items = [
-            _demo_item(i, hash_key, tspec.hashKeyType or "S", range_name, tspec.rangeKeyType or "N")
+            _demo_item(i, hash_key, tspec.hash_key_type or "S", range_name, tspec.range_key_type or "N")
             for i in range(items_per_table)
         ]
         if with_range:

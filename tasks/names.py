@@ -120,11 +120,11 @@ def derived_names(
 def resource_names(cfg: MigrationConfig) -> ResourceNames:
     """Every name follows `{name}-{regionprefix}-{timestamp}-{environmentSuffix}`."""
     return derived_names(
-        cfg.targetRegion,
+        cfg.target_region,
         cfg.timestamp,
-        cfg.environmentSuffix,
-        [b.name for b in cfg.s3Buckets],
-        [t.name for t in cfg.dynamodbTables],
+        cfg.environment_suffix,
+        [b.name for b in cfg.s3_buckets],
+        [t.name for t in cfg.dynamodb_tables],
     )
 
 
@@ -173,7 +173,7 @@ def topic_arn(region: str, account_id: str, name: str) -> str:
 
 def alert_topic_arn(cfg: MigrationConfig, account_id: str) -> str:
     """The migration's alert topic (target region): where task hooks, NO-GO alerts and the SnsAlert block publish."""
-    return topic_arn(cfg.targetRegion, account_id, resource_names(cfg).topic)
+    return topic_arn(cfg.target_region, account_id, resource_names(cfg).topic)
 
 
 # ---------------------------------------------------------------- report files
@@ -187,4 +187,4 @@ def report_path(kind: ReportKind, cfg: MigrationConfig, override: str | Path | N
     `reports/{kind}-{migrationBatch}-{environmentSuffix}.json` (relative to the working directory)."""
     if override:
         return Path(override)
-    return REPORT_DIR / f"{kind}-{cfg.migrationBatch}-{cfg.environmentSuffix}.json"
+    return REPORT_DIR / f"{kind}-{cfg.migration_batch}-{cfg.environment_suffix}.json"

@@ -70,7 +70,7 @@ def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
     """Credentials, sources exist in the source region, target names free or ours. Creates nothing."""
     pf = Preflight(backend=backend.describe())
     try:
-        pf.account_id = backend.account_id(cfg.sourceRegion, max_attempts=2)
+        pf.account_id = backend.account_id(cfg.source_region, max_attempts=2)
     except (BotoCoreError, ClientError) as err:
         pf.errors.append(credentials_error(err, backend))
         return pf
@@ -81,8 +81,8 @@ def check(backend: Backend, cfg: MigrationConfig) -> Preflight:
 
 
 def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
-    src = backend.client("s3", cfg.sourceRegion)
-    for i, spec in enumerate(cfg.s3Buckets):
+    src = backend.client("s3", cfg.source_region)
+    for i, spec in enumerate(cfg.s3_buckets):
         where = f"s3Buckets[{i}] ({spec.name})"
         try:
             loc = bucket_region(src.get_bucket_location(Bucket=spec.name).get("LocationConstraint"))
@@ -92,9 +92,9 @@ def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> Non
             else:
                 pf.errors.append(f"{where}: cannot read the source bucket ({error_code(err)}); check permissions")
             continue
-        if loc != cfg.sourceRegion:
+        if loc != cfg.source_region:
             pf.errors.append(
-                f"{where}: source bucket is in {loc}, not sourceRegion {cfg.sourceRegion}; fix sourceRegion"
+                f"{where}: source bucket is in {loc}, not sourceRegion {cfg.source_region}; fix sourceRegion"
             )
             continue
         versioning = src.get_bucket_versioning(Bucket=spec.name).get("Status", "Disabled")
@@ -103,7 +103,7 @@ def _check_buckets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> Non
 
 
 def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, where: str, target: str) -> None:
-    dst = backend.client("s3", cfg.targetRegion)
+    dst = backend.client("s3", cfg.target_region)
     state = s3.head(dst, target)
     if state == "absent":
         pf.targets.append({"type": "s3 bucket", "name": target, "state": "absent"})
@@ -123,15 +123,15 @@ def _check_target_bucket(backend: Backend, cfg: MigrationConfig, pf: Preflight, 
 
 
 def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
-    src = backend.client("dynamodb", cfg.sourceRegion)
-    for i, spec in enumerate(cfg.dynamodbTables):
+    src = backend.client("dynamodb", cfg.source_region)
+    for i, spec in enumerate(cfg.dynamodb_tables):
         where = f"dynamodbTables[{i}] ({spec.name})"
         try:
             desc = src.describe_table(TableName=spec.name)["Table"]
         except ClientError as err:
             if is_not_found(err):
                 pf.errors.append(
-                    f"{where}: source table does not exist in {cfg.sourceRegion}; check the name or sourceRegion"
+                    f"{where}: source table does not exist in {cfg.source_region}; check the name or sourceRegion"
                 )
             else:
                 pf.errors.append(f"{where}: cannot describe the source table ({error_code(err)}); check permissions")
@@ -154,7 +154,7 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             "streamEnabled": bool(stream.get("StreamEnabled")),
         }
         if stream.get("StreamEnabled") and desc.get("LatestStreamArn"):
-            consumers = stream_consumers(backend, cfg.sourceRegion, desc["LatestStreamArn"])
+            consumers = stream_consumers(backend, cfg.source_region, desc["LatestStreamArn"])
             entry["streamConsumers"] = consumers
             warning = consumers_warning(where, consumers)
             if warning:
@@ -169,7 +169,7 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             pf.targets.append({"type": "dynamodb table", "name": target, "state": "ours"})
         else:
             pf.errors.append(
-                f"{where}: target table {target!r} already exists in {cfg.targetRegion} and was not "
+                f"{where}: target table {target!r} already exists in {cfg.target_region} and was not "
                 "created by this migration; change timestamp or environmentSuffix, or remove it"
             )
 
@@ -250,7 +250,7 @@ def consumers_warning(where: str, consumers: dict[str, Any]) -> str | None:
 def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None:
     """KMS alias, SNS topic, Lambda function and IAM roles: free, or already ours."""
     names = resource_names(cfg)
-    region = cfg.targetRegion
+    region = cfg.target_region
     keys = backend.client("kms", region)
     key_id = kms.alias_target(keys, names.kms_alias)
     if key_id:
@@ -273,7 +273,7 @@ def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, owned: bool)
         pf.targets.append({"type": kind, "name": name, "state": "ours"})
     else:
         pf.errors.append(
-            f"{kind} {name!r} already exists in {cfg.targetRegion} and was not created by this "
+            f"{kind} {name!r} already exists in {cfg.target_region} and was not created by this "
             "migration; change timestamp or environmentSuffix, or remove it"
         )
 
@@ -318,7 +318,7 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
         if b["versioning"] != "Enabled":
             steps.append({"resource": "source s3 bucket", "name": b["name"], "action": "enable versioning"})
         steps.append({"resource": "source s3 bucket", "name": b["name"], "action": f"put replication rule to {target}"})
-        buckets.append({**b, "target": target, **count_bucket(backend, cfg.sourceRegion, b["name"])})
+        buckets.append({**b, "target": target, **count_bucket(backend, cfg.source_region, b["name"])})
     tables = []
     for t in pf.tables:
         target = names.tables[t["name"]]
@@ -331,8 +331,8 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
     return {
         "backend": pf.backend,
         "account": pf.account_id,
-        "sourceRegion": cfg.sourceRegion,
-        "targetRegion": cfg.targetRegion,
+        "sourceRegion": cfg.source_region,
+        "targetRegion": cfg.target_region,
         "errors": pf.errors,
         "steps": steps,
         "buckets": buckets,

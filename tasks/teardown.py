@@ -84,7 +84,7 @@ def report_replications(report_path: str | Path | None, cfg: MigrationConfig) ->
     except (OSError, ValueError):
         return {}
     if not isinstance(report, dict) or (
-        report.get("migrationBatch") != cfg.migrationBatch or report.get("environmentSuffix") != cfg.environmentSuffix
+        report.get("migrationBatch") != cfg.migration_batch or report.get("environmentSuffix") != cfg.environment_suffix
     ):
         return {}
     out: dict[str, dict[str, Any]] = {}
@@ -99,7 +99,7 @@ def report_replications(report_path: str | Path | None, cfg: MigrationConfig) ->
 
 
 def _regions(cfg: MigrationConfig) -> list[str]:
-    return list(dict.fromkeys([cfg.targetRegion, cfg.sourceRegion]))
+    return list(dict.fromkeys([cfg.target_region, cfg.source_region]))
 
 
 @step("teardown-discover", retries=2)
@@ -109,7 +109,7 @@ def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path 
     `report_path` (a migration report JSON) is a second source of evidence for source versioning.
     """
     names = resource_names(cfg)
-    tgt, src = cfg.targetRegion, cfg.sourceRegion
+    tgt, src = cfg.target_region, cfg.source_region
     account = backend.account_id(tgt)
     found: dict[str, Any] = {"account": account, "notes": []}
 
@@ -164,12 +164,12 @@ def _find_source_buckets(
     rules_out: list[dict[str, Any]] = []
     versioning_out: list[dict[str, Any]] = []
     for source in names.buckets:
-        state = s3.source_changes(backend, cfg.sourceRegion, source, rule_id)
+        state = s3.source_changes(backend, cfg.source_region, source, rule_id)
         if state is None:
             continue
         others = state["otherRules"]
         if state["hasRule"]:
-            rules_out.append({"name": source, "region": cfg.sourceRegion, "ruleId": rule_id, "otherRules": others})
+            rules_out.append({"name": source, "region": cfg.source_region, "ruleId": rule_id, "otherRules": others})
         if state["versioning"] != "Enabled":
             continue
         record = store.get(versioning_pk(source), VERSIONING_SK) if store else None
@@ -181,7 +181,7 @@ def _find_source_buckets(
         versioning_out.append(
             {
                 "name": source,
-                "region": cfg.sourceRegion,
+                "region": cfg.source_region,
                 "status": state["versioning"],
                 "enabledByUs": by_us,
                 "evidence": evidence,
@@ -202,19 +202,19 @@ def _find_streams(
         record = store.get(table_pk(source), STREAM_SK) or {}
         if not record.get("enabledByUs"):
             continue
-        current = dynamodb.enabled_stream(backend, cfg.sourceRegion, source)
+        current = dynamodb.enabled_stream(backend, cfg.source_region, source)
         if current is None:
             continue
         recorded = record.get("streamArn")
         if recorded:
             ours = recorded == current
         else:  # crashed between enabling and recording: ours if created after the intent record
-            created = dynamodb.stream_created(backend, cfg.sourceRegion, current)
+            created = dynamodb.stream_created(backend, cfg.source_region, current)
             ours = created is not None and created.timestamp() >= int(record.get("intentAt", 0)) - 5
         out.append(
             {
                 "name": source,
-                "region": cfg.sourceRegion,
+                "region": cfg.source_region,
                 "streamArn": current,
                 "recordedArn": recorded,
                 "enabledByUs": ours,

@@ -31,7 +31,7 @@ def copy_bucket(
     """The bucket's copy summary (summarize_copies), plus the few per-partition fields it leaves out.
 
     Ranges run one after another: an exception (an interruption) propagates as from the flow's task."""
-    parts = plan_partitions.fn(backend, cfg.sourceRegion, source_bucket, max_keys_per_partition)
+    parts = plan_partitions.fn(backend, cfg.source_region, source_bucket, max_keys_per_partition)
     results = [
         copy_partition.fn(
             backend, cfg, source_bucket, target_bucket, part, kms_key_arn, checkpoint_table, mode, **copy_kwargs

@@ -58,7 +58,7 @@ def _now_iso() -> str:
 
 
 def _store(backend: Backend, cfg: MigrationConfig, checkpoint_table: str | None) -> CheckpointStore:
-    return CheckpointStore(backend, cfg.targetRegion, checkpoint_table or resource_names(cfg).checkpoint_table)
+    return CheckpointStore(backend, cfg.target_region, checkpoint_table or resource_names(cfg).checkpoint_table)
 
 
 def describe_source(ddb: Any, cfg: MigrationConfig, table: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def describe_source(ddb: Any, cfg: MigrationConfig, table: str) -> dict[str, Any
     except Exception as err:
         if is_not_found(err):
             raise PreflightError(
-                f"source table {table!r} does not exist in {cfg.sourceRegion}; check dynamodbTables in the config"
+                f"source table {table!r} does not exist in {cfg.source_region}; check dynamodbTables in the config"
             ) from None
         raise
 
@@ -81,8 +81,8 @@ def ensure_source_stream(
     Whether *we* enabled it is recorded durably (an intent record goes in before the change), so teardown
     disables only streams this migration turned on, even after a crash between the two.
     """
-    ddb = backend.client("dynamodb", cfg.sourceRegion)
-    streams = backend.client("dynamodbstreams", cfg.sourceRegion)
+    ddb = backend.client("dynamodb", cfg.source_region)
+    streams = backend.client("dynamodbstreams", cfg.source_region)
     store = _store(backend, cfg, checkpoint_table)
     pk = table_pk(source_table)
     desc = describe_source(ddb, cfg, source_table)
@@ -143,7 +143,7 @@ def ensure_source_stream(
 
     source_changed = (
         [
-            f"DynamoDB stream ({view}) enabled on source table {source_table} in {cfg.sourceRegion} "
+            f"DynamoDB stream ({view}) enabled on source table {source_table} in {cfg.source_region} "
             f"at {enabled_at} by this migration; teardown disables it"
         ]
         if enabled_by_us
@@ -182,13 +182,13 @@ def plan_segments(
             return total
         # Planned by an older version, never probed: probe it now (its segments cannot have progressed
         # on a backend that refuses segmented scans; one segment re-puts idempotently).
-        problem = segmented_scan_problem(backend, cfg.sourceRegion, source_table, total)
+        problem = segmented_scan_problem(backend, cfg.source_region, source_table, total)
         if problem is None:
             store.put(pk, PLAN_SK, {**existing, "segmentedScan": "ok"})
             return total
         store.put(pk, PLAN_SK, {**existing, "totalSegments": 1, "plannedTotal": total, "segmentedScan": problem})
         return 1
-    desc = describe_source(backend.client("dynamodb", cfg.sourceRegion), cfg, source_table)
+    desc = describe_source(backend.client("dynamodb", cfg.source_region), cfg, source_table)
     items, size = int(desc.get("ItemCount", 0)), int(desc.get("TableSizeBytes", 0))
     total = plan_total_segments(items, size)
     attrs: dict[str, Any] = {
@@ -197,7 +197,7 @@ def plan_segments(
         "tableSizeBytes": size,
         "plannedAt": _now_iso(),
     }
-    problem = segmented_scan_problem(backend, cfg.sourceRegion, source_table, total)
+    problem = segmented_scan_problem(backend, cfg.source_region, source_table, total)
     if problem:
         attrs.update(totalSegments=1, plannedTotal=total, segmentedScan=problem)
         total = 1
@@ -249,9 +249,9 @@ def backfill_segment(
     """
     if not 0 <= segment < total_segments:
         raise ValueError(f"segment {segment} is outside 0..{total_segments - 1}")
-    src = scan_client(backend, cfg.sourceRegion)
-    dst = backend.client("dynamodb", cfg.targetRegion)
-    store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table)
+    src = scan_client(backend, cfg.source_region)
+    dst = backend.client("dynamodb", cfg.target_region)
+    store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
     pk, sk = table_pk(source_table), segment_sk(segment, total_segments)
     cp = store.get(pk, sk) or {}
     limits = backend_limits(store.get(pk, PLAN_SK))
@@ -274,13 +274,13 @@ def backfill_segment(
     progress = _SegmentProgress()
     spec = spec_for(cfg, source_table)
     table_rate, rate_from = table_read_rate(
-        describe_source(src, cfg, source_table), spec.sourceReadShare, spec.onDemandReadRate
+        describe_source(src, cfg, source_table), spec.source_read_share, spec.on_demand_read_rate
     )
     pacer = ReadPacer(table_rate / total_segments)  # a static share: holds across tasks and processes
 
     # Eventually consistent reads (half the cost): a write the scan reads stale was made after the stream was
     # on (it is replayed by the catch-up) or seconds before, while the stream was being enabled and waited for.
-    call_key = (cfg.sourceRegion, source_table, f"{segment}/{total_segments}")
+    call_key = (cfg.source_region, source_table, f"{segment}/{total_segments}")
 
     def scan(start: dict[str, Any] | None) -> dict[str, Any]:
         request = scan_request(

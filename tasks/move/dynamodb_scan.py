@@ -125,7 +125,7 @@ def segmented_scan_problem(backend: Backend, region: str, table: str, total_segm
 
 def spec_for(cfg: MigrationConfig, table: str) -> TableSpec:
     """The config entry of a source table (or target: its source's entry), defaults for one not listed."""
-    for spec in cfg.dynamodbTables:
+    for spec in cfg.dynamodb_tables:
         if table in (spec.name, cfg.target_name(spec.name)):
             return spec
     return TableSpec.model_construct(name=table)  # defaults, without the name rules of a config entry

@@ -115,10 +115,10 @@ def catch_up(
     Stops early after `max_seconds` or `max_records`, and reports the lag left behind.
     """
     started = time.monotonic()
-    ddb_src = backend.client("dynamodb", cfg.sourceRegion)
-    streams = backend.client("dynamodbstreams", cfg.sourceRegion)
-    dst = backend.client("dynamodb", cfg.targetRegion)
-    store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table)
+    ddb_src = backend.client("dynamodb", cfg.source_region)
+    streams = backend.client("dynamodbstreams", cfg.source_region)
+    dst = backend.client("dynamodb", cfg.target_region)
+    store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
     pk = table_pk(source_table)
     desc = describe_source(ddb_src, cfg, source_table)
     if not (desc.get("StreamSpecification") or {}).get("StreamEnabled") or not desc.get("LatestStreamArn"):

@@ -167,9 +167,9 @@ def copy_partition(
         raise ValueError(f"mode must be 'backfill' or 'catchup' (got {mode!r})")
     t0 = time.monotonic()
     start_after, end = key_range.get("start_after"), key_range.get("end")
-    src_s3 = backend.client("s3", cfg.sourceRegion)
-    dst_s3 = backend.client("s3", cfg.targetRegion)
-    store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table)
+    src_s3 = backend.client("s3", cfg.source_region)
+    dst_s3 = backend.client("s3", cfg.target_region)
+    store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
     pk = manifest_pk(target_bucket)
     digest_key = (range_pk(target_bucket), range_sk(start_after, end))
 

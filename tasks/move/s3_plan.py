@@ -124,7 +124,7 @@ def storage_class_args(storage_class: str | None) -> dict[str, str]:
 
 def replication_rule_id(cfg: MigrationConfig) -> str:
     """Our rule's ID on a source bucket: batch + environment, so teardown finds exactly ours."""
-    return f"region-migration-{cfg.migrationBatch}-{cfg.environmentSuffix}"
+    return f"region-migration-{cfg.migration_batch}-{cfg.environment_suffix}"
 
 
 def replication_rule(rule_id: str, priority: int, destination_arn: str, kms_key_arn: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def record_source_versioning(
     backend: Backend, cfg: MigrationConfig, source_bucket: str, versioning_before: str, checkpoint_table: str
 ) -> bool:
     """Record a source bucket's versioning as the migration first found it; True when this call wrote it."""
-    store = CheckpointStore(backend, cfg.targetRegion, checkpoint_table)
+    store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
     return store.put_if_absent(
         versioning_pk(source_bucket),
         VERSIONING_SK,
@@ -68,9 +68,9 @@ def ensure_replication(
     back. A bucket has one replication role: when other rules exist under another role we keep theirs
     (ours is reported as needing its permissions) rather than break someone else's replication.
     """
-    s3 = backend.client("s3", cfg.sourceRegion)
+    s3 = backend.client("s3", cfg.source_region)
     rule_id = replication_rule_id(cfg)
-    destination = bucket_arn(target_bucket, cfg.targetRegion)
+    destination = bucket_arn(target_bucket, cfg.target_region)
     changed: list[str] = []
     warnings: list[str] = []
 

@@ -112,7 +112,7 @@ def alarm_specs(
             specs.append(
                 _spec(
                     _alarm_name(prefix, f"ddb-{short}-throttles", table),
-                    f"{table}: {short} requests throttled (migration {cfg.migrationBatch})",
+                    f"{table}: {short} requests throttled (migration {cfg.migration_batch})",
                     "AWS/DynamoDB",
                     metric,
                     {"TableName": table},
@@ -188,7 +188,7 @@ def alarm_specs(
 
 def alarm_region(cfg: MigrationConfig, spec: dict[str, Any]) -> str:
     """Where the alarm's metric is published: S3 replication metrics in the source region, the rest target."""
-    return cfg.sourceRegion if spec["Namespace"] == "AWS/S3" else cfg.targetRegion
+    return cfg.source_region if spec["Namespace"] == "AWS/S3" else cfg.target_region
 
 
 def spec_drift(current: dict[str, Any], spec: dict[str, Any]) -> list[str]:
@@ -225,7 +225,7 @@ def dashboard_body(
         {
             "type": "text",
             "properties": {
-                "markdown": (f"# Region migration {cfg.sourceRegion} -> {cfg.targetRegion}\n{dashboard_marker(cfg)}")
+                "markdown": (f"# Region migration {cfg.source_region} -> {cfg.target_region}\n{dashboard_marker(cfg)}")
             },
         }
     ]
@@ -247,7 +247,7 @@ def dashboard_body(
         widgets.append(
             metric(
                 f"{table}: throttled requests",
-                cfg.targetRegion,
+                cfg.target_region,
                 [["AWS/DynamoDB", m, "TableName", table] for m in ("ReadThrottleEvents", "WriteThrottleEvents")],
                 "Sum",
             )
@@ -255,7 +255,7 @@ def dashboard_body(
         widgets.append(
             metric(
                 f"{table}: consumed capacity",
-                cfg.targetRegion,
+                cfg.target_region,
                 [
                     ["AWS/DynamoDB", m, "TableName", table]
                     for m in ("ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits")
@@ -271,7 +271,7 @@ def dashboard_body(
         widgets.append(
             metric(
                 f"{source} -> {target}: replication",
-                cfg.sourceRegion,
+                cfg.source_region,
                 [
                     ["AWS/S3", "ReplicationLatency", *dims, {"stat": "Maximum"}],
                     ["AWS/S3", "OperationsFailedReplication", *dims, {"stat": "Sum", "yAxis": "right"}],
@@ -282,7 +282,7 @@ def dashboard_body(
     widgets.append(
         metric(
             f"{names.lambda_function}: errors",
-            cfg.targetRegion,
+            cfg.target_region,
             [["AWS/Lambda", m, "FunctionName", names.lambda_function] for m in ("Errors", "Invocations")],
             "Sum",
         )
@@ -291,7 +291,7 @@ def dashboard_body(
         widgets.append(
             metric(
                 "Stream catch-up lag (seconds)",
-                cfg.targetRegion,
+                cfg.target_region,
                 [[LAG_NAMESPACE, LAG_METRIC, "TableName", t] for t in sorted(names.tables.values())],
                 "Maximum",
             )
@@ -343,7 +343,7 @@ def ensure_alarms(
                     if not cfg.owns(tags):
                         raise CollisionError(
                             f"CloudWatch alarm {name!r} in {region} exists and is not tagged as part of migration "
-                            f"batch {cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete it or change timestamp"
+                            f"batch {cfg.migration_batch!r} ({cfg.environment_suffix}); delete it or change timestamp"
                         )
                     drift = spec_drift(current, spec)
                     if drift:
@@ -402,7 +402,7 @@ def _alarm_view(alarm: dict[str, Any], region: str) -> dict[str, Any]:
 def ensure_dashboard(backend: Backend, cfg: MigrationConfig, replication_rule_id: str | None = None) -> dict[str, Any]:
     """Create or repair the dashboard; a same-named dashboard without our marker is a collision."""
     names = resource_names(cfg)
-    cw = backend.client("cloudwatch", cfg.targetRegion)
+    cw = backend.client("cloudwatch", cfg.target_region)
     body = dashboard_body(cfg, names, list(names.buckets), replication_rule_id)
     current = _get_dashboard(cw, names.dashboard)
     created = current is None
@@ -411,7 +411,7 @@ def ensure_dashboard(backend: Backend, cfg: MigrationConfig, replication_rule_id
         if dashboard_marker(cfg) not in current.get("DashboardBody", ""):
             raise CollisionError(
                 f"CloudWatch dashboard {names.dashboard!r} exists and was not created by migration batch "
-                f"{cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete it or change timestamp"
+                f"{cfg.migration_batch!r} ({cfg.environment_suffix}); delete it or change timestamp"
             )
         if json.loads(current["DashboardBody"]) != body:
             repaired.append("body")
@@ -440,7 +440,7 @@ def put_lag_metric(backend: Backend, cfg: MigrationConfig, table: str, lag_secon
     """Publish the stream catch-up's lag for one table (source or target name; the dimension is the target)."""
     names = resource_names(cfg)
     target = names.tables.get(table, table)
-    backend.client("cloudwatch", cfg.targetRegion).put_metric_data(
+    backend.client("cloudwatch", cfg.target_region).put_metric_data(
         Namespace=LAG_NAMESPACE,
         MetricData=[
             {
@@ -486,11 +486,11 @@ def delete_alarm(backend: Backend, region: str, name: str) -> dict[str, Any]:
 
 def find_dashboard(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
     """Dashboards cannot be tagged: ours carries the tag marker in its first text widget."""
-    got = _get_dashboard(backend.client("cloudwatch", cfg.targetRegion), name)
+    got = _get_dashboard(backend.client("cloudwatch", cfg.target_region), name)
     if got is None:
         return None
     owned = dashboard_marker(cfg) in str(got.get("DashboardBody") or "")
-    return {"name": name, "arn": got.get("DashboardArn"), "region": cfg.targetRegion, "owned": owned}
+    return {"name": name, "arn": got.get("DashboardArn"), "region": cfg.target_region, "owned": owned}
 
 
 def delete_dashboard(backend: Backend, region: str, name: str) -> dict[str, Any]:

@@ -44,6 +44,6 @@ def claim(cfg: MigrationConfig, tags: dict[str, str], what: str, fix: str) -> No
     """Refuse to converge a resource that has our name but not our tags (someone else's: never adopted)."""
     if not cfg.owns(tags):
         raise CollisionError(
-            f"{what} and is not tagged as part of migration batch {cfg.migrationBatch!r} ({cfg.environmentSuffix}); "
+            f"{what} and is not tagged as part of migration batch {cfg.migration_batch!r} ({cfg.environment_suffix}); "
             f"{fix}"
         )

@@ -125,11 +125,11 @@ def table_tags(ddb: Any, arn: str) -> dict[str, str]:
 
 
 def _read_source(backend: Backend, cfg: MigrationConfig, spec: TableSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    ddb = backend.client("dynamodb", cfg.sourceRegion)
+    ddb = backend.client("dynamodb", cfg.source_region)
     desc = _describe(ddb, spec.name)
     if desc is None:
         raise PreflightError(
-            f"dynamodbTables[{_spec_index(cfg, spec)}] ({spec.name}): no such table in {cfg.sourceRegion}; "
+            f"dynamodbTables[{_spec_index(cfg, spec)}] ({spec.name}): no such table in {cfg.source_region}; "
             "fix the name or the sourceRegion"
         )
     ttl = dict(ddb.describe_time_to_live(TableName=spec.name))
@@ -279,7 +279,7 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
     source_desc, source_ttl = _read_source(backend, cfg, spec)
     req = target_table_request(source_desc, source_ttl, spec, cfg, kms_key_arn)
     name = req["TableName"]
-    ddb = backend.client("dynamodb", cfg.targetRegion)
+    ddb = backend.client("dynamodb", cfg.target_region)
     created = False
 
     desc = _describe(ddb, name)
@@ -294,18 +294,18 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
     tags = table_tags(ddb, desc["TableArn"])
     if not created and not cfg.owns(tags):
         raise CollisionError(
-            f"DynamoDB table {name} already exists in {cfg.targetRegion} but this migration did not "
+            f"DynamoDB table {name} already exists in {cfg.target_region} but this migration did not "
             "create it (tags lack ManagedBy/MigrationBatch/Environment); delete it or change "
             "timestamp/environmentSuffix"
         )
     unsupported: dict[str, str] = {}
     drift: list[str] = []
-    want_ttl = ttl_attribute(source_ttl, spec.ttlAttribute)
+    want_ttl = ttl_attribute(source_ttl, spec.ttl_attribute)
     fixed = _converge(ddb, name, desc, req, want_ttl, tags, unsupported, drift)
 
     source_throughput = source_desc.get("ProvisionedThroughput", {})
     source_mode = billing_mode(source_desc)
-    out = describe_table(backend, cfg.targetRegion, name)
+    out = describe_table(backend, cfg.target_region, name)
     # A repair the backend accepted but did not apply is reported as measured, not claimed as done.
     for f in fixed:
         if not _applied(f, out, req, want_ttl):
@@ -317,10 +317,10 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
             "billingMode": source_mode,
             "readCapacity": source_throughput.get("ReadCapacityUnits") if source_mode == "PROVISIONED" else None,
             "writeCapacity": source_throughput.get("WriteCapacityUnits") if source_mode == "PROVISIONED" else None,
-            "scalingFactor": spec.scalingFactor,
+            "scalingFactor": spec.scaling_factor,
         },
         "sourceTtl": _ttl_summary(source_ttl),
-        "ttlFrom": "config ttlAttribute" if spec.ttlAttribute else "source",
+        "ttlFrom": "config ttlAttribute" if spec.ttl_attribute else "source",
         "ttlDrift": _ttl_drift(drift, out["ttl"], want_ttl),
         "created": created,
         "repaired": [] if created else [f for f in fixed if f not in unsupported],
@@ -407,7 +407,7 @@ def find_table(
 ) -> dict[str, Any] | None:
     """A target-region table with one of our names, whether its tags say it is ours, and (if ours and
     `with_data`) whether it holds items."""
-    region = cfg.targetRegion
+    region = cfg.target_region
     ddb = backend.client("dynamodb", region)
     desc = _describe(ddb, name)
     if desc is None:

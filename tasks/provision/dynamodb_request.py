@@ -42,35 +42,35 @@ def check_spec_against_source(spec: TableSpec, source_desc: dict[str, Any], inde
     where = f"dynamodbTables[{index}] ({spec.name})"
     schema = source_desc.get("KeySchema", [])
     hash_key, range_key = _key(schema, "HASH"), _key(schema, "RANGE")
-    if spec.hashKey is not None and spec.hashKey != hash_key:
+    if spec.hash_key is not None and spec.hash_key != hash_key:
         return (
-            f"{where}: hashKey {spec.hashKey!r} contradicts the source table's hash key {hash_key!r}; "
+            f"{where}: hashKey {spec.hash_key!r} contradicts the source table's hash key {hash_key!r}; "
             "remove it or fix it"
         )
-    if spec.hashKeyType is not None and spec.hashKeyType != _attr_type(source_desc, hash_key):
+    if spec.hash_key_type is not None and spec.hash_key_type != _attr_type(source_desc, hash_key):
         return (
-            f"{where}: hashKeyType {spec.hashKeyType!r} contradicts the source table's hash key type "
+            f"{where}: hashKeyType {spec.hash_key_type!r} contradicts the source table's hash key type "
             f"{_attr_type(source_desc, hash_key)!r}; remove it or fix it"
         )
-    if spec.rangeKey is not None and spec.rangeKey != range_key:
+    if spec.range_key is not None and spec.range_key != range_key:
         if range_key is None:
             return (
-                f"{where}: rangeKey {spec.rangeKey!r} contradicts the source table, which has no range key; remove it"
+                f"{where}: rangeKey {spec.range_key!r} contradicts the source table, which has no range key; remove it"
             )
         return (
-            f"{where}: rangeKey {spec.rangeKey!r} contradicts the source table's range key {range_key!r}; "
+            f"{where}: rangeKey {spec.range_key!r} contradicts the source table's range key {range_key!r}; "
             "remove it or fix it"
         )
-    if spec.rangeKeyType is not None and spec.rangeKeyType != _attr_type(source_desc, range_key):
+    if spec.range_key_type is not None and spec.range_key_type != _attr_type(source_desc, range_key):
         return (
-            f"{where}: rangeKeyType {spec.rangeKeyType!r} contradicts the source table's range key type "
+            f"{where}: rangeKeyType {spec.range_key_type!r} contradicts the source table's range key type "
             f"{_attr_type(source_desc, range_key)!r}; remove it or fix it"
         )
     mode = billing_mode(source_desc)
     throughput = source_desc.get("ProvisionedThroughput", {})
     for field, value, units in (
-        ("readCapacity", spec.readCapacity, "ReadCapacityUnits"),
-        ("writeCapacity", spec.writeCapacity, "WriteCapacityUnits"),
+        ("readCapacity", spec.read_capacity, "ReadCapacityUnits"),
+        ("writeCapacity", spec.write_capacity, "WriteCapacityUnits"),
     ):
         if value is None:
             continue
@@ -104,7 +104,7 @@ def _scaled(spec: TableSpec, throughput: dict[str, Any]) -> dict[str, int]:
 
 
 def _spec_index(cfg: MigrationConfig, spec: TableSpec) -> int:
-    for i, t in enumerate(cfg.dynamodbTables):
+    for i, t in enumerate(cfg.dynamodb_tables):
         if t.name == spec.name:
             return i
     return 0

@@ -136,11 +136,11 @@ def lambda_role_policies(
     through the services that need it (kms:ViaService): Lambda (the environment variables), SNS (publishing to
     the encrypted topic), DynamoDB (reading/writing CMK-encrypted tables).
     """
-    region = cfg.targetRegion
+    region = cfg.target_region
     log_group = arn("logs", region, account_id, f"log-group:{names.log_group}")
-    source_buckets = sorted(bucket_arn(b, cfg.sourceRegion) for b in names.buckets)
+    source_buckets = sorted(bucket_arn(b, cfg.source_region) for b in names.buckets)
     target_buckets = sorted(bucket_arn(b, region) for b in names.buckets.values())
-    source_tables = sorted(table_arn(cfg.sourceRegion, account_id, t) for t in names.tables)
+    source_tables = sorted(table_arn(cfg.source_region, account_id, t) for t in names.tables)
     target_tables = sorted(table_arn(region, account_id, t) for t in names.tables.values())
     statements: list[Policy] = [
         {
@@ -301,7 +301,7 @@ def ensure_role(
     backend: Backend, cfg: MigrationConfig, name: str, trust: Policy, policy: Policy, description: str
 ) -> dict[str, Any]:
     """Create the role with its inline policy, or repair trust/policy/tags/description; read it back."""
-    iam = backend.client("iam", cfg.targetRegion)
+    iam = backend.client("iam", cfg.target_region)
     created = False
     repaired: list[str] = []
     try:
@@ -348,7 +348,7 @@ def _inline_policy(iam: Any, name: str) -> Policy | None:
 
 def read_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any]:
     """What IAM says about the role: trust principal, our inline policy's actions, anything else attached."""
-    iam = backend.client("iam", cfg.targetRegion)
+    iam = backend.client("iam", cfg.target_region)
     role = iam.get_role(RoleName=name)["Role"]
     trust = role.get("AssumeRolePolicyDocument") or {}
     if isinstance(trust, str):
@@ -391,8 +391,8 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
         list(names.buckets),
         list(names.buckets.values()),
         kms_key_arn,
-        source_region=cfg.sourceRegion,
-        account_id=backend.account_id(cfg.targetRegion),
+        source_region=cfg.source_region,
+        account_id=backend.account_id(cfg.target_region),
     )
     return ensure_role(
         backend,
@@ -400,7 +400,7 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
         names.replication_role,
         trust,
         policy,
-        f"S3 replication {cfg.sourceRegion} -> {cfg.targetRegion} for region-migration {cfg.migrationBatch}",
+        f"S3 replication {cfg.source_region} -> {cfg.target_region} for region-migration {cfg.migration_batch}",
     )
 
 
@@ -408,14 +408,14 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
 def ensure_lambda_role(backend: Backend, cfg: MigrationConfig, kms_key_arn: str, topic_arn: str) -> dict[str, Any]:
     """The validation Lambda's execution role."""
     names = resource_names(cfg)
-    trust, policy = lambda_role_policies(cfg, backend.account_id(cfg.targetRegion), names, kms_key_arn, topic_arn)
+    trust, policy = lambda_role_policies(cfg, backend.account_id(cfg.target_region), names, kms_key_arn, topic_arn)
     return ensure_role(
         backend,
         cfg,
         names.lambda_role,
         trust,
         policy,
-        f"Validation Lambda of region-migration {cfg.migrationBatch} ({cfg.environmentSuffix})",
+        f"Validation Lambda of region-migration {cfg.migration_batch} ({cfg.environment_suffix})",
     )
 
 
@@ -428,7 +428,7 @@ def role_tags(iam: Any, name: str) -> dict[str, str]:
 
 def find_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
     """The role with our name, and whether its tags say it is ours (None: no such role)."""
-    iam = backend.client("iam", cfg.targetRegion)
+    iam = backend.client("iam", cfg.target_region)
     resp = lookup(iam.get_role, RoleName=name)
     if resp is None:
         return None
@@ -437,7 +437,7 @@ def find_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, An
 
 def delete_role(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any]:
     """Inline policies, attached policies and instance profiles go first: IAM refuses to delete a role with any."""
-    iam = backend.client("iam", cfg.targetRegion)
+    iam = backend.client("iam", cfg.target_region)
 
     def remove() -> None:
         for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):

@@ -177,9 +177,9 @@ def _find_orphan(kms: Any, cfg: MigrationConfig, name: str) -> str | None:
 def ensure_key(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
     """Create or converge the migration CMK (rotation, key policy, alias, tags); return it read back."""
     names = resource_names(cfg)
-    region = cfg.targetRegion
+    region = cfg.target_region
     policy = key_policy(account_id, region, alarm_name_prefix=alarm_prefix(cfg), log_group=names.log_group)
-    description = f"region-migration CMK for {cfg.migrationBatch} ({cfg.sourceRegion} -> {region})"
+    description = f"region-migration CMK for {cfg.migration_batch} ({cfg.source_region} -> {region})"
     return _ensure(backend, cfg, region, names.kms_alias, policy, description)
 
 
@@ -187,9 +187,9 @@ def ensure_source_key(backend: Backend, cfg: MigrationConfig, account_id: str) -
     """The source region's own key, for the alert topic of the S3 replication alarms there: CloudWatch
     cannot publish to a topic under the AWS managed key (its policy cannot grant cloudwatch.amazonaws.com),
     and a key serves only its own region. It encrypts alert messages only, never data."""
-    region = cfg.sourceRegion
+    region = cfg.source_region
     policy = key_policy(account_id, region, alarm_name_prefix=alarm_prefix(cfg))
-    description = f"region-migration alert topic key for {cfg.migrationBatch} (source region {region})"
+    description = f"region-migration alert topic key for {cfg.migration_batch} (source region {region})"
     return _ensure(backend, cfg, region, resource_names(cfg).source_kms_alias, policy, description)
 
 
@@ -288,7 +288,7 @@ def describe_key(backend: Backend, region: str, alias: str) -> dict[str, Any]:
 
 def find_key_arn(backend: Backend, cfg: MigrationConfig) -> str | None:
     """The migration CMK's ARN, found by its alias in the target region, or None when the alias does not exist."""
-    resp = lookup(backend.client("kms", cfg.targetRegion).describe_key, KeyId=resource_names(cfg).kms_alias)
+    resp = lookup(backend.client("kms", cfg.target_region).describe_key, KeyId=resource_names(cfg).kms_alias)
     return str(resp["KeyMetadata"]["Arn"]) if resp else None
 
 
@@ -297,7 +297,7 @@ def migration_key_arn(backend: Backend, cfg: MigrationConfig) -> str:
     arn = find_key_arn(backend, cfg)
     if arn is None:
         raise UserError(
-            f"{resource_names(cfg).kms_alias} not found in {cfg.targetRegion}: run the migration "
+            f"{resource_names(cfg).kms_alias} not found in {cfg.target_region}: run the migration "
             "(python -m flows.migrate) before sync or cutover"
         )
     return arn

@@ -114,8 +114,8 @@ def function_environment(
     name the targets for the configuration checks, BUCKET_PAIRS / TABLE_PAIRS ("src=dst,...", sorted by
     source) the pairs for the quick data checks."""
     return {
-        "TARGET_REGION": cfg.targetRegion,
-        "SOURCE_REGION": cfg.sourceRegion,
+        "TARGET_REGION": cfg.target_region,
+        "SOURCE_REGION": cfg.source_region,
         "TOPIC_ARN": topic_arn,
         "KMS_KEY_ARN": kms_key_arn,
         "BUCKETS": ",".join(sorted(names.buckets.values())),
@@ -137,7 +137,7 @@ def desired_configuration(
         "Runtime": RUNTIME,
         "MemorySize": MEMORY_MB,
         "Timeout": TIMEOUT_S,
-        "Description": f"Validates the region migration {cfg.migrationBatch} ({cfg.environmentSuffix})",
+        "Description": f"Validates the region migration {cfg.migration_batch} ({cfg.environment_suffix})",
         "Environment": {"Variables": function_environment(cfg, names, topic_arn, kms_key_arn)},
         "KMSKeyArn": kms_key_arn,
         "DeadLetterConfig": {"TargetArn": topic_arn},
@@ -170,7 +170,7 @@ def configuration_drift(current: dict[str, Any], desired: dict[str, Any]) -> lis
 
 def ensure_log_group(backend: Backend, cfg: MigrationConfig, name: str, kms_key_arn: str) -> dict[str, Any]:
     """The function's log group, created by us first (so retention and the CMK apply from line one)."""
-    logs = backend.client("logs", cfg.targetRegion)
+    logs = backend.client("logs", cfg.target_region)
     created = False
     repaired: list[str] = []
     group = describe_log_group(logs, name)
@@ -180,7 +180,7 @@ def ensure_log_group(backend: Backend, cfg: MigrationConfig, name: str, kms_key_
         group = describe_log_group(logs, name) or {}
     else:
         tags = log_group_tags(logs, group)
-        claim(cfg, tags, f"log group {name!r} already exists in {cfg.targetRegion}", "delete it or change timestamp")
+        claim(cfg, tags, f"log group {name!r} already exists in {cfg.target_region}", "delete it or change timestamp")
         if any(tags.get(k) != v for k, v in cfg.tags().items()):
             logs.tag_resource(resourceArn=group_arn(group), tags=cfg.tags())
             repaired.append("tags")
@@ -263,7 +263,7 @@ def ensure_validator(
     """Create or repair the validation function (code, configuration, tags, concurrency); read it back."""
     names = resource_names(cfg)
     name = names.lambda_function
-    lam = backend.client("lambda", cfg.targetRegion)
+    lam = backend.client("lambda", cfg.target_region)
     log_group = ensure_log_group(backend, cfg, names.log_group, kms_key_arn)
     package = build_package()
     sha = code_sha256(package)
@@ -289,8 +289,8 @@ def ensure_validator(
         tags = dict(current.get("Tags") or {})
         if not cfg.owns(tags):
             raise CollisionError(
-                f"Lambda function {name!r} already exists in {cfg.targetRegion} and is not tagged as part of "
-                f"migration batch {cfg.migrationBatch!r} ({cfg.environmentSuffix}); delete it or change timestamp"
+                f"Lambda function {name!r} already exists in {cfg.target_region} and is not tagged as part of "
+                f"migration batch {cfg.migration_batch!r} ({cfg.environment_suffix}); delete it or change timestamp"
             )
         if any(tags.get(k) != v for k, v in cfg.tags().items()):
             lam.tag_resource(Resource=conf["FunctionArn"], Tags=cfg.tags())
@@ -334,12 +334,12 @@ def ensure_validator(
 def read_validator(backend: Backend, cfg: MigrationConfig, expected_sha: str | None = None) -> dict[str, Any]:
     """The function as Lambda reports it, plus its reserved concurrency and log group."""
     names = resource_names(cfg)
-    lam = backend.client("lambda", cfg.targetRegion)
+    lam = backend.client("lambda", cfg.target_region)
     fn = lam.get_function(FunctionName=names.lambda_function)
     conf = fn["Configuration"]
     dlq = (conf.get("DeadLetterConfig") or {}).get("TargetArn")
     reserved = lam.get_function_concurrency(FunctionName=names.lambda_function).get("ReservedConcurrentExecutions")
-    group = describe_log_group(backend.client("logs", cfg.targetRegion), names.log_group) or {}
+    group = describe_log_group(backend.client("logs", cfg.target_region), names.log_group) or {}
     async_config = _event_invoke_config(lam, names.lambda_function)
     async_ok = async_config is not None and all(async_config.get(k) == v for k, v in EVENT_INVOKE_CONFIG.items())
     unsupported = [] if dlq else ["DeadLetterConfig read-back"]
@@ -393,24 +393,24 @@ def function_tags(lam: Any, fn: dict[str, Any]) -> dict[str, str]:
 
 def find_function(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
     """The function with our name, and whether its tags say it is ours (None: no such function)."""
-    lam = backend.client("lambda", cfg.targetRegion)
+    lam = backend.client("lambda", cfg.target_region)
     fn = lookup(lam.get_function, FunctionName=name)
     if fn is None:
         return None
     arn = fn["Configuration"]["FunctionArn"]
-    return {"name": name, "arn": arn, "region": cfg.targetRegion, "owned": cfg.owns(function_tags(lam, fn))}
+    return {"name": name, "arn": arn, "region": cfg.target_region, "owned": cfg.owns(function_tags(lam, fn))}
 
 
 def find_log_group(backend: Backend, cfg: MigrationConfig, name: str) -> dict[str, Any] | None:
     """The log group with our name, and whether its tags say it is ours (None: no such group)."""
-    logs = backend.client("logs", cfg.targetRegion)
+    logs = backend.client("logs", cfg.target_region)
     group = describe_log_group(logs, name)
     if group is None:
         return None
     return {
         "name": name,
         "arn": group_arn(group),
-        "region": cfg.targetRegion,
+        "region": cfg.target_region,
         "owned": cfg.owns(log_group_tags(logs, group)),
     }
 

@@ -146,7 +146,7 @@ def _check_owner(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> Non
 @step("provision-bucket", run_name="provision-bucket-{spec.name}")
 def ensure_bucket(backend: Backend, cfg: MigrationConfig, spec: BucketSpec, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge one target bucket; return its settings read back plus created/repaired."""
-    region = cfg.targetRegion
+    region = cfg.target_region
     bucket = cfg.target_name(spec.name)
     s3 = backend.client("s3", region)
     created = False
@@ -297,11 +297,11 @@ COUNT_CAP = 10_000  # object versions counted per bucket for a teardown plan; "1
 
 def find_bucket(backend: Backend, cfg: MigrationConfig, source: str, bucket: str) -> dict[str, Any] | None:
     """A target bucket with one of our names, whether its tags say it is ours, and (if ours) what it holds."""
-    s3 = backend.client("s3", cfg.targetRegion)
+    s3 = backend.client("s3", cfg.target_region)
     state = head(s3, bucket)
     if state == "absent":
         return None
-    entry: dict[str, Any] = {"name": bucket, "source": source, "region": cfg.targetRegion}
+    entry: dict[str, Any] = {"name": bucket, "source": source, "region": cfg.target_region}
     if state == "forbidden":
         return entry | {"owned": False, "reason": "the name is taken by a bucket this account cannot read"}
     entry["owned"] = cfg.owns(bucket_tags(s3, bucket))

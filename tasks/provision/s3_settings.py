@@ -47,8 +47,8 @@ def lifecycle_rules(spec: BucketSpec) -> list[dict[str, Any]]:
             "ID": LIFECYCLE_ID,
             "Status": "Enabled",
             "Filter": {"Prefix": ""},
-            "Expiration": {"Days": spec.lifecycleDays},
-            "NoncurrentVersionExpiration": {"NoncurrentDays": spec.lifecycleDays},
+            "Expiration": {"Days": spec.lifecycle_days},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": spec.lifecycle_days},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS},
         }
     ]

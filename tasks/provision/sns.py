@@ -23,13 +23,13 @@ def _attributes(sns: Any, arn: str) -> dict[str, str] | None:
 @step("provision-topic")
 def ensure_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge the target-region alert topic under the migration CMK."""
-    return _ensure(backend, cfg, cfg.targetRegion, resource_names(cfg).topic, kms_key_arn)
+    return _ensure(backend, cfg, cfg.target_region, resource_names(cfg).topic, kms_key_arn)
 
 
 def ensure_source_topic(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge the source-region alert topic under the source region's own key (nothing is
     subscribed: the user subscribes the on-call endpoints)."""
-    return _ensure(backend, cfg, cfg.sourceRegion, resource_names(cfg).source_topic, kms_key_arn)
+    return _ensure(backend, cfg, cfg.source_region, resource_names(cfg).source_topic, kms_key_arn)
 
 
 def _ensure(backend: Backend, cfg: MigrationConfig, region: str, name: str, kms_key_arn: str) -> dict[str, Any]:

@@ -56,10 +56,10 @@ def assemble(
         source_changes += (t.stream.source_changed if t.stream else None) or []
     source_changes += source_region_changes(res.get("sourceRegion") or {})
     report: dict[str, Any] = {
-        "migrationBatch": cfg.migrationBatch,
-        "sourceRegion": cfg.sourceRegion,
-        "targetRegion": cfg.targetRegion,
-        "environmentSuffix": cfg.environmentSuffix,
+        "migrationBatch": cfg.migration_batch,
+        "sourceRegion": cfg.source_region,
+        "targetRegion": cfg.target_region,
+        "environmentSuffix": cfg.environment_suffix,
         "backend": backend,
         "account": account,
         "startedAt": started,

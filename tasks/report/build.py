@@ -152,7 +152,7 @@ def configuration_differences(cfg: MigrationConfig, report: Mapping[str, Any] | 
     """What differs between the regions, as measured on both sides."""
     res = Report.model_validate(report).resources
     diffs: list[dict[str, str]] = [
-        {"setting": "region", "source": cfg.sourceRegion, "target": cfg.targetRegion},
+        {"setting": "region", "source": cfg.source_region, "target": cfg.target_region},
     ]
     kms = res.kms
     if kms and kms.arn:

@@ -135,7 +135,7 @@ def _scan(
     ddb = scan_client(backend, region)
     spec = spec_for(cfg, table)
     desc = ddb.describe_table(TableName=table)["Table"]
-    rate, rate_from = table_read_rate(desc, spec.sourceReadShare, spec.onDemandReadRate)
+    rate, rate_from = table_read_rate(desc, spec.source_read_share, spec.on_demand_read_rate)
     pacers = [ReadPacer(rate / segments) for _ in range(segments)]  # one static share per worker
 
     def segment(seg: int) -> tuple[int, int]:
@@ -236,9 +236,9 @@ def validate_table(
     which parse_key_string() turns back into a get_item Key.
     """
     now = time.time() if now is None else now
-    key_names, count_src = table_keys(backend, cfg.sourceRegion, source_table)
-    _, count_dst = table_keys(backend, cfg.targetRegion, target_table)
-    ttl_attr = ttl_attribute(backend, cfg.sourceRegion, source_table)
+    key_names, count_src = table_keys(backend, cfg.source_region, source_table)
+    _, count_dst = table_keys(backend, cfg.target_region, target_table)
+    ttl_attr = ttl_attribute(backend, cfg.source_region, source_table)
     biggest = max(count_src, count_dst, 1)
     parts = partitions or max(1, math.ceil(biggest / ROWS_PER_PARTITION))
     workers = segments or max(1, min(16, math.ceil(biggest / 25_000)))
@@ -250,17 +250,17 @@ def validate_table(
     elif parts > 1:
         directory = Path(tempfile.mkdtemp(prefix=f"validate-{source_table}-"))
     limits: dict[str, str] = {}
-    for region, table in ((cfg.sourceRegion, source_table), (cfg.targetRegion, target_table)):
+    for region, table in ((cfg.source_region, source_table), (cfg.target_region, target_table)):
         problem = segmented_scan_problem(backend, region, table, workers)
         if problem:  # the backend cannot scan this table in segments: one segment for both sides
             limits["segmentedScan"], workers = problem, 1
     try:
         spool = _Spool(parts, directory)
         kept_src, expired_src, read_src = _scan(
-            backend, cfg, cfg.sourceRegion, source_table, key_names, ttl_attr, now, workers, spool, "source"
+            backend, cfg, cfg.source_region, source_table, key_names, ttl_attr, now, workers, spool, "source"
         )
         kept_dst, expired_dst, read_dst = _scan(
-            backend, cfg, cfg.targetRegion, target_table, key_names, ttl_attr, now, workers, spool, "target"
+            backend, cfg, cfg.target_region, target_table, key_names, ttl_attr, now, workers, spool, "target"
         )
         frames = []
         for p in range(parts):
@@ -280,8 +280,8 @@ def validate_table(
     if len(different):
         detail = mismatches["detail"].astype(object)
         wanted = mismatches.loc[different[:detail_limit], "key"].astype(str).tolist()
-        src_items = _batch_get(backend, cfg.sourceRegion, source_table, wanted)
-        dst_items = _batch_get(backend, cfg.targetRegion, target_table, wanted)
+        src_items = _batch_get(backend, cfg.source_region, source_table, wanted)
+        dst_items = _batch_get(backend, cfg.target_region, target_table, wanted)
         for idx, key in zip(different[:detail_limit], wanted, strict=True):
             detail[idx] = describe_difference(src_items.get(key), dst_items.get(key))
         for idx in different[detail_limit:]:

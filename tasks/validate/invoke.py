@@ -125,7 +125,7 @@ def invoke_validator(
     names = resource_names(cfg)
     run_id = run_id or uuid.uuid4().hex
     event = {
-        "targetRegion": cfg.targetRegion,
+        "targetRegion": cfg.target_region,
         "buckets": sorted(names.buckets.values()),
         "tables": sorted(names.tables.values()),
         "runId": run_id,
@@ -133,7 +133,7 @@ def invoke_validator(
     }
     base: dict[str, Any] = {"function": names.lambda_function, "invocationType": "Event", "runId": run_id}
     # One attempt (max_attempts=1): botocore would otherwise resend an invoke the service may have queued.
-    lam = backend.client("lambda", cfg.targetRegion, max_attempts=1)
+    lam = backend.client("lambda", cfg.target_region, max_attempts=1)
     why_wait = "accepted"
     try:
         resp = lam.invoke(
@@ -161,7 +161,7 @@ def invoke_validator(
             return base | interpret(status, function_error, payload) | {"measuredFrom": "invoke response"}
     bound = result_wait_s()
     run_logger().info("validator run %s %s; waiting up to %.0f s for its result", run_id, why_wait, bound)
-    ddb = backend.client("dynamodb", cfg.targetRegion)
+    ddb = backend.client("dynamodb", cfg.target_region)
     try:
         item, waited = wait_for_result(ddb, names.checkpoint_table, run_id, bound, sleep, clock)
     except ClientError as err:

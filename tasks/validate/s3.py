@@ -192,8 +192,8 @@ def validate_bucket(
     `extra_foreign`: listed, but not a mismatch of the migration (the catch-up deletes only its own). The
     counts are JSON-able; the flow writes `mismatches` with write_mismatches and keeps only the counts.
     """
-    src = list_frame(backend, cfg.sourceRegion, source_bucket)
-    dst = list_frame(backend, cfg.targetRegion, target_bucket, etags=True)
+    src = list_frame(backend, cfg.source_region, source_bucket)
+    dst = list_frame(backend, cfg.target_region, target_bucket, etags=True)
     mismatches = compare_frames(src, dst, "key", ["size"])
     mismatches = _mark_foreign(backend, cfg, target_bucket, mismatches, dst)
 
@@ -204,8 +204,8 @@ def validate_bucket(
         same_size = src.loc[~src["key"].isin(excluded), "key"].tolist()
         results = compare_contents(
             backend,
-            (cfg.sourceRegion, source_bucket),
-            (cfg.targetRegion, target_bucket),
+            (cfg.source_region, source_bucket),
+            (cfg.target_region, target_bucket),
             same_size,
             workers,
             kms_key=kms_key_arn or migration_key(backend, cfg),
@@ -290,7 +290,7 @@ def _mark_foreign(
     if not extra.any():
         return mismatches
     keys = mismatches.loc[extra, "key"].tolist()
-    store = CheckpointStore(backend, cfg.targetRegion, resource_names(cfg).checkpoint_table)
+    store = CheckpointStore(backend, cfg.target_region, resource_names(cfg).checkpoint_table)
     pk = manifest_pk(target_bucket)
     try:
         with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
@@ -301,7 +301,9 @@ def _mark_foreign(
         return mismatches  # no checkpoint table: nothing is known to be foreign
     etags = dst.set_index("key")["etag"]
     listing = {k: {"etag": etags[k]} for k in keys}
-    _ours, foreign = classify_target_only(backend.client("s3", cfg.targetRegion), target_bucket, keys, listing, records)
+    _ours, foreign = classify_target_only(
+        backend.client("s3", cfg.target_region), target_bucket, keys, listing, records
+    )
     if not foreign:
         return mismatches
     out = mismatches.copy()

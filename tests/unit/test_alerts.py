@@ -67,7 +67,7 @@ def test_configure_stores_nothing_and_names_the_topic(backend: Backend, cfg: Mig
 
 
 def _inbox(backend: Backend, cfg: MigrationConfig) -> tuple[Any, str]:
-    sns, sqs = backend.client("sns", cfg.targetRegion), backend.client("sqs", cfg.targetRegion)
+    sns, sqs = backend.client("sns", cfg.target_region), backend.client("sqs", cfg.target_region)
     topic = sns.create_topic(Name=resource_names(cfg).topic)["TopicArn"]
     queue = sqs.create_queue(QueueName="test-alerts-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -82,7 +82,7 @@ def test_target_comes_from_the_run_options(backend: Backend, cfg: MigrationConfi
         target = alerts.target_of(parameters)
         assert target is not None
         assert target.topic_arn == alert_topic_arn(cfg, "123456789012")
-        assert (target.region, target.batch) == (cfg.targetRegion, cfg.migrationBatch)
+        assert (target.region, target.batch) == (cfg.target_region, cfg.migration_batch)
 
     assert alerts.target_of({}) is None  # a flow without options
     bad = tmp_path / "bad.json"

@@ -58,10 +58,10 @@ def test_role_policies_in_china_name_only_china_arns(cfg: MigrationConfig) -> No
     cn = china(cfg)
     names = resource_names(cn)
     key = f"arn:aws-cn:kms:cn-northwest-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    topic = sns.topic_arn(cn.targetRegion, ACCOUNT, names.topic)
+    topic = sns.topic_arn(cn.target_region, ACCOUNT, names.topic)
     _, lam = iam.lambda_role_policies(cn, ACCOUNT, names, key, topic)
     _, repl = iam.replication_role_policies(
-        list(names.buckets), list(names.buckets.values()), key, source_region=cn.sourceRegion
+        list(names.buckets), list(names.buckets.values()), key, source_region=cn.source_region
     )
     for policy in (lam, repl):
         resources = iam.policy_resources(policy)
@@ -90,10 +90,10 @@ def test_provisioning_asks_sts_for_the_account_once(
     from tasks import preflight
     from tasks.aws import MAX_ATTEMPTS
 
-    source, target = cfg.sourceRegion, cfg.targetRegion
-    for bucket in cfg.s3Buckets:
+    source, target = cfg.source_region, cfg.target_region
+    for bucket in cfg.s3_buckets:
         backend.client("s3", source).create_bucket(Bucket=bucket.name)
-    cfg = cfg.model_copy(update={"dynamodbTables": []})
+    cfg = cfg.model_copy(update={"dynamodb_tables": []})
     calls: list[str] = []
     for region in (source, target):
         for attempts in (MAX_ATTEMPTS, 2):

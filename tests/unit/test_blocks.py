@@ -90,7 +90,7 @@ def test_config_block_round_trips_the_example(prefect_harness: None) -> None:
     assert loaded.config == json.loads(EXAMPLE_CONFIG.read_text())
     assert loaded.to_config() == load_config(EXAMPLE_CONFIG)
     assert load_config_block("test-blocks-config") == load_config(EXAMPLE_CONFIG)
-    assert loaded.to_config(environment_suffix="qa").environmentSuffix == "qa"
+    assert loaded.to_config(environment_suffix="qa").environment_suffix == "qa"
     assert resource_names(loaded.to_config(environment_suffix="qa")).topic.endswith("-qa")
 
 

@@ -27,14 +27,28 @@ def test_example_config_loads_and_names_targets() -> None:
         "SourceRegion": "us-east-1",
         "ManagedBy": "region-migration",
     }
-    assert cfg.dynamodbTables[0].scaled(5) == 8  # ceil(5 x 1.5)
-    assert cfg.dynamodbTables[1].scaled(5) == 10
+    assert cfg.dynamodb_tables[0].scaled(5) == 8  # ceil(5 x 1.5)
+    assert cfg.dynamodb_tables[1].scaled(5) == 10
+
+
+def test_python_names_are_snake_case_and_the_json_stays_camel_case() -> None:
+    """The seed's JSON keys in and out (a block stores model_dump), snake_case attributes in Python, and a
+    config file may use only the JSON spelling."""
+    data = example()
+    cfg = parse_config(data)
+    assert (cfg.source_region, cfg.target_region, cfg.migration_batch) == ("us-east-1", "eu-west-1", "batch-001")
+    assert cfg.dynamodb_tables[0].hash_key == data["dynamodbTables"][0]["hashKey"]
+    dumped = cfg.model_dump(mode="json", exclude_unset=True)
+    assert dumped == data
+    assert parse_config(dumped) == cfg
+    with pytest.raises(ConfigError, match=r"^config: source_region: is not a known field"):
+        parse_config({**data, "source_region": "us-west-2"})
 
 
 def test_environment_suffix_flag_beats_env_beats_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT_SUFFIX", "staging")
-    assert parse_config(example()).environmentSuffix == "staging"
-    assert parse_config(example(), environment_suffix="pr42").environmentSuffix == "pr42"
+    assert parse_config(example()).environment_suffix == "staging"
+    assert parse_config(example(), environment_suffix="pr42").environment_suffix == "pr42"
 
 
 def mutate(path: str, value: Any) -> dict[str, Any]:
@@ -129,7 +143,7 @@ def test_every_name_within_the_budget_fits_and_is_whole() -> None:
     data["dynamodbTables"] = [{"name": "t" * 200}]
     cfg = parse_config(data)
     names = resource_names(cfg)
-    assert names.lambda_role.endswith(cfg.environmentSuffix) and len(names.lambda_role) == 64
+    assert names.lambda_role.endswith(cfg.environment_suffix) and len(names.lambda_role) == 64
     for f in fields(ResourceNames):
         value = getattr(names, f.name)
         for name in value.values() if isinstance(value, dict) else [value]:
@@ -204,9 +218,9 @@ def test_a_bad_value_does_not_cascade() -> None:
     ],
 )
 def test_table_ttl_and_read_budget_fields(path: str, value: Any, expected: str) -> None:
-    defaults = parse_config(example()).dynamodbTables[0]
-    assert (defaults.ttlAttribute, defaults.sourceReadShare, defaults.onDemandReadRate) == (None, 0.5, 1000.0)
-    assert parse_config(mutate("dynamodbTables.0.ttlAttribute", "expiresAt")).dynamodbTables[0].ttlAttribute == (
+    defaults = parse_config(example()).dynamodb_tables[0]
+    assert (defaults.ttl_attribute, defaults.source_read_share, defaults.on_demand_read_rate) == (None, 0.5, 1000.0)
+    assert parse_config(mutate("dynamodbTables.0.ttlAttribute", "expiresAt")).dynamodb_tables[0].ttl_attribute == (
         "expiresAt"
     )
     with pytest.raises(ConfigError) as info:

@@ -98,7 +98,7 @@ def test_stream_wait_returns_once_enabled_and_raises_when_it_never_is(streams: t
 def test_the_move_stops_when_the_source_table_never_becomes_active(backend: Backend, cfg: MigrationConfig) -> None:
     """The move's own wait used to return the last description silently at its deadline and enable the
     stream anyway; now the shared wait raises and the source is left as it was."""
-    src = backend.client("dynamodb", cfg.sourceRegion)
+    src = backend.client("dynamodb", cfg.source_region)
     src.create_table(
         TableName="orders",
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -106,7 +106,7 @@ def test_the_move_stops_when_the_source_table_never_becomes_active(backend: Back
         BillingMode="PAY_PER_REQUEST",
     )
     ckpt = resource_names(cfg).checkpoint_table
-    ensure_checkpoint_table.fn(backend, cfg.targetRegion, ckpt, cfg.tags(), None)
+    ensure_checkpoint_table.fn(backend, cfg.target_region, ckpt, cfg.tags(), None)
 
     def busy(parsed: dict[str, Any], **_: Any) -> None:
         if "Table" in parsed:

@@ -168,7 +168,7 @@ def test_emulator_seeding_backs_off_on_unprocessed_items(
     backend: Backend, cfg: MigrationConfig, backoffs: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(emulator, "LARGE_OBJECT_BYTES", 1024)
-    ddb = backend.client("dynamodb", cfg.sourceRegion)
+    ddb = backend.client("dynamodb", cfg.source_region)
     with _Bounce(ddb, times=1) as bounce:
         seeded = emulator.seed_demo(backend, cfg, objects_per_bucket=1, items_per_table=30)
     assert bounce.bounced == 1 and backoffs == [0]

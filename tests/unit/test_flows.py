@@ -157,7 +157,7 @@ def _watch_cutover_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
 def test_a_task_failing_for_good_sends_exactly_one_alert(
     prefect_harness: None, backend: Backend, cfg: MigrationConfig
 ) -> None:
-    region = cfg.targetRegion
+    region = cfg.target_region
     topic = backend.client("sns", region).create_topic(Name=resource_names(cfg).topic)["TopicArn"]
     sqs = backend.client("sqs", region)
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
@@ -194,7 +194,7 @@ def test_a_failing_flow_alerts_for_its_submitted_task_and_itself(
     from the run's options."""
     from tasks import alerts
 
-    region = cfg.targetRegion
+    region = cfg.target_region
     topic = backend.client("sns", region).create_topic(Name=resource_names(cfg).topic)["TopicArn"]
     sqs = backend.client("sqs", region)
     queue = sqs.create_queue(QueueName="flow-alerts")["QueueUrl"]

@@ -283,7 +283,7 @@ def test_provisioned_environment_reads_back_as_pairs(cfg: MigrationConfig, monke
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     s = h.settings({})
-    assert s["sourceRegion"] == cfg.sourceRegion and s["targetRegion"] == cfg.targetRegion
+    assert s["sourceRegion"] == cfg.source_region and s["targetRegion"] == cfg.target_region
     assert {p["source"]: p["target"] for p in s["pairs"]["buckets"]} == names.buckets
     assert {p["source"]: p["target"] for p in s["pairs"]["tables"]} == names.tables
     assert sorted(s["buckets"]) == sorted(names.buckets.values())

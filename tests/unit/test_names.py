@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_report_paths_are_the_ones_the_flows_always_wrote(cfg: MigrationConfig) -> None:
-    tail = f"{cfg.migrationBatch}-{cfg.environmentSuffix}.json"
+    tail = f"{cfg.migration_batch}-{cfg.environment_suffix}.json"
     assert report_path("migration-report", cfg) == Path(f"reports/migration-report-{tail}")
     assert report_path("sync", cfg) == Path(f"reports/sync-{tail}")
     assert report_path("cutover", cfg) == Path(f"reports/cutover-{tail}")
@@ -87,7 +87,7 @@ def test_keys_module_needs_only_the_standard_library() -> None:
 def test_topic_arn_is_built_once_in_the_regions_partition(cfg: MigrationConfig) -> None:
     from tasks.names import alert_topic_arn, resource_names, topic_arn
 
-    cn = cfg.model_copy(update={"targetRegion": "cn-north-1"})
+    cn = cfg.model_copy(update={"target_region": "cn-north-1"})
     assert alert_topic_arn(cn, "111122223333") == f"arn:aws-cn:sns:cn-north-1:111122223333:{resource_names(cn).topic}"
     assert topic_arn("us-gov-west-1", "1", "t") == "arn:aws-us-gov:sns:us-gov-west-1:1:t"
     built = re.compile(r"""arn\(\s*["']sns["']|["']arn:[^"']*:sns:""")

@@ -16,23 +16,23 @@ from tasks.preflight import check, format_plan, plan
 
 
 def make_sources(backend: Backend, cfg: MigrationConfig, objects: int = 3) -> None:
-    s3 = backend.client("s3", cfg.sourceRegion)
-    for b in cfg.s3Buckets:
+    s3 = backend.client("s3", cfg.source_region)
+    for b in cfg.s3_buckets:
         s3.create_bucket(Bucket=b.name)
         for i in range(objects):
             s3.put_object(Bucket=b.name, Key=f"k{i}", Body=b"x" * 10)
-    ddb = backend.client("dynamodb", cfg.sourceRegion)
-    for t in cfg.dynamodbTables:
-        attrs = [{"AttributeName": t.hashKey, "AttributeType": t.hashKeyType}]
-        keys = [{"AttributeName": t.hashKey, "KeyType": "HASH"}]
-        if t.rangeKey:
-            attrs.append({"AttributeName": t.rangeKey, "AttributeType": t.rangeKeyType})
-            keys.append({"AttributeName": t.rangeKey, "KeyType": "RANGE"})
+    ddb = backend.client("dynamodb", cfg.source_region)
+    for t in cfg.dynamodb_tables:
+        attrs = [{"AttributeName": t.hash_key, "AttributeType": t.hash_key_type}]
+        keys = [{"AttributeName": t.hash_key, "KeyType": "HASH"}]
+        if t.range_key:
+            attrs.append({"AttributeName": t.range_key, "AttributeType": t.range_key_type})
+            keys.append({"AttributeName": t.range_key, "KeyType": "RANGE"})
         ddb.create_table(
             TableName=t.name,
             AttributeDefinitions=attrs,
             KeySchema=keys,
-            ProvisionedThroughput={"ReadCapacityUnits": t.readCapacity, "WriteCapacityUnits": t.writeCapacity},
+            ProvisionedThroughput={"ReadCapacityUnits": t.read_capacity, "WriteCapacityUnits": t.write_capacity},
         )
 
 
@@ -112,7 +112,7 @@ def test_target_name_collision_with_foreign_resource(backend: Backend, cfg: Migr
 def test_config_contradicting_the_source_table(backend: Backend, cfg: MigrationConfig) -> None:
     make_sources(backend, cfg)
     wrong = cfg.model_copy(deep=True)
-    wrong.dynamodbTables[0].hashKey = "id"
+    wrong.dynamodb_tables[0].hash_key = "id"
     pf = check.fn(backend, wrong)
     assert len(pf.errors) == 1
     assert pf.errors[0].startswith("dynamodbTables[0] (analytics-events): hashKey 'id'")
@@ -157,7 +157,7 @@ def test_old_eu_bucket_answering_eu_is_in_eu_west_1(backend: Backend, cfg: Migra
 def _with_stream(backend: Backend, cfg: MigrationConfig) -> str:
     """Sources as usual, analytics-events with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
     make_sources(backend, cfg)
-    ddb = backend.client("dynamodb", cfg.sourceRegion)
+    ddb = backend.client("dynamodb", cfg.source_region)
     ddb.update_table(
         TableName="analytics-events",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -186,8 +186,8 @@ def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: Migrat
     assert pf.errors == [] and pf.warnings == []
     assert pf.tables[0]["streamConsumers"]["lambdaEventSourceMappings"] == []
 
-    role = _reader_function(backend, cfg.sourceRegion)
-    mapping = backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
+    role = _reader_function(backend, cfg.source_region)
+    mapping = backend.client("lambda", cfg.source_region).create_event_source_mapping(
         EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
     )
     pf = check.fn(backend, cfg)
@@ -199,7 +199,7 @@ def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: Migrat
     )
     assert "makes 2: at the limit" in pf.warnings[0]
 
-    backend.client("pipes", cfg.sourceRegion).create_pipe(
+    backend.client("pipes", cfg.source_region).create_pipe(
         Name="partner-pipe",
         RoleArn=role,
         Source=stream,
@@ -215,7 +215,7 @@ def test_stream_readers_are_a_warning_not_an_error(backend: Backend, cfg: Migrat
 
 def test_a_backend_without_pipes_is_reported_and_skipped(backend: Backend, cfg: MigrationConfig) -> None:
     _with_stream(backend, cfg)
-    with Stubber(backend.client("pipes", cfg.sourceRegion)) as pipes:
+    with Stubber(backend.client("pipes", cfg.source_region)) as pipes:
         pipes.add_client_error("list_pipes", "NotImplemented", "not here", 501)
         pf = check.fn(backend, cfg)
     assert pf.errors == [] and pf.warnings == []
@@ -232,8 +232,8 @@ def test_flows_pass_the_stream_warning_on(
     from flows.parts import begin
 
     stream = _with_stream(backend, cfg)
-    _reader_function(backend, cfg.sourceRegion)
-    backend.client("lambda", cfg.sourceRegion).create_event_source_mapping(
+    _reader_function(backend, cfg.source_region)
+    backend.client("lambda", cfg.source_region).create_event_source_mapping(
         EventSourceArn=stream, FunctionName="partner-reader", StartingPosition="LATEST"
     )
     path = tmp_path / "migration.json"

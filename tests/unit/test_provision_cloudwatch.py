@@ -107,7 +107,7 @@ def test_ensure_alarms_idempotent_and_tagged(backend: Backend, cfg: MigrationCon
         for alarm in alarms:
             tags = {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]}
             assert cfg.owns(tags)
-    assert counts == {SOURCE: 2 * len(cfg.s3Buckets), TARGET: len(first) - 2 * len(cfg.s3Buckets)}
+    assert counts == {SOURCE: 2 * len(cfg.s3_buckets), TARGET: len(first) - 2 * len(cfg.s3_buckets)}
     assert {a["region"] for a in first if a["namespace"] == "AWS/S3"} == {SOURCE}
 
 
@@ -171,7 +171,7 @@ def test_dashboard_idempotent_and_collision(backend: Backend, cfg: MigrationConf
 
 
 def test_put_lag_metric(backend: Backend, cfg: MigrationConfig) -> None:
-    source_table = cfg.dynamodbTables[0].name
+    source_table = cfg.dynamodb_tables[0].name
     target_table = resource_names(cfg).tables[source_table]
     out = cwm.put_lag_metric(backend, cfg, source_table, 42.5)
     assert out["table"] == target_table
@@ -193,23 +193,23 @@ def test_provisioning_gives_the_source_region_alarms_their_own_topic(
     from tasks.report.build import source_region_changes
 
     src_s3 = backend.client("s3", SOURCE)
-    for bucket in cfg.s3Buckets:
+    for bucket in cfg.s3_buckets:
         src_s3.create_bucket(Bucket=bucket.name)
-    users = cfg.dynamodbTables[1]
+    users = cfg.dynamodb_tables[1]
     backend.client("dynamodb", SOURCE).create_table(
         TableName=users.name,
         KeySchema=[{"AttributeName": "userId", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "userId", "AttributeType": "S"}],
         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
     )
-    cfg = cfg.model_copy(update={"dynamodbTables": [users]})
+    cfg = cfg.model_copy(update={"dynamodb_tables": [users]})
     account = backend.account_id(TARGET)
 
     @flow
     def provision_only(which: str) -> dict:
         return provision(backend, cfg if which == "all" else tables_only, account)
 
-    tables_only = cfg.model_copy(update={"s3Buckets": [], "timestamp": "20270101"})
+    tables_only = cfg.model_copy(update={"s3_buckets": [], "timestamp": "20270101"})
     res = provision_only("all")
     names = resource_names(cfg)
     source = res["sourceRegion"]
@@ -221,7 +221,7 @@ def test_provisioning_gives_the_source_region_alarms_their_own_topic(
     # Read back from CloudWatch in each region, not from our return value.
     prefix = cwm.alarm_prefix(cfg)
     src_alarms = backend.client("cloudwatch", SOURCE).describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
-    assert len(src_alarms) == 2 * len(cfg.s3Buckets)
+    assert len(src_alarms) == 2 * len(cfg.s3_buckets)
     assert all(a["AlarmActions"] == [src_topic] and a["OKActions"] == [src_topic] for a in src_alarms)
     tgt_alarms = backend.client("cloudwatch", TARGET).describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
     assert tgt_alarms and all(a["AlarmActions"] == [tgt_topic] for a in tgt_alarms)

@@ -112,7 +112,7 @@ def target(backend: Backend) -> Any:
 
 
 def test_request_copies_schema_and_scales_capacity(cfg: MigrationConfig) -> None:
-    spec = cfg.dynamodbTables[0]  # scalingFactor 1.5
+    spec = cfg.dynamodb_tables[0]  # scalingFactor 1.5
     req = target_table_request(as_description(EVENTS_SCHEMA), {}, spec, cfg, KEY_ARN)
     assert req["TableName"] == "analytics-events-eu-20261128-dev"
     assert req["KeySchema"] == EVENTS_SCHEMA["KeySchema"]
@@ -136,7 +136,7 @@ def test_request_copies_schema_and_scales_capacity(cfg: MigrationConfig) -> None
 
 def test_on_demand_source_stays_on_demand(cfg: MigrationConfig) -> None:
     cfg2 = on_demand_cfg(cfg)
-    req = target_table_request(as_description(USERS_ON_DEMAND), {}, cfg2.dynamodbTables[1], cfg2, KEY_ARN)
+    req = target_table_request(as_description(USERS_ON_DEMAND), {}, cfg2.dynamodb_tables[1], cfg2, KEY_ARN)
     assert req["BillingMode"] == "PAY_PER_REQUEST"
     assert "ProvisionedThroughput" not in req
     assert "ProvisionedThroughput" not in req["GlobalSecondaryIndexes"][0]
@@ -162,7 +162,7 @@ def test_on_demand_source_stays_on_demand(cfg: MigrationConfig) -> None:
 def test_contradictions_are_one_line_and_name_the_field(
     cfg: MigrationConfig, field: str, value: Any, expected: str
 ) -> None:
-    spec = cfg.dynamodbTables[0].model_copy(update={field: value})
+    spec = TableSpec.model_validate(cfg.dynamodb_tables[0].model_dump() | {field: value})
     message = check_spec_against_source(spec, as_description(EVENTS_SCHEMA), 0)
     assert message is not None and expected in message and "\n" not in message
     assert message.startswith("dynamodbTables[0] (analytics-events): ")
@@ -171,12 +171,12 @@ def test_contradictions_are_one_line_and_name_the_field(
 
 
 def test_spec_agreeing_with_source_or_silent_is_fine(cfg: MigrationConfig) -> None:
-    assert check_spec_against_source(cfg.dynamodbTables[0], as_description(EVENTS_SCHEMA), 0) is None
+    assert check_spec_against_source(cfg.dynamodb_tables[0], as_description(EVENTS_SCHEMA), 0) is None
     assert check_spec_against_source(TableSpec(name="analytics-events"), as_description(EVENTS_SCHEMA), 0) is None
     # A range key on a hash-only source, and capacity on an on-demand source, are contradictions too.
     spec = TableSpec(name="analytics-users", rangeKey="ts")
     assert "has no range key" in (check_spec_against_source(spec, as_description(USERS_ON_DEMAND), 1) or "")
-    users = cfg.dynamodbTables[1]  # readCapacity 5 in the example
+    users = cfg.dynamodb_tables[1]  # readCapacity 5 in the example
     assert "PAY_PER_REQUEST" in (check_spec_against_source(users, as_description(USERS_ON_DEMAND), 1) or "")
 
 
@@ -213,7 +213,7 @@ def test_ttl_plan_makes_one_change_per_run() -> None:
 
 def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA, ttl_attr="expiresAt")
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     name = "analytics-events-eu-20261128-dev"
     assert out["created"] is True and out["repaired"] == [] and out["notSupportedByBackend"] == {}
     assert (out["source"], out["name"], out["region"]) == ("analytics-events", name, TARGET)
@@ -256,7 +256,7 @@ def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend,
 def test_on_demand_source_without_ttl(backend: Backend, cfg: MigrationConfig) -> None:
     cfg2 = on_demand_cfg(cfg)
     make_source(backend, USERS_ON_DEMAND)
-    out = ensure_table.fn(backend, cfg2, cfg2.dynamodbTables[1], KEY_ARN)
+    out = ensure_table.fn(backend, cfg2, cfg2.dynamodb_tables[1], KEY_ARN)
     assert out["billingMode"] == "PAY_PER_REQUEST"
     assert out["readCapacity"] is None and out["writeCapacity"] is None
     assert out["capacityFrom"]["billingMode"] == "PAY_PER_REQUEST"
@@ -268,8 +268,8 @@ def test_on_demand_source_without_ttl(backend: Backend, cfg: MigrationConfig) ->
 
 def test_ensure_table_twice_creates_nothing_new(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)
-    first = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
-    second = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    first = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
+    second = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert second["created"] is False and second["repaired"] == []
     assert second["streamArn"] == first["streamArn"]
     assert target(backend).list_tables()["TableNames"] == [first["name"]]
@@ -277,7 +277,7 @@ def test_ensure_table_twice_creates_nothing_new(backend: Backend, cfg: Migration
 
 def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA, ttl_attr="expiresAt")
-    name = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)["name"]
+    name = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)["name"]
     t = target(backend)
     t.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
     t.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})
@@ -296,7 +296,7 @@ def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> N
     )
     t.untag_resource(ResourceArn=t.describe_table(TableName=name)["Table"]["TableArn"], TagKeys=["SourceRegion"])
 
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert out["created"] is False
     assert sorted(out["repaired"]) == sorted(["pitr", "ttl", "capacity", "capacity:byUser", "tags"])
     assert out["pitr"] == "ENABLED"
@@ -311,7 +311,7 @@ def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> N
     else:
         assert out["streamArn"] is None and "stream" not in out["repaired"]
         assert "Cannot enable stream" in out["notSupportedByBackend"]["stream"]
-    assert ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)["repaired"] == []
+    assert ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)["repaired"] == []
 
 
 def test_stream_of_another_view_type_is_replaced(backend: Backend, cfg: MigrationConfig) -> None:
@@ -320,13 +320,13 @@ def test_stream_of_another_view_type_is_replaced(backend: Backend, cfg: Migratio
     req = target_table_request(
         backend.client("dynamodb", SOURCE).describe_table(TableName="analytics-events")["Table"],
         {},
-        cfg.dynamodbTables[0],
+        cfg.dynamodb_tables[0],
         cfg,
         KEY_ARN,
     )
     req["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     target(backend).create_table(**req)  # as if an older version of us had created it
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert out["created"] is False and out["name"] == name
     if out["streamViewType"] == "NEW_AND_OLD_IMAGES":
         assert "stream" in out["repaired"]
@@ -336,9 +336,9 @@ def test_stream_of_another_view_type_is_replaced(backend: Backend, cfg: Migratio
 
 def test_sse_key_change_is_measured_not_assumed(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)
-    ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     other_key = KEY_ARN.replace("5555", "6666")
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], other_key)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], other_key)
     # moto 5.2 accepts UpdateTable(SSESpecification) but keeps the old key: reported, not claimed.
     if out["sse"]["kmsKeyArn"] == other_key:
         assert "sse" in out["repaired"]
@@ -356,7 +356,7 @@ def test_untagged_existing_target_table_is_a_collision(backend: Backend, cfg: Mi
         BillingMode="PAY_PER_REQUEST",
     )
     with pytest.raises(CollisionError) as exc:
-        ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+        ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert name in str(exc.value) and "\n" not in str(exc.value)
     desc = target(backend).describe_table(TableName=name)["Table"]
     assert "StreamSpecification" not in desc  # the foreign table was not touched
@@ -364,9 +364,9 @@ def test_untagged_existing_target_table_is_a_collision(backend: Backend, cfg: Mi
 
 def test_missing_source_or_contradiction_creates_nothing(backend: Backend, cfg: MigrationConfig) -> None:
     with pytest.raises(PreflightError, match=r"dynamodbTables\[0\] \(analytics-events\): no such table"):
-        ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+        ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     make_source(backend, EVENTS_SCHEMA)
-    bad = cfg.dynamodbTables[0].model_copy(update={"hashKey": "id"})
+    bad = cfg.dynamodb_tables[0].model_copy(update={"hash_key": "id"})
     with pytest.raises(PreflightError, match="hashKey 'id' contradicts"):
         ensure_table.fn(backend, cfg, bad, KEY_ARN)
     assert target(backend).list_tables()["TableNames"] == []
@@ -377,7 +377,7 @@ def test_missing_source_or_contradiction_creates_nothing(backend: Backend, cfg: 
 
 def test_source_without_ttl_gives_target_without_ttl(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)  # no TTL on the source
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     ttl = target(backend).describe_time_to_live(TableName=out["name"])["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "DISABLED"
     assert out["ttl"]["status"] == "DISABLED" and out["ttlFrom"] == "source" and out["ttlDrift"] is None
@@ -385,13 +385,13 @@ def test_source_without_ttl_gives_target_without_ttl(backend: Backend, cfg: Migr
     target(backend).update_time_to_live(
         TableName=out["name"], TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
     )
-    again = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    again = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert again["repaired"] == ["ttl"] and again["ttl"]["status"] == "DISABLED"
 
 
 def test_config_ttl_attribute_is_explicit_and_reported(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA)
-    spec = cfg.dynamodbTables[0].model_copy(update={"ttlAttribute": "expiresAt"})
+    spec = cfg.dynamodb_tables[0].model_copy(update={"ttl_attribute": "expiresAt"})
     out = ensure_table.fn(backend, cfg, spec, KEY_ARN)
     assert out["ttl"] == {"attribute": "expiresAt", "status": "ENABLED"} and out["ttlFrom"] == "config ttlAttribute"
     report = {"resources": {"dynamodbTables": [out]}}
@@ -452,14 +452,14 @@ def test_ttl_attribute_change_takes_two_runs_an_hour_apart(
     # The target as an older version left it: TTL on `ttl`, changed just now.
     target(backend).create_table(**target_table_request(
         backend.client("dynamodb", SOURCE).describe_table(TableName="analytics-events")["Table"],
-        {}, cfg.dynamodbTables[0], cfg, KEY_ARN,
+        {}, cfg.dynamodb_tables[0], cfg, KEY_ARN,
     ))  # fmt: skip
     target(backend).update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
     )
 
     once_an_hour["now"] = 3601.0  # the old change is more than an hour old
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)  # must not raise
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)  # must not raise
     assert out["ttl"]["status"] == "DISABLED"  # the first half: the wrong attribute is off
     assert (
         out["ttlDrift"] and out["ttlDrift"]["targetMayDelete"] is False and "another run" in out["ttlDrift"]["message"]
@@ -472,13 +472,13 @@ def test_ttl_attribute_change_takes_two_runs_an_hour_apart(
     # A run within the same hour makes no call that AWS would refuse, and still does not fail.
     calls_before = sum(len(c.calls) for c in once_an_hour["clients"])
     once_an_hour["now"] = 3700.0
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert out["ttl"]["status"] == "DISABLED" and out["ttlDrift"] and "refused" in out["ttlDrift"]["message"]
     assert sum(len(c.calls) for c in once_an_hour["clients"]) == calls_before + 1
 
     # A later run (more than an hour on) turns the source's attribute on.
     once_an_hour["now"] = 3601.0 + 3601.0
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert out["ttl"] == {"attribute": "expiresAt", "status": "ENABLED"}
     assert out["ttlDrift"] is None and out["repaired"] == ["ttl"]
 
@@ -487,11 +487,11 @@ def test_ttl_refused_on_a_target_that_may_delete_is_reported_not_raised(
     backend: Backend, cfg: MigrationConfig, once_an_hour: dict[str, Any]
 ) -> None:
     make_source(backend, EVENTS_SCHEMA)  # no TTL on the source
-    first = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    first = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     target(backend).update_time_to_live(
         TableName=first["name"], TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
     )  # someone turned TTL on minutes ago
-    out = ensure_table.fn(backend, cfg, cfg.dynamodbTables[0], KEY_ARN)
+    out = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)
     assert out["ttl"] == {"attribute": "ttl", "status": "ENABLED"}
     assert out["ttlDrift"] and out["ttlDrift"]["targetMayDelete"] is True
     assert AN_HOUR_RULE in out["ttlDrift"]["message"]

@@ -58,7 +58,7 @@ def test_replication_policy_is_scoped_to_arns() -> None:
 def test_replication_policy_needs_buckets(backend: Backend, cfg: MigrationConfig) -> None:
     with pytest.raises(ValueError, match="at least one"):
         iam.replication_role_policies([], [], KEY, source_region="us-east-1")
-    tables_only = cfg.model_copy(update={"s3Buckets": []})
+    tables_only = cfg.model_copy(update={"s3_buckets": []})
     out = iam.ensure_replication_role.fn(backend, tables_only, KEY)
     assert out["arn"] is None and out["skipped"]
     assert backend.client("iam", "eu-west-1").list_roles()["Roles"] == []

@@ -104,7 +104,7 @@ def test_key_policy_grants_services_only_what_is_ours(cfg: MigrationConfig) -> N
     for spec in specs:
         if cloudwatch.alarm_region(cfg, spec) == TARGET:
             assert fnmatchcase(f"arn:aws:cloudwatch:{TARGET}:{ACCOUNT}:alarm:{spec['AlarmName']}", pattern)
-    other = cfg.model_copy(update={"environmentSuffix": "prod"})
+    other = cfg.model_copy(update={"environment_suffix": "prod"})
     theirs = cloudwatch.alarm_specs(other, resource_names(other), list(names.buckets), "rule")[0]["AlarmName"]
     assert not fnmatchcase(f"arn:aws:cloudwatch:{TARGET}:{ACCOUNT}:alarm:{theirs}", pattern)
 

@@ -87,7 +87,7 @@ def test_configuration_drift_pure(cfg: MigrationConfig) -> None:
     env = desired["Environment"]["Variables"]
     assert env["BUCKETS"].split(",") == sorted(names.buckets.values())
     assert env["TOPIC_ARN"] == "arn:topic" and env["TARGET_REGION"] == REGION
-    assert env["SOURCE_REGION"] == cfg.sourceRegion
+    assert env["SOURCE_REGION"] == cfg.source_region
     assert env["BUCKET_PAIRS"] == ",".join(f"{s}={names.buckets[s]}" for s in sorted(names.buckets))
     assert env["TABLE_PAIRS"] == ",".join(f"{s}={names.tables[s]}" for s in sorted(names.tables))
 

@@ -28,7 +28,7 @@ TARGET = "eu-west-1"
 def make_source_and_key(backend: Backend, cfg: MigrationConfig) -> str:
     """The source bucket (us-east-1, no LocationConstraint) and a target-region CMK; returns the key ARN."""
     src = backend.client("s3", SOURCE)
-    for b in cfg.s3Buckets:
+    for b in cfg.s3_buckets:
         src.create_bucket(Bucket=b.name)
     return str(backend.client("kms", TARGET).create_key()["KeyMetadata"]["Arn"])
 
@@ -68,14 +68,14 @@ def test_tls_only_policy_is_recognised_and_weaker_ones_are_not() -> None:
 
 
 def test_lifecycle_rules_follow_the_spec(cfg: MigrationConfig) -> None:
-    (rule,) = summarize_lifecycle(lifecycle_rules(cfg.s3Buckets[1]))
+    (rule,) = summarize_lifecycle(lifecycle_rules(cfg.s3_buckets[1]))
     assert rule["status"] == "Enabled"
     assert (rule["expirationDays"], rule["noncurrentExpirationDays"], rule["abortMultipartDays"]) == (180, 180, 7)
 
 
 def test_ensure_bucket_creates_and_reads_back(backend: Backend, cfg: MigrationConfig) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    spec = cfg.s3Buckets[0]
+    spec = cfg.s3_buckets[0]
     out = ensure_bucket.fn(backend, cfg, spec, key_arn)
     name = "analytics-raw-data-eu-20261128-dev"
     assert out["created"] is True and out["repaired"] == []
@@ -122,7 +122,7 @@ def test_tls_policy_kept_where_the_backend_honours_it(
     backend: Backend, cfg: MigrationConfig, tls_honoured: None
 ) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    out = ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+    out = ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
     assert out["tlsOnlyPolicy"] is True and "tlsOnlyPolicy" not in out["notSupportedByBackend"]
     assert is_tls_only(json.loads(s3(backend).get_bucket_policy(Bucket=out["name"])["Policy"]), out["name"])
 
@@ -131,7 +131,7 @@ def test_tls_policy_rolled_back_when_it_blocks_our_own_requests(
     backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    name = cfg.target_name(cfg.s3Buckets[0].name)
+    name = cfg.target_name(cfg.s3_buckets[0].name)
     s3(backend).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": TARGET})
     tags = [{"Key": k, "Value": v} for k, v in cfg.tags().items()]
     s3(backend).put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags})
@@ -147,7 +147,7 @@ def test_tls_policy_rolled_back_when_it_blocks_our_own_requests(
     answers = iter(["allowed", "denied"])  # allowed before the policy, denied once it is in place
     monkeypatch.setattr(s3mod, "_probe", lambda client, bucket: next(answers))
 
-    out = ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+    out = ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
     assert out["tlsOnlyPolicy"] is False and "tlsOnlyPolicy" in out["notSupportedByBackend"]
     assert "tlsOnlyPolicy" not in out["repaired"]
     assert json.loads(s3(backend).get_bucket_policy(Bucket=name)["Policy"]) == previous
@@ -155,9 +155,9 @@ def test_tls_policy_rolled_back_when_it_blocks_our_own_requests(
 
 def test_ensure_bucket_twice_creates_nothing_new(backend: Backend, cfg: MigrationConfig) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    first = ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+    first = ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
     buckets = s3(backend).list_buckets()["Buckets"]
-    second = ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+    second = ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
     assert second["created"] is False and second["repaired"] == []
     assert s3(backend).list_buckets()["Buckets"] == buckets
     assert set(second["notSupportedByBackend"]) == set(first["notSupportedByBackend"]) - {"tagsAtCreateBucket"}
@@ -167,7 +167,7 @@ def test_ensure_bucket_twice_creates_nothing_new(backend: Backend, cfg: Migratio
 
 def test_ensure_bucket_repairs_drift(backend: Backend, cfg: MigrationConfig, tls_honoured: None) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    spec = cfg.s3Buckets[0]
+    spec = cfg.s3_buckets[0]
     name = ensure_bucket.fn(backend, cfg, spec, key_arn)["name"]
     c = s3(backend)
     c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
@@ -200,7 +200,7 @@ def test_ensure_bucket_repairs_drift(backend: Backend, cfg: MigrationConfig, tls
 
 def test_policy_repair_keeps_other_statements(backend: Backend, cfg: MigrationConfig, tls_honoured: None) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    name = ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)["name"]
+    name = ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)["name"]
     extra = {
         "Sid": "ReplicationGrant",
         "Effect": "Allow",
@@ -209,7 +209,7 @@ def test_policy_repair_keeps_other_statements(backend: Backend, cfg: MigrationCo
         "Resource": f"arn:aws:s3:::{name}/*",
     }
     s3(backend).put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [extra]}))
-    out = ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+    out = ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
     assert out["repaired"] == ["tlsOnlyPolicy"]
     assert out["tlsOnlyPolicy"] is True
     assert out["policyStatements"] == ["ReplicationGrant", "DenyInsecureTransport"]
@@ -217,10 +217,10 @@ def test_policy_repair_keeps_other_statements(backend: Backend, cfg: MigrationCo
 
 def test_untagged_existing_bucket_is_a_collision(backend: Backend, cfg: MigrationConfig) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    name = cfg.target_name(cfg.s3Buckets[0].name)
+    name = cfg.target_name(cfg.s3_buckets[0].name)
     s3(backend).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": TARGET})
     with pytest.raises(CollisionError) as exc:
-        ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+        ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
     assert name in str(exc.value) and "\n" not in str(exc.value)
     # Nothing was changed on the foreign bucket.
     assert s3(backend).get_bucket_versioning(Bucket=name).get("Status") is None
@@ -228,16 +228,16 @@ def test_untagged_existing_bucket_is_a_collision(backend: Backend, cfg: Migratio
 
 def test_bucket_of_another_batch_is_a_collision(backend: Backend, cfg: MigrationConfig) -> None:
     key_arn = make_source_and_key(backend, cfg)
-    other = cfg.model_copy(update={"migrationBatch": "batch-999"})
-    ensure_bucket.fn(backend, other, other.s3Buckets[0], key_arn)
+    other = cfg.model_copy(update={"migration_batch": "batch-999"})
+    ensure_bucket.fn(backend, other, other.s3_buckets[0], key_arn)
     with pytest.raises(CollisionError):
-        ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key_arn)
+        ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key_arn)
 
 
 def test_target_in_us_east_1_omits_location_constraint(backend: Backend, cfg: MigrationConfig) -> None:
-    flipped = cfg.model_copy(update={"sourceRegion": "eu-west-1", "targetRegion": "us-east-1"})
+    flipped = cfg.model_copy(update={"source_region": "eu-west-1", "target_region": "us-east-1"})
     key_arn = str(backend.client("kms", "us-east-1").create_key()["KeyMetadata"]["Arn"])
-    out = ensure_bucket.fn(backend, flipped, flipped.s3Buckets[0], key_arn)
+    out = ensure_bucket.fn(backend, flipped, flipped.s3_buckets[0], key_arn)
     assert out["created"] is True and out["region"] == "us-east-1"
     assert out["name"] == "analytics-raw-data-us-20261128-dev"
     loc = backend.client("s3", "us-east-1").get_bucket_location(Bucket=out["name"])["LocationConstraint"]

@@ -73,10 +73,10 @@ def test_statuses_are_derived_from_measurements() -> None:
 
 def report_with(bucket_state: str, table_state: str, cfg: MigrationConfig) -> dict[str, Any]:
     return {
-        "migrationBatch": cfg.migrationBatch,
-        "environmentSuffix": cfg.environmentSuffix,
-        "sourceRegion": cfg.sourceRegion,
-        "targetRegion": cfg.targetRegion,
+        "migrationBatch": cfg.migration_batch,
+        "environmentSuffix": cfg.environment_suffix,
+        "sourceRegion": cfg.source_region,
+        "targetRegion": cfg.target_region,
         "backend": "emulator (x)",
         "startedAt": "a",
         "finishedAt": "b",

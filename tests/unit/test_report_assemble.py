@@ -24,10 +24,10 @@ def test_assemble_keeps_the_report_keys_and_merges_per_resource(cfg: MigrationCo
         "kms": {"arn": "k"},
         "sns": {"arn": "t"},
         "sourceRegion": {},
-        "s3Buckets": [{"source": s.name, "name": "target-" + s.name} for s in cfg.s3Buckets],
+        "s3Buckets": [{"source": s.name, "name": "target-" + s.name} for s in cfg.s3_buckets],
         "dynamodbTables": [],
     }
-    source = cfg.s3Buckets[0].name
+    source = cfg.s3_buckets[0].name
     moved = {source: {"replication": {"sourceChanged": ["rule added"]}, "error": "ListObjects failed"}}
     report = assemble(cfg, "moto", "123456789012", res, moved, VALIDATION, "t0", "t1", 1.5)
     assert list(report) == [

@@ -168,10 +168,10 @@ def _migrate(backend: Backend, cfg: MigrationConfig) -> dict[str, Any]:
     names = resource_names(cfg)
     account = backend.account_id(TARGET)
     key = kms.ensure_key.fn(backend, cfg, account)["arn"]
-    for spec in cfg.s3Buckets:
+    for spec in cfg.s3_buckets:
         if spec.name != SHARED:
             s3.ensure_bucket.fn(backend, cfg, spec, key)
-    for tspec in cfg.dynamodbTables:
+    for tspec in cfg.dynamodb_tables:
         if tspec.name != SESSIONS:
             dynamodb.ensure_table.fn(backend, cfg, tspec, key)
     topic = sns.ensure_topic.fn(backend, cfg, key)["arn"]
@@ -250,8 +250,8 @@ def test_versioning_evidence_and_report(tmp_path: Path, cfg: MigrationConfig) ->
     assert td.versioning_evidence(None, {"versioningBefore": "Enabled"})[0] is None
     assert td.versioning_evidence(None, None)[0] is None
     report = {
-        "migrationBatch": cfg.migrationBatch,
-        "environmentSuffix": cfg.environmentSuffix,
+        "migrationBatch": cfg.migration_batch,
+        "environmentSuffix": cfg.environment_suffix,
         "resources": {"s3Buckets": [{"replication": {"bucket": RAW, "versioningBefore": "Disabled"}}]},
     }
     path = tmp_path / "r.json"
@@ -431,8 +431,8 @@ def test_plan_lists_ours_and_skips_foreign(
     report.write_text(
         json.dumps(
             {
-                "migrationBatch": cfg.migrationBatch,
-                "environmentSuffix": cfg.environmentSuffix,
+                "migrationBatch": cfg.migration_batch,
+                "environmentSuffix": cfg.environment_suffix,
                 "resources": {"s3Buckets": [{"replication": state["moved"]["replication"][RAW]}]},
             }
         )
@@ -603,7 +603,7 @@ def test_flow_removes_and_keeps_data(prefect_harness: None, backend: Backend, cf
     key = kms.ensure_key.fn(backend, cfg, backend.account_id(TARGET))["arn"]
     sns.ensure_topic.fn(backend, cfg, key)
     ensure_checkpoint_table.fn(backend, TARGET, names.checkpoint_table, cfg.tags(), key)
-    s3.ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], key)
+    s3.ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], key)
     backend.client("s3", TARGET).put_object(Bucket=names.buckets[RAW], Key="k", Body=b"v")
     out = teardown(options=RunOptions(config_path=str(EXAMPLE_CONFIG), use_aws=True))
     assert out["ok"] is True
@@ -682,8 +682,8 @@ def test_source_alert_topic_and_key_are_planned_and_removed(backend: Backend, cf
     (alias deleted, key scheduled for deletion), even while target data and its key are kept."""
     names = resource_names(cfg)
     made = _source_alerts(backend, cfg)
-    s3.ensure_bucket.fn(backend, cfg, cfg.s3Buckets[0], made["key"])
-    backend.client("s3", TARGET).put_object(Bucket=names.buckets[cfg.s3Buckets[0].name], Key="k", Body=b"v")
+    s3.ensure_bucket.fn(backend, cfg, cfg.s3_buckets[0], made["key"])
+    backend.client("s3", TARGET).put_object(Bucket=names.buckets[cfg.s3_buckets[0].name], Key="k", Body=b"v")
 
     found = td.discover.fn(backend, cfg)
     plan = td.teardown_plan(cfg, found)

@@ -57,10 +57,10 @@ def event(i: int, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def tables(backend: Backend, cfg: MigrationConfig) -> tuple[str, str]:
     target = cfg.target_name(SRC)
-    create(backend, cfg.sourceRegion, SRC, ttl=True)
-    create(backend, cfg.targetRegion, target, ttl=True)
-    src = backend.client("dynamodb", cfg.sourceRegion)
-    dst = backend.client("dynamodb", cfg.targetRegion)
+    create(backend, cfg.source_region, SRC, ttl=True)
+    create(backend, cfg.target_region, target, ttl=True)
+    src = backend.client("dynamodb", cfg.source_region)
+    dst = backend.client("dynamodb", cfg.target_region)
 
     def put(client: Any, table: str, item: dict[str, Any]) -> None:
         client.put_item(TableName=table, Item=item)
@@ -135,7 +135,7 @@ def test_partitioned_spill_gives_the_same_result(
 
 
 def test_identical_tables_are_clean(backend: Backend, cfg: MigrationConfig, tables: tuple[str, str]) -> None:
-    same_region = cfg.model_copy(update={"targetRegion": cfg.sourceRegion})  # compare the source with itself
+    same_region = cfg.model_copy(update={"target_region": cfg.source_region})  # compare the source with itself
     result = validate_table.fn(backend, same_region, tables[0], tables[0])
     assert result["mismatches"].empty
     assert (result["missing"], result["extra"], result["different"]) == (0, 0, 0)
@@ -165,8 +165,8 @@ def test_validation_reads_are_consistent_paced_and_counted(
     def record(params: dict[str, Any], **_: Any) -> None:
         seen.append(dict(params))
 
-    clients = [scan_client(backend, r) for r in (cfg.sourceRegion, cfg.targetRegion)]
-    clients += [backend.client("dynamodb", r) for r in (cfg.sourceRegion, cfg.targetRegion)]
+    clients = [scan_client(backend, r) for r in (cfg.source_region, cfg.target_region)]
+    clients += [backend.client("dynamodb", r) for r in (cfg.source_region, cfg.target_region)]
     for c in clients:
         c.meta.events.register("provide-client-params.dynamodb.Scan", record)
     try:

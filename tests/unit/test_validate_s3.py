@@ -28,14 +28,14 @@ def multipart_put(s3: Any, bucket: str, key: str, parts: list[bytes]) -> None:
 @pytest.fixture
 def buckets(backend: Backend, cfg: MigrationConfig) -> tuple[str, str]:
     """Source in us-east-1, KMS-encrypted target in eu-west-1, same data but for one seeded case per kind."""
-    src = backend.client("s3", cfg.sourceRegion)
-    dst = backend.client("s3", cfg.targetRegion)
+    src = backend.client("s3", cfg.source_region)
+    dst = backend.client("s3", cfg.target_region)
     target = cfg.target_name(SRC)
-    kms = backend.client("kms", cfg.targetRegion)
+    kms = backend.client("kms", cfg.target_region)
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName=resource_names(cfg).kms_alias, TargetKeyId=key_arn)
     src.create_bucket(Bucket=SRC)
-    dst.create_bucket(Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.targetRegion})
+    dst.create_bucket(Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.target_region})
     dst.put_bucket_encryption(
         Bucket=target,
         ServerSideEncryptionConfiguration={
@@ -73,7 +73,7 @@ def test_full_finds_exactly_the_seeded_differences(
     backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]
 ) -> None:
     source, target = buckets
-    head = backend.client("s3", cfg.targetRegion).head_object(Bucket=target, Key="data/000.txt")
+    head = backend.client("s3", cfg.target_region).head_object(Bucket=target, Key="data/000.txt")
     assert head["ServerSideEncryption"] == "aws:kms"  # the target really is KMS-encrypted
 
     result = validate_bucket.fn(backend, cfg, source, target, level="full")
@@ -122,11 +122,11 @@ def test_identical_buckets_are_clean(backend: Backend, cfg: MigrationConfig, buc
 
 
 def test_s3_frame_full_streams_sha256(backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str]) -> None:
-    frame = s3_frame(backend, cfg.sourceRegion, buckets[0], "full")
+    frame = s3_frame(backend, cfg.source_region, buckets[0], "full")
     row = frame.set_index("key").loc["big/multipart.bin"]
     assert row["size"] == PART + 1024
     assert row["sha256"] == hashlib.sha256(b"a" * PART + b"b" * 1024).hexdigest()
-    assert list(s3_frame(backend, cfg.sourceRegion, buckets[0], "keys").columns) == ["key", "size"]
+    assert list(s3_frame(backend, cfg.source_region, buckets[0], "keys").columns) == ["key", "size"]
 
 
 def test_checksum_rules() -> None:
@@ -148,8 +148,8 @@ def test_full_lists_every_object_not_under_the_migration_key(
 ) -> None:
     """Same bytes, wrong encryption (an SSE-S3 replica, or another KMS key): its own mismatch kind."""
     source, target = buckets
-    dst = backend.client("s3", cfg.targetRegion)
-    other = backend.client("kms", cfg.targetRegion).create_key()["KeyMetadata"]["Arn"]
+    dst = backend.client("s3", cfg.target_region)
+    other = backend.client("kms", cfg.target_region).create_key()["KeyMetadata"]["Arn"]
     body = f"object {3} ".encode() * 4
     dst.put_object(Bucket=target, Key="data/003.txt", Body=body, ServerSideEncryption="AES256")
     dst.put_object(
