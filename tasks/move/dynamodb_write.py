@@ -1,9 +1,11 @@
-"""The one BatchWriteItem path: the backfill, the stream catch-up, the checkpoint store and the demo seeding.
+"""The one BatchWriteItem path (the backfill, the stream catch-up, the checkpoint store, the demo seeding) and
+the one BatchGetItem path (validation's consistent re-reads).
 
 AWS (BatchWriteItem): "If DynamoDB returns any unprocessed items, you should retry the batch operation on those
 items. However, we strongly recommend that you use an exponential backoff algorithm." boto3's BatchWriter
 re-sends UnprocessedItems at once, without backoff, so this module does it: only the unprocessed requests are
-re-sent, after a full-jitter wait (dynamodb_plan.backoff_delay), for a bounded number of attempts.
+re-sent, after a full-jitter wait (dynamodb_plan.backoff_delay), for a bounded number of attempts. BatchGetItem's
+UnprocessedKeys get the same rule ("we strongly recommend that you use an exponential backoff algorithm").
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ MAX_THROTTLE_ATTEMPTS = 10  # on top of botocore's own attempts per call
 THROTTLE_ATTEMPT_OFFSET = 3  # a throttle error outlasted botocore's retries: start the backoff higher
 
 
+GET_BATCH_SIZE = 100  # BatchGetItem's limit of keys per request
+
+
 class UnprocessedItemsError(RuntimeError):
-    """Some requests were still unprocessed after the bounded re-sends (nothing is dropped silently)."""
+    """Some requests (or keys) were still unprocessed after the bounded re-sends (nothing is dropped silently)."""
 
 
 @dataclass
@@ -86,3 +91,28 @@ def write_all(
     while batch := list(itertools.islice(it, BATCH_SIZE)):
         stats.add(write_batch(ddb, table, batch, sleep=sleep))
     return stats
+
+
+def get_batch(
+    ddb: Any,
+    table: str,
+    keys: Sequence[dict[str, Any]],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    max_unprocessed: int = MAX_UNPROCESSED_ATTEMPTS,
+) -> list[dict[str, Any]]:
+    """The items for <= 100 keys, strongly consistent, re-asking only UnprocessedKeys after growing jittered waits."""
+    found: list[dict[str, Any]] = []
+    request: dict[str, Any] = {table: {"Keys": list(keys), "ConsistentRead": True}}
+    attempt = 0
+    while request:
+        resp = ddb.batch_get_item(RequestItems=request)
+        found.extend((resp.get("Responses") or {}).get(table, []))
+        request = resp.get("UnprocessedKeys") or {}
+        if request:
+            if attempt >= max_unprocessed:
+                left = len(request.get(table, {}).get("Keys", []))
+                raise UnprocessedItemsError(f"{left} keys of {table} were still unprocessed after {attempt} retries")
+            sleep(backoff_delay(attempt))
+            attempt += 1
+    return found

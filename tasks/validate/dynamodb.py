@@ -31,6 +31,7 @@ from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
 from tasks.move.dynamodb_plan import ReadPacer, consumed_units, item_size, scan_request, table_read_rate
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
+from tasks.move.dynamodb_write import GET_BATCH_SIZE, get_batch
 from tasks.steps import step
 from tasks.validate.compare import STRING, compare_frames, empty_mismatches, hash_strings
 from tasks.validate.digest import (
@@ -177,23 +178,15 @@ def _scan(
 
 
 def _batch_get(backend: Backend, region: str, table: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Items by key_string for `keys` (consistent reads, 100 per request, unprocessed keys retried)."""
+    """Items by key_string for `keys` (consistent reads, 100 per request, unprocessed keys retried with backoff)."""
     ddb = backend.client("dynamodb", region)
     out: dict[str, dict[str, Any]] = {}
     names: list[str] = []
-    for i in range(0, len(keys), 100):
-        chunk = [parse_key_string(k) for k in keys[i : i + 100]]
+    for i in range(0, len(keys), GET_BATCH_SIZE):
+        chunk = [parse_key_string(k) for k in keys[i : i + GET_BATCH_SIZE]]
         names = list(chunk[0]) if chunk else names
-        request: dict[str, Any] = {table: {"Keys": chunk, "ConsistentRead": True}}
-        delay = 0.05
-        while request:
-            resp = ddb.batch_get_item(RequestItems=request)
-            for item in resp.get("Responses", {}).get(table, []):
-                out[key_string(item, names)] = item
-            request = resp.get("UnprocessedKeys") or {}
-            if request:
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        for item in get_batch(ddb, table, chunk):
+            out[key_string(item, names)] = item
     return out
 
 

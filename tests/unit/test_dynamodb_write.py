@@ -174,3 +174,33 @@ def test_emulator_seeding_backs_off_on_unprocessed_items(
     assert bounce.bounced == 1 and backoffs == [0]
     for table in seeded["tables"]:
         assert ddb.scan(TableName=table["name"], Select="COUNT")["Count"] == table["items"] == 30
+
+
+def _key(i: int) -> dict[str, Any]:
+    return {"pk": {"S": f"k{i}"}}
+
+
+def test_get_batch_asks_again_only_for_unprocessed_keys_with_backoff(stubbed: tuple[Any, Stubber]) -> None:
+    """Validation's consistent re-reads: UnprocessedKeys re-asked after full-jitter waits, every item returned."""
+    ddb, stub = stubbed
+    keys = [_key(i) for i in range(4)]
+    first = {"Keys": keys, "ConsistentRead": True}
+    again = {"Keys": keys[1:], "ConsistentRead": True}
+    stub.add_response(
+        "batch_get_item",
+        {"Responses": {TABLE: keys[:1]}, "UnprocessedKeys": {TABLE: again}},
+        {"RequestItems": {TABLE: first}},
+    )
+    stub.add_response("batch_get_item", {"Responses": {TABLE: keys[1:]}}, {"RequestItems": {TABLE: again}})
+    sleeps: list[float] = []
+    assert dynamodb_write.get_batch(ddb, TABLE, keys, sleep=sleeps.append) == keys
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.05
+
+
+def test_get_batch_gives_up_after_its_bound(stubbed: tuple[Any, Stubber]) -> None:
+    ddb, stub = stubbed
+    left = {"Keys": [_key(0)], "ConsistentRead": True}
+    for _ in range(3):
+        stub.add_response("batch_get_item", {"Responses": {}, "UnprocessedKeys": {TABLE: left}}, None)
+    with pytest.raises(UnprocessedItemsError, match="1 keys of t were still unprocessed after 2 retries"):
+        dynamodb_write.get_batch(ddb, TABLE, [_key(0)], sleep=lambda _s: None, max_unprocessed=2)
