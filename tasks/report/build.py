@@ -116,7 +116,7 @@ def bucket_status(entry: Mapping[str, Any] | Bucket) -> str:
     """'in sync' only when both passes ended with nothing failed, vanished unexplained or pending."""
     b = Bucket.model_validate(entry)
     backfill, catch = b.backfill or CopySummary(), b.catch_up or CopySummary()
-    if b.error or backfill.failed_partitions or catch.failed_partitions:
+    if b.error or backfill.error or catch.error or backfill.failed_partitions or catch.failed_partitions:
         return "failed"
     if backfill.failed or catch.failed:
         return "incomplete"

@@ -66,6 +66,9 @@ def test_statuses_are_derived_from_measurements() -> None:
     assert bucket_status({**ok, "catchUp": summarize_copies([part(failed=1)])}) == "incomplete"
     assert bucket_status({**ok, "catchUp": summarize_copies([part(pending_replication=3)])}) == "replication pending"
     assert bucket_status({**ok, "backfill": summarize_copies([{"error": "x"}])}) == "failed"
+    # A pass whose listing failed copied nothing: never "in sync" (flows.parts records only its error).
+    assert bucket_status({**ok, "catchUp": {"error": "AccessDenied: ListObjectsV2"}}) == "failed"
+    assert bucket_status({**ok, "backfill": {"error": "AccessDenied: ListObjectsV2"}}) == "failed"
     assert table_status({"backfill": {"failedSegments": 0}, "catchUp": {"lag_seconds": 0}}) == "in sync"
     assert table_status({"backfill": {"failedSegments": 0}, "catchUp": {"lag_seconds": 12.5}}) == "lagging"
     assert table_status({"backfill": {"failedSegments": 1}, "catchUp": {}}) == "failed"
