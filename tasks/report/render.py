@@ -254,9 +254,7 @@ def sync_markdown(result: dict[str, Any]) -> str:
     ]
     lines += [f"| {t} | {lag} |" for t, lag in result["lagSeconds"].items()]
     lines += [f"- error: {e}" for e in result["errors"]]
-    lines += ["", validation_markdown(result["validation"])]
-    if result["validation"].get("lambda"):
-        lines.append(f"Validator Lambda: {lambda_line(result['validation']['lambda'])}")
+    lines += ["", validation_markdown(result["validation"])]  # it ends with the validator Lambda's line
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,13 @@ def test_sync_markdown_states_counts_lag_and_errors() -> None:
     assert md.endswith("\n")
 
 
+def test_sync_markdown_names_the_validator_run_once() -> None:
+    ran = {**VALIDATION, "lambda": {"executed": True, "ok": True, "summary": "2 pairs equal"}}
+    result = {"ok": True, "finishedAt": "x", "durationSeconds": 1.0, "copied": 0, "streamRecordsApplied": 0}
+    md = sync_markdown({**BASE, **result, "validation": ran, "lagSeconds": {}, "errors": []})
+    assert md.count("Validator Lambda:") == 1
+
+
 def test_cutover_markdown_shows_decision_reasons_and_removed_changes() -> None:
     md = cutover_markdown(
         {
