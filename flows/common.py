@@ -34,6 +34,15 @@ from tasks import alerts  # noqa: E402
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def cli_parser(flow: str, doc: str | None, report_help: str | None = None) -> argparse.ArgumentParser:
+    """A flow's CLI: `python -m flows.<flow>`, the options every flow shares, and --report (where the JSON goes,
+    or for teardown where it is read)."""
+    parser = argparse.ArgumentParser(prog=f"python -m flows.{flow}", description=doc)
+    add_common_args(parser)
+    parser.add_argument("--report", help=report_help or "where to write the JSON result (default: reports/)")
+    return parser
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--config, the backend choice and the environment suffix, shared by every flow's CLI."""
     parser.add_argument(

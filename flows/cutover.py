@@ -7,7 +7,6 @@ changes (replication rules, versioning we enabled, streams) are removed only whe
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from config.settings import SETTINGS
 from flows.common import (
     EXIT_FAILED,
     RunOptions,
-    add_common_args,
+    cli_parser,
     fail,
     finish,
     flow_params,
@@ -95,8 +94,7 @@ def cutover(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.cutover", description=__doc__)
-    add_common_args(parser)
+    parser = cli_parser("cutover", __doc__)
     parser.add_argument(
         "--max-lag-seconds",
         type=float,
@@ -109,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="on GO, remove the replication rules, versioning and streams this migration added",
     )
-    parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):

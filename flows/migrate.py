@@ -7,7 +7,6 @@ task (a work function under `@step`, see tasks/steps.py), partitioned by key ran
 
 from __future__ import annotations
 
-import argparse
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from config.settings import SETTINGS
 from flows.common import (
     EXIT_OK,
     RunOptions,
-    add_common_args,
+    cli_parser,
     finish,
     flow_params,
     jsonable,
@@ -76,10 +75,8 @@ def migrate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.migrate", description=__doc__)
-    add_common_args(parser)
+    parser = cli_parser("migrate", __doc__, "where to write the JSON report (default: reports/)")
     parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
-    parser.add_argument("--report", help="where to write the JSON report (default: reports/)")
     parser.add_argument(
         "--validation-level",
         choices=("quick", "full"),

@@ -7,7 +7,6 @@ deployment's concurrency limit); a run with nothing to do costs a few reads per 
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     RunOptions,
-    add_common_args,
+    cli_parser,
     fail,
     finish,
     flow_params,
@@ -90,10 +89,8 @@ def sync(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.sync", description=__doc__)
-    add_common_args(parser)
+    parser = cli_parser("sync", __doc__)
     parser.add_argument("--validation-level", choices=("quick", "full"), default="quick")
-    parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):

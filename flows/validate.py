@@ -6,7 +6,6 @@ backfill and cutover; the migrate flow calls `run_validation` itself before writ
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,7 +17,7 @@ from flows.common import (
     EXIT_FAILED,
     EXIT_OK,
     RunOptions,
-    add_common_args,
+    cli_parser,
     finish,
     flow_params,
     pipeline_flow,
@@ -73,15 +72,13 @@ def validate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.validate", description=__doc__)
-    add_common_args(parser)
+    parser = cli_parser("validate", __doc__)
     parser.add_argument(
         "--level",
         choices=("quick", "full"),
         default="full",
         help="quick: keys and sizes; full: also contents (default)",
     )
-    parser.add_argument("--report", help="where to write the JSON result (default: reports/)")
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):
