@@ -34,12 +34,22 @@ from tasks import alerts  # noqa: E402
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli_parser(flow: str, doc: str | None, report_help: str | None = None) -> argparse.ArgumentParser:
-    """A flow's CLI: `python -m flows.<flow>`, the options every flow shares, and --report (where the JSON goes,
-    or for teardown where it is read)."""
+def cli_parser(
+    flow: str, doc: str | None, report_help: str | None = None, level: tuple[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """A flow's CLI: `python -m flows.<flow>`, the options every flow shares, --report (where the JSON goes) and,
+    with `level` = (flag, default), the validation level."""
     parser = argparse.ArgumentParser(prog=f"python -m flows.{flow}", description=doc)
     add_common_args(parser)
     parser.add_argument("--report", help=report_help or "where to write the JSON result (default: reports/)")
+    if level:
+        flag, default = level
+        parser.add_argument(
+            flag,
+            choices=("quick", "full"),
+            default=default,
+            help=f"quick: keys and sizes; full: also contents (default: {default})",
+        )
     return parser
 
 

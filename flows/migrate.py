@@ -75,14 +75,10 @@ def migrate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli_parser("migrate", __doc__, "where to write the JSON report (default: reports/)")
-    parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
-    parser.add_argument(
-        "--validation-level",
-        choices=("quick", "full"),
-        default="full",
-        help="quick: keys and sizes; full: also contents (default)",
+    parser = cli_parser(
+        "migrate", __doc__, "where to write the JSON report (default: reports/)", ("--validation-level", "full")
     )
+    parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):

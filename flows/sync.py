@@ -89,8 +89,7 @@ def sync(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli_parser("sync", __doc__)
-    parser.add_argument("--validation-level", choices=("quick", "full"), default="quick")
+    parser = cli_parser("sync", __doc__, level=("--validation-level", "quick"))
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):

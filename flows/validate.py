@@ -72,13 +72,7 @@ def validate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli_parser("validate", __doc__)
-    parser.add_argument(
-        "--level",
-        choices=("quick", "full"),
-        default="full",
-        help="quick: keys and sizes; full: also contents (default)",
-    )
+    parser = cli_parser("validate", __doc__, level=("--level", "full"))
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):
