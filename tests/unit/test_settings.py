@@ -65,7 +65,8 @@ def test_lag_threshold_is_one_setting_for_migrate_and_cutover() -> None:
         "d = lambda fn: inspect.signature(fn).parameters['max_lag_seconds'].default\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit): c.main(['--help'])\n"
-        "print(d(verdict), d(c.cutover.fn), '(default 12.5,' in ' '.join(out.getvalue().split()))"
+        "judged = verdict({'resources': {'s3Buckets': [], 'dynamodbTables': []}})['maxLagSeconds']\n"
+        "print(judged, d(c.cutover.fn), '(default 12.5,' in ' '.join(out.getvalue().split()))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["12.5", "12.5", "True"]
