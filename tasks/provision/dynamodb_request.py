@@ -41,31 +41,24 @@ def check_spec_against_source(spec: TableSpec, source_desc: dict[str, Any], inde
     """The first config field that contradicts the live source table, as a one-line message, or None."""
     where = f"dynamodbTables[{index}] ({spec.name})"
     schema = source_desc.get("KeySchema", [])
-    hash_key, range_key = _key(schema, "HASH"), _key(schema, "RANGE")
-    if spec.hash_key is not None and spec.hash_key != hash_key:
-        return (
-            f"{where}: hashKey {spec.hash_key!r} contradicts the source table's hash key {hash_key!r}; "
-            "remove it or fix it"
-        )
-    if spec.hash_key_type is not None and spec.hash_key_type != _attr_type(source_desc, hash_key):
-        return (
-            f"{where}: hashKeyType {spec.hash_key_type!r} contradicts the source table's hash key type "
-            f"{_attr_type(source_desc, hash_key)!r}; remove it or fix it"
-        )
-    if spec.range_key is not None and spec.range_key != range_key:
-        if range_key is None:
+    for role, json_key, given, given_type in (
+        ("hash", "hashKey", spec.hash_key, spec.hash_key_type),
+        ("range", "rangeKey", spec.range_key, spec.range_key_type),
+    ):
+        actual = _key(schema, role.upper())
+        if given is not None and given != actual:
+            if actual is None:
+                return f"{where}: {json_key} {given!r} contradicts the source table, which has no {role} key; remove it"
             return (
-                f"{where}: rangeKey {spec.range_key!r} contradicts the source table, which has no range key; remove it"
+                f"{where}: {json_key} {given!r} contradicts the source table's {role} key {actual!r}; "
+                "remove it or fix it"
             )
-        return (
-            f"{where}: rangeKey {spec.range_key!r} contradicts the source table's range key {range_key!r}; "
-            "remove it or fix it"
-        )
-    if spec.range_key_type is not None and spec.range_key_type != _attr_type(source_desc, range_key):
-        return (
-            f"{where}: rangeKeyType {spec.range_key_type!r} contradicts the source table's range key type "
-            f"{_attr_type(source_desc, range_key)!r}; remove it or fix it"
-        )
+        actual_type = _attr_type(source_desc, actual)
+        if given_type is not None and given_type != actual_type:
+            return (
+                f"{where}: {json_key}Type {given_type!r} contradicts the source table's {role} key type "
+                f"{actual_type!r}; remove it or fix it"
+            )
     mode = billing_mode(source_desc)
     throughput = source_desc.get("ProvisionedThroughput", {})
     for field, value, units in (

@@ -232,22 +232,23 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-def policy_actions(policy: Policy) -> list[str]:
-    """Every action a policy document names, sorted and de-duplicated."""
+def _named(policy: Policy, element: str) -> list[str]:
+    """Every value of `element` (and of its Not- form) across a policy's statements, sorted and de-duplicated."""
     out: set[str] = set()
     for st in _as_list_of_dicts(policy.get("Statement")):
-        out.update(_as_list(st.get("Action")))
-        out.update(_as_list(st.get("NotAction")))
+        out.update(_as_list(st.get(element)))
+        out.update(_as_list(st.get(f"Not{element}")))
     return sorted(out)
+
+
+def policy_actions(policy: Policy) -> list[str]:
+    """Every action a policy document names, sorted and de-duplicated."""
+    return _named(policy, "Action")
 
 
 def policy_resources(policy: Policy) -> list[str]:
     """Every Resource a policy document names, sorted and de-duplicated."""
-    out: set[str] = set()
-    for st in _as_list_of_dicts(policy.get("Statement")):
-        out.update(_as_list(st.get("Resource")))
-        out.update(_as_list(st.get("NotResource")))
-    return sorted(out)
+    return _named(policy, "Resource")
 
 
 def _as_list_of_dicts(value: Any) -> list[dict[str, Any]]:
