@@ -51,11 +51,13 @@ demo: $(STAMP)
 plan: $(STAMP)
 	$(BIN)/python -m flows.migrate --plan $(ARGS)
 
-## Lint, type-check and run the whole test suite.
+## Lint, type-check and run the whole test suite. The tests mostly wait on emulator servers, so two pytest-xdist
+## workers (each test file on one worker, sharing its servers) halve the wall time even on two cores.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) $(MINISTACK_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy config flows tasks blocks
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## The headless browser the UI test drives: Debian's chromium + chromedriver, installed only when missing.
 browser:
