@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     )
     s3_validate_workers: int = Field(default=16, ge=1, description="Reads in flight per bucket validation.")
     ddb_writers: int = Field(default=4, ge=1, description="BatchWriteItem calls in flight per DynamoDB segment/replay.")
+    ddb_backfill_tasks: int = Field(
+        default=32,
+        ge=1,
+        le=256,
+        description="Task runs per DynamoDB table backfill, at most (each scans its segments one after the other); "
+        "the table's read budget and the target's write capacity are split across them.",
+    )
     max_lag_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -56,11 +63,13 @@ def load_settings() -> Settings:
 def expected(field: FieldInfo) -> str:
     """What a field accepts, in words, from its type and bound: 'a whole number >= 1', 'a number > 0'."""
     kind = "a whole number" if field.annotation is int else "a number"
-    for bound in field.metadata:
-        for attr, op in (("ge", ">="), ("gt", ">")):
-            if getattr(bound, attr, None) is not None:
-                return f"{kind} {op} {getattr(bound, attr)}"
-    return kind
+    bounds = [
+        f"{op} {getattr(bound, attr)}"
+        for bound in field.metadata
+        for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="))
+        if getattr(bound, attr, None) is not None
+    ]
+    return " ".join([kind, " and ".join(bounds)]) if bounds else kind
 
 
 def settings_table() -> str:

@@ -13,6 +13,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.futures import PrefectFuture, as_completed
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from flows.common import RunOptions, jsonable
 from tasks import compound
 from tasks.aws import Backend
@@ -20,6 +21,7 @@ from tasks.move import dynamodb as move_ddb
 from tasks.move import lock
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
+from tasks.move.dynamodb_plan import segment_groups
 from tasks.move.keys import SYNC_LOCK
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
@@ -207,8 +209,9 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
         if isinstance(total, dict):
             out[s]["error"] = total["error"]
             continue
-        progress.start(s, total, "DynamoDB backfill")
-        fills[s] = list(move_ddb.backfill_segment.map(b, c, s, t, list(range(total)), total, ckpt))
+        groups = segment_groups(total, SETTINGS.ddb_backfill_tasks)  # a bounded number of task runs per table
+        progress.start(s, len(groups), "DynamoDB backfill")
+        fills[s] = list(move_ddb.backfill_segments.map(b, c, s, t, groups, total, ckpt))
         running.update({f: s for f in fills[s]})
 
     for fut in as_completed(list(running)):

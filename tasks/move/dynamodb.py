@@ -39,6 +39,8 @@ from tasks.move.dynamodb_plan import (
     segment_sk,
     table_pk,
     table_read_rate,
+    target_write_rate,
+    write_units,
 )
 from tasks.move.dynamodb_scan import call_scan, scan_client, segmented_scan_problem, spec_for
 from tasks.move.dynamodb_write import WriteStats, write_batch
@@ -190,7 +192,7 @@ def plan_segments(
         return 1
     desc = describe_source(backend.client("dynamodb", cfg.source_region), cfg, source_table)
     items, size = int(desc.get("ItemCount", 0)), int(desc.get("TableSizeBytes", 0))
-    total = plan_total_segments(items, size)
+    total = plan_total_segments(items, size, busy=SETTINGS.ddb_backfill_tasks)
     attrs: dict[str, Any] = {
         "totalSegments": total,
         "itemCount": items,
@@ -212,6 +214,33 @@ def backend_limits(plan: dict[str, Any] | None) -> dict[str, str]:
     """The notSupportedByBackend entry a plan implies (a segmented-scan fallback), else {}."""
     why = (plan or {}).get("segmentedScan")
     return {"segmentedScan": str(why)} if why and why not in ("ok", "one segment") else {}
+
+
+@dataclass
+class _Pacers:
+    """One scanner's static shares: of the source table's read budget, and of the target's write capacity."""
+
+    read: ReadPacer
+    read_from: str
+    write: ReadPacer | None
+    write_from: str
+
+    @classmethod
+    def share(cls, backend: Backend, cfg: MigrationConfig, source: str, target: str, scanners: int) -> _Pacers:
+        """1/`scanners` of each budget: the most scanners that can run at once (they may be in any process)."""
+        spec = spec_for(cfg, source)
+        src = backend.client("dynamodb", cfg.source_region)
+        read, read_from = table_read_rate(
+            describe_source(src, cfg, source), spec.source_read_share, spec.on_demand_read_rate
+        )
+        dst = backend.client("dynamodb", cfg.target_region)
+        write, write_from = target_write_rate(dst.describe_table(TableName=target)["Table"])
+        return cls(
+            ReadPacer(read / scanners),
+            f"{read_from} / {scanners} scanner(s)",
+            None if write is None else ReadPacer(write / scanners),
+            write_from if write is None else f"{write_from} / {scanners} scanner(s)",
+        )
 
 
 @dataclass
@@ -239,13 +268,15 @@ def backfill_segment(
     checkpoint_table: str,
     writers: int = SETTINGS.ddb_writers,
     page_size: int | None = None,
+    pacers: _Pacers | None = None,
 ) -> dict[str, Any]:
     """Copy one parallel-scan segment, resuming from its checkpoint; a finished segment is skipped.
 
     The next page is scanned while the current one is written by `writers` threads; a page's
     LastEvaluatedKey is checkpointed only once all of its items are written, so a kill re-does at most
     PAGE_WINDOW page(s) of idempotent puts. `page_size` caps items per scan page (default: DynamoDB's
-    1 MB pages), trading a few more checkpoint writes for less re-done work after a kill.
+    1 MB pages), trading a few more checkpoint writes for less re-done work after a kill. `pacers`: the
+    read/write budget shares of the group this segment runs in (backfill_segments); alone, it gets 1/total.
     """
     if not 0 <= segment < total_segments:
         raise ValueError(f"segment {segment} is outside 0..{total_segments - 1}")
@@ -272,11 +303,8 @@ def backfill_segment(
     start_key = decode_item(str(cp["lastKey"])) if cp.get("lastKey") else None
     started = time.monotonic()
     progress = _SegmentProgress()
-    spec = spec_for(cfg, source_table)
-    table_rate, rate_from = table_read_rate(
-        describe_source(src, cfg, source_table), spec.source_read_share, spec.on_demand_read_rate
-    )
-    pacer = ReadPacer(table_rate / total_segments)  # a static share: holds across tasks and processes
+    paced = pacers or _Pacers.share(backend, cfg, source_table, target_table, total_segments)
+    pacer = paced.read
 
     # Eventually consistent reads (half the cost): a write the scan reads stale was made after the stream was
     # on (it is replayed by the catch-up) or seconds before, while the stream was being enabled and waited for.
@@ -324,6 +352,8 @@ def backfill_segment(
             progress.bytes += int(wire) if wire else sum(item_size(it) for it in items)
             while len(inflight) >= PAGE_WINDOW:
                 commit(inflight.popleft())
+            if paced.write is not None and items:
+                paced.write.spend(write_units(items))  # the target's write share, paid before writing
             futures = [
                 pool.submit(write_batch, dst, target_table, [{"PutRequest": {"Item": it}} for it in chunk])
                 for chunk in chunks(items)
@@ -350,7 +380,63 @@ def backfill_segment(
         "totalScanned": prev["scanned"] + progress.scanned,
         "totalWritten": prev["written"] + progress.written,
         "readRate": round(pacer.rate, 3),
-        "readRateFrom": f"{rate_from} / {total_segments} segment(s)",
+        "readRateFrom": paced.read_from,
+        "writeRateFrom": paced.write_from,
         "consumedReadUnits": round(pacer.consumed, 1),
         "pacedSeconds": round(pacer.waited, 3),
+    }
+
+
+_SUMMED = ("scanned", "written", "pages", "retries", "throttles", "bytes", "totalScanned", "totalWritten")
+
+
+@step("ddb-backfill-group", retries=4, run_name="ddb-backfill-{source_table}-{group[first]}-{group[stop]}")
+def backfill_segments(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_table: str,
+    target_table: str,
+    group: dict[str, int],
+    total_segments: int,
+    checkpoint_table: str,
+    writers: int = SETTINGS.ddb_writers,
+    page_size: int | None = None,
+) -> dict[str, Any]:
+    """Copy a group of segments (dynamodb_plan.segment_groups) one after the other, each from its own checkpoint.
+
+    One task run for many segments keeps a table of 10^6 segments at a bounded number of task runs. One
+    segment scans at a time, so the group's share of the budgets is 1/`group["of"]`, and a kill re-does at most
+    one page of it; a retry skips the segments already done (their checkpoints say so).
+    """
+    first, stop, of = int(group["first"]), int(group["stop"]), int(group["of"])
+    if not 0 <= first < stop <= total_segments:
+        raise ValueError(f"segment group {first}..{stop - 1} is outside 0..{total_segments - 1}")
+    started = time.monotonic()
+    pacers = _Pacers.share(backend, cfg, source_table, target_table, of)
+    results = [
+        backfill_segment.fn(
+            backend, cfg, source_table, target_table, seg, total_segments, checkpoint_table,
+            writers=writers, page_size=page_size, pacers=pacers,
+        )
+        for seg in range(first, stop)
+    ]  # fmt: skip
+    limits: dict[str, str] = {}
+    for r in results:
+        limits.update(r.get("notSupportedByBackend") or {})
+    return {
+        "table": source_table,
+        "target": target_table,
+        "segment": first,
+        "segments": stop - first,
+        "skippedSegments": sum(1 for r in results if r.get("skipped")),
+        "totalSegments": total_segments,
+        "notSupportedByBackend": limits,
+        **{k: sum(int(r.get(k, 0) or 0) for r in results) for k in _SUMMED},
+        "duration_s": round(time.monotonic() - started, 3),
+        "done": True,
+        "readRate": round(pacers.read.rate, 3),
+        "readRateFrom": pacers.read_from,
+        "writeRateFrom": pacers.write_from,
+        "consumedReadUnits": round(pacers.read.consumed, 1),
+        "pacedSeconds": round(pacers.read.waited + (pacers.write.waited if pacers.write else 0.0), 3),
     }

@@ -20,9 +20,14 @@ from tasks.consistency import full_jitter_delay
 from tasks.move.keys import STREAM_SK, segment_sk, shard_sk, table_pk  # noqa: F401 (re-exported)
 
 BATCH_SIZE = 25  # BatchWriteItem's hard limit
-ITEMS_PER_SEGMENT = 10_000
-BYTES_PER_SEGMENT = 100 * 1024 * 1024
-MAX_SEGMENTS = 32
+# AWS's guidance for a parallel scan (Developer Guide, "Parallel scan", choosing TotalSegments): begin with one
+# segment per 2 GB of data (a 30 GB table: 15 segments).
+BYTES_PER_SEGMENT = 2 * 1024**3
+# The same amount of work counted in writes: 2 GB of 1 KB items, each at least one write unit on the target.
+ITEMS_PER_SEGMENT = 2_000_000
+# Below this a segment is not worth its own scan: a small table gets a segment per 10k items, up to `busy`.
+MIN_ITEMS_PER_SEGMENT = 10_000
+MAX_SEGMENTS = 1_000_000  # Scan: "TotalSegments ... less than or equal to 1000000"
 RETENTION_WARNING_S = 20 * 3600  # stream records live 24 h; warn with 4 h to spare
 THROTTLE_CODES = frozenset(
     {
@@ -36,11 +41,32 @@ THROTTLE_CODES = frozenset(
 IMAGE_VIEW_TYPES = frozenset({"NEW_AND_OLD_IMAGES", "NEW_IMAGE"})  # both carry NewImage, all we replay
 
 
-def plan_total_segments(item_count: int, size_bytes: int) -> int:
-    """About one segment per 10k items or 100 MB (whichever asks for more), between 1 and 32."""
-    by_items = math.ceil(max(0, item_count) / ITEMS_PER_SEGMENT)
-    by_bytes = math.ceil(max(0, size_bytes) / BYTES_PER_SEGMENT)
-    return max(1, min(MAX_SEGMENTS, max(by_items, by_bytes)))
+def plan_total_segments(item_count: int, size_bytes: int, busy: int = 1) -> int:
+    """One segment per 2 GB or 2M items (whichever asks for more), at least `busy` (the scanners that run at
+    once) when the table has 10k items for each, between 1 and DynamoDB's 1,000,000."""
+    items, size = max(0, item_count), max(0, size_bytes)
+    by_bytes = math.ceil(size / BYTES_PER_SEGMENT)
+    by_items = math.ceil(items / ITEMS_PER_SEGMENT)
+    floor = min(max(1, busy), math.ceil(items / MIN_ITEMS_PER_SEGMENT))
+    return max(1, min(MAX_SEGMENTS, max(by_items, by_bytes, floor)))
+
+
+def segment_groups(total_segments: int, max_tasks: int) -> list[dict[str, int]]:
+    """Contiguous runs of segments, one per task run: at most `max_tasks` of them, sizes differing by at most one.
+
+    Each group is `{"first", "stop", "of"}` (segments first..stop-1, `of` groups in all): small and picklable, a
+    task argument whatever the number of segments. `of` bounds how many segments ever scan at once (a group scans
+    its segments one after the other), which is what the read budget is divided by.
+    """
+    n = max(1, min(total_segments, max_tasks))
+    size, extra = divmod(total_segments, n)
+    groups: list[dict[str, int]] = []
+    first = 0
+    for i in range(n):
+        stop = first + size + (1 if i < extra else 0)
+        groups.append({"first": first, "stop": stop, "of": n})
+        first = stop
+    return groups
 
 
 def chunks(items: Sequence[Any], size: int = BATCH_SIZE) -> Iterator[Sequence[Any]]:
@@ -222,6 +248,32 @@ def table_read_rate(desc: Mapping[str, Any], share: float, on_demand_rate: float
     return on_demand_rate, f"on-demand rate {on_demand_rate:g} RCU/s"
 
 
+WRITE_UNIT_BYTES = 1024  # a write capacity unit writes one item of up to 1 KB (larger items: one per KB)
+
+
+def target_write_rate(desc: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(write capacity units per second the target's backfill writers may use together, how it was decided).
+
+    Provisioned: its write capacity (the target is ours: scaled from the source's). On-demand: its
+    MaxWriteRequestUnits when it has one, else None: nothing to pace to; what bounds it then is DynamoDB's
+    per-table on-demand throughput quota and the partitions' 1,000 WCU each (throttles are retried with backoff).
+    """
+    mode = str(desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"))
+    if mode == "PROVISIONED":
+        units = float((desc.get("ProvisionedThroughput") or {}).get("WriteCapacityUnits") or 0)
+        if units > 0:
+            return units, f"{units:g} provisioned WCU"
+    cap = float((desc.get("OnDemandThroughput") or {}).get("MaxWriteRequestUnits") or 0)
+    if cap > 0:
+        return cap, f"{cap:g} MaxWriteRequestUnits"
+    return None, "on-demand: bounded by the table's throughput quota, not paced"
+
+
+def write_units(items: Iterable[Mapping[str, Any]]) -> float:
+    """What writing these items costs: one unit per started KB of each item (DynamoDB's write rule)."""
+    return float(sum(max(1, math.ceil(item_size(it) / WRITE_UNIT_BYTES)) for it in items))
+
+
 def estimate_read_units(size_bytes: int, consistent: bool) -> float:
     """What a Scan page costs when the backend does not say: its size in 4 KB units, half for eventual reads."""
     units = math.ceil(max(0, size_bytes) / READ_UNIT_BYTES)
@@ -232,7 +284,8 @@ class ReadPacer:
     """A token bucket in read capacity units per second, paid after each page with what it consumed.
 
     One pacer per scan worker, each with its static share of the table's budget (the budget divided by the
-    planned segments), so the total holds however many processes the workers run in. A page may overdraw the
+    scanners that can run at once: the segment groups, each scanning one segment at a time), so the total holds
+    however many processes the workers run in. The target's write units are paced the same way. A page may overdraw the
     bucket (its cost is known only afterwards); the next page waits until the debt is paid back.
     """
 

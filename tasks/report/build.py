@@ -89,11 +89,13 @@ def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
         pages=_sum(segs, "pages"),
         retries=_sum(segs, "retries"),
         bytes=_sum(segs, "bytes"),
-        segments=len(segs),
+        segments=sum(int(s.get("segments", 1) or 1) for s in segs),  # a group task counts its segments
         failed_segments=sum(1 for s in segs if s.get("error")),
         duration_seconds=round(duration, 2),
         items_per_second=_rate(written, duration),
     )
+    if any("segments" in s for s in segs):  # grouped: fewer task runs than segments
+        summary.task_runs = len(segs)
     paced = [s for s in segs if "readRate" in s]
     if paced:  # the read budget, as spent: the segments' static shares add up to the table's rate
         summary.read_rate = round(sum(float(s["readRate"]) for s in paced), 3)

@@ -91,6 +91,7 @@ class SegmentSummary(Declared):
     retries: int = 0  # unprocessed items re-sent
     bytes: int = 0  # size of what was written
     segments: int = 0  # parallel scan segments (TotalSegments)
+    task_runs: int | None = Field(None, alias="taskRuns")  # the backfill's task runs (groups of segments)
     failed_segments: int = Field(0, alias="failedSegments")
     duration_seconds: float = Field(0.0, alias="durationSeconds")
     items_per_second: float = Field(0.0, alias="itemsPerSecond")

@@ -43,9 +43,10 @@ TARGET = "orders-eu-test"
 def test_plan_total_segments_bounds() -> None:
     assert plan.plan_total_segments(0, 0) == 1
     assert plan.plan_total_segments(10_000, 0) == 1
-    assert plan.plan_total_segments(10_001, 0) == 2
-    assert plan.plan_total_segments(5, 250 * 1024 * 1024) == 3
-    assert plan.plan_total_segments(10**9, 0) == 32
+    assert plan.plan_total_segments(10_001, 0, busy=32) == 2
+    # Issue 10: sized by AWS's one segment per 2 GB (was 100 MB) or 2M items, no longer capped at 32.
+    assert plan.plan_total_segments(5, 250 * 1024 * 1024) == 1
+    assert plan.plan_total_segments(10**9, 0) == 500
 
 
 def test_encode_decode_key_round_trips_binary_and_nested() -> None:

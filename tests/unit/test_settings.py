@@ -27,6 +27,7 @@ def test_defaults_are_the_measured_counts() -> None:
         "s3_copy_workers": 8,
         "s3_validate_workers": 16,
         "ddb_writers": 4,
+        "ddb_backfill_tasks": 32,
         "max_lag_seconds": 60.0,
     }
     assert all(field.description for field in Settings.model_fields.values())

@@ -43,6 +43,7 @@ STEPS: list[tuple[Task[..., Any], str, int, str | None]] = [
     (move_ddb.ensure_source_stream, "ddb-stream", 3, "ddb-stream-{source_table}"),
     (move_ddb.plan_segments, "ddb-segments", 3, "ddb-segments-{source_table}"),
     (move_ddb.backfill_segment, "ddb-backfill", 4, "ddb-backfill-{source_table}-{segment}"),
+    (move_ddb.backfill_segments, "ddb-backfill-group", 4, "ddb-backfill-{source_table}-{group[first]}-{group[stop]}"),
     (compound.catch_up, "ddb-catch-up", 4, "ddb-catch-up-{source_table}"),
     (validate_s3.validate_bucket, "validate-bucket", 2, "validate-{source_bucket}"),
     (validate_ddb.validate_table, "validate-table", 2, "validate-{source_table}"),
