@@ -4,13 +4,19 @@ The stream was enabled before the backfill scanned (tasks.move.dynamodb), so eve
 the backfill is in it; replaying it in per-key order, parents before children, converges the target to the
 source. Each page's last sequence number is checkpointed after its writes, and puts and deletes are idempotent,
 so a page replayed after a crash lands on the same state.
+
+Shards replay side by side (SHARD_WORKERS), a child only once its parent is finished (closed and drained). AWS
+(DynamoDB Streams, reading a stream): "Because shards have a lineage (parent and children), an application must
+always process a parent shard before it processes a child shard"; an item's records follow its partition down
+one lineage, so independent lineages hold no key in common and may interleave freely.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +42,8 @@ from tasks.move.keys import SHARD_PREFIX
 
 STREAM_PAGE = 1000  # get_records maximum
 CLOSED_SHARD_EMPTY_POLLS = 20
+# Shards read at once. Their writes share the one pool of `writers`, so the target's load stays what it was.
+SHARD_WORKERS = 4
 
 
 def _list_shards(streams: Any, arn: str) -> list[dict[str, Any]]:
@@ -54,6 +62,13 @@ def _list_shards(streams: Any, arn: str) -> list[dict[str, Any]]:
 class _Budget:
     deadline: float | None
     records_left: int | None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, records: int) -> None:
+        """Count records applied (shards replay side by side: a page in flight may overrun by one page each)."""
+        with self._lock:
+            if self.records_left is not None:
+                self.records_left -= records
 
     def exhausted(self) -> bool:
         if self.records_left is not None and self.records_left <= 0:
@@ -71,6 +86,16 @@ class _CatchUpStats(WriteStats):
     deletes: int = 0
     oldest_age: float | None = None
     warnings: list[str] = field(default_factory=list)
+
+    def merge(self, other: _CatchUpStats) -> None:
+        """Fold one shard's counts into the table's."""
+        self.add(other)
+        self.records += other.records
+        self.puts += other.puts
+        self.deletes += other.deletes
+        if other.oldest_age is not None:
+            self.oldest_age = max(self.oldest_age or 0.0, other.oldest_age)
+        self.warnings.extend(other.warnings)
 
 
 def _shard_iterator(streams: Any, arn: str, shard_id: str, sequence: str | None, stats: _CatchUpStats) -> str:
@@ -107,6 +132,7 @@ def catch_up(
     max_seconds: float | None = None,
     max_records: int | None = None,
     writers: int = SETTINGS.ddb_writers,
+    shard_workers: int = SHARD_WORKERS,
 ) -> dict[str, Any]:
     """Replay the source stream onto the target from the shard checkpoints, parents before children.
 
@@ -138,53 +164,76 @@ def catch_up(
     listed = {s["ShardId"] for s in shards}
     checkpoints = dict(store.query(pk, SHARD_PREFIX))
     finished: set[str] = set()
-    shard_report: list[dict[str, Any]] = []
+    entries: dict[str, dict[str, Any]] = {}
+    waiting: list[dict[str, Any]] = []  # in lineage order: every parent before its children
     to_peek: list[tuple[str, str | None]] = []  # shards that may still hold unapplied records
+    for shard in shards:
+        sid = shard["ShardId"]
+        cp = checkpoints.get(shard_sk(arn, sid), {})
+        sequence: str | None = cp.get("sequence")
+        ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+        entries[sid] = {"shardId": sid, "parent": shard.get("ParentShardId"), "closed": bool(ending)}
+        if cp.get("finished") or (ending and sequence and int(sequence) >= int(ending)):
+            finished.add(sid)
+            entries[sid].update(state="finished", sequence=sequence, applied=0)
+        else:
+            waiting.append(shard)
     pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="ddb-catchup")
 
-    def apply(records: list[dict[str, Any]]) -> None:
-        ops = collapse_records(records)
-        futures = [pool.submit(write_batch, dst, target_table, write_requests(c)) for c in chunks(ops)]
-        for fut in futures:
-            stats.add(fut.result())
-        stats.puts += sum(1 for op, _ in ops if op == "put")
-        stats.deletes += sum(1 for op, _ in ops if op == "delete")
+    def replay(shard: dict[str, Any]) -> tuple[str, str | None, int, _CatchUpStats]:
+        own = _CatchUpStats()
 
+        def apply(records: list[dict[str, Any]]) -> None:
+            ops = collapse_records(records)
+            futures = [pool.submit(write_batch, dst, target_table, write_requests(c)) for c in chunks(ops)]
+            for fut in futures:
+                own.add(fut.result())
+            own.puts += sum(1 for op, _ in ops if op == "put")
+            own.deletes += sum(1 for op, _ in ops if op == "delete")
+
+        sk = shard_sk(arn, shard["ShardId"])
+        cp = checkpoints.get(sk, {})
+        state, sequence, applied = _replay_shard(
+            streams, store, pk, sk, arn, shard, cp.get("sequence"), budget, own, apply, cp
+        )
+        return state, sequence, applied, own
+
+    readers = ThreadPoolExecutor(max(1, shard_workers), thread_name_prefix="ddb-shard")
+    running: dict[Future[tuple[str, str | None, int, _CatchUpStats]], str] = {}
     try:
-        for shard in shards:
-            sid = shard["ShardId"]
-            sk = shard_sk(arn, sid)
-            cp = checkpoints.get(sk, {})
-            sequence: str | None = cp.get("sequence")
-            ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-            entry: dict[str, Any] = {
-                "shardId": sid,
-                "parent": shard.get("ParentShardId"),
-                "closed": bool(ending),
-            }
-            shard_report.append(entry)
-            parent = shard.get("ParentShardId")
-            if cp.get("finished") or (ending and sequence and int(sequence) >= int(ending)):
-                finished.add(sid)
-                entry.update(state="finished", sequence=sequence, applied=0)
-                continue
-            if parent in listed and parent not in finished:
-                entry.update(state="waiting-for-parent", sequence=sequence, applied=0)
-                continue
-            if budget.exhausted():
-                entry.update(state="not-started", sequence=sequence, applied=0)
-                to_peek.append((sid, sequence))
-                continue
-            state, sequence, applied = _replay_shard(
-                streams, store, pk, sk, arn, shard, sequence, budget, stats, apply, cp
-            )
-            entry.update(state=state, sequence=sequence, applied=applied)
-            if state == "finished":
-                finished.add(sid)
-            elif state == "stopped":
-                to_peek.append((sid, sequence))
+        while waiting or running:
+            blocked: list[dict[str, Any]] = []
+            for shard in waiting:  # start every shard whose parent is finished (or trimmed away)
+                sid, parent = shard["ShardId"], shard.get("ParentShardId")
+                if parent in listed and parent not in finished:
+                    blocked.append(shard)
+                elif budget.exhausted():
+                    sequence = checkpoints.get(shard_sk(arn, sid), {}).get("sequence")
+                    entries[sid].update(state="not-started", sequence=sequence, applied=0)
+                    to_peek.append((sid, sequence))
+                else:
+                    running[readers.submit(replay, shard)] = sid
+            waiting = blocked
+            if not running:
+                break  # what is left waits for a parent that is not finished yet
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                sid = running.pop(fut)
+                state, sequence, applied, own = fut.result()
+                stats.merge(own)
+                entries[sid].update(state=state, sequence=sequence, applied=applied)
+                if state == "finished":
+                    finished.add(sid)
+                elif state == "stopped":
+                    to_peek.append((sid, sequence))
     finally:
+        readers.shutdown(wait=True, cancel_futures=True)
         pool.shutdown(wait=True, cancel_futures=True)
+    for shard in waiting:
+        sid = shard["ShardId"]
+        sequence = checkpoints.get(shard_sk(arn, sid), {}).get("sequence")
+        entries[sid].update(state="waiting-for-parent", sequence=sequence, applied=0)
+    shard_report = [entries[s["ShardId"]] for s in shards]
 
     lag = 0.0
     for sid, sequence in to_peek:
@@ -253,8 +302,7 @@ def _replay_shard(
             applied += len(records)
             total += len(records)
             stats.records += len(records)
-            if budget.records_left is not None:
-                budget.records_left -= len(records)
+            budget.take(len(records))
         nxt = resp.get("NextShardIterator")
         if records or nxt is None:
             attrs: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,3 +212,132 @@ def test_the_flow_maps_groups_not_segments() -> None:
     source = inspect.getsource(parts.move)
     assert "backfill_segments.map" in source and "segment_groups(total, SETTINGS.ddb_backfill_tasks)" in source
     assert len(plan.segment_groups(1_000_000, SETTINGS.ddb_backfill_tasks)) <= 256
+
+
+# ---------------------------------------------------------------- stream replay across shards
+
+
+class FakeStreams:
+    """A streams client of three lineages: A -> A1 -> A2 (a grandchild), B -> {B1, B2} (a split), and C alone.
+
+    Closed shards end (NextShardIterator absent) once read; open ones answer empty pages. Every get_records
+    takes 50 ms, so shards that run side by side overlap in time. It records when each shard was first read
+    and when it was drained.
+    """
+
+    LINEAGE: dict[str, str | None] = {"A": None, "A1": "A", "A2": "A1", "B": None, "B1": "B", "B2": "B", "C": None}
+    OPEN = frozenset({"A2", "B1", "B2", "C"})
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.drained: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.records: dict[str, list[dict[str, Any]]] = {}
+        keys = {"B1": (0, 1), "B2": (2,)}  # a split: each of B's keys goes on in one child
+        for n, sid in enumerate(self.LINEAGE):
+            base = 1000 * (n + 1)
+            # The same keys are rewritten down each lineage: only parents-before-children leaves the last value.
+            self.records[sid] = [
+                self._record(f"{sid[0]}-{k}", f"{sid}:{k}", base + i) for i, k in enumerate(keys.get(sid, (0, 1, 2)))
+            ]
+            self.records[sid].append(self._record(f"{sid}-own", sid, base + 9))
+
+    @staticmethod
+    def _record(key: str, value: str, seq: int) -> dict[str, Any]:
+        import datetime
+
+        return {
+            "eventName": "MODIFY",
+            "dynamodb": {
+                "Keys": {"pk": {"S": key}},
+                "NewImage": {"pk": {"S": key}, "v": {"S": value}},
+                "SequenceNumber": str(seq),
+                "ApproximateCreationDateTime": datetime.datetime.now(datetime.UTC),
+            },
+        }
+
+    def describe_stream(self, **_: Any) -> dict[str, Any]:
+        shards = []
+        for sid, parent in self.LINEAGE.items():
+            seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in self.records[sid]]
+            rng: dict[str, str] = {"StartingSequenceNumber": str(seqs[0])}
+            if sid not in self.OPEN:
+                rng["EndingSequenceNumber"] = str(seqs[-1])
+            shard: dict[str, Any] = {"ShardId": sid, "SequenceNumberRange": rng}
+            if parent:
+                shard["ParentShardId"] = parent
+            shards.append(shard)
+        return {"StreamDescription": {"Shards": shards}}
+
+    def get_shard_iterator(self, ShardId: str, ShardIteratorType: str, SequenceNumber: str = "", **_: Any) -> Any:
+        seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in self.records[ShardId]]
+        pos = 0 if ShardIteratorType == "TRIM_HORIZON" else sum(1 for q in seqs if q <= int(SequenceNumber))
+        return {"ShardIterator": f"{ShardId}|{pos}"}
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        sid, pos_text = ShardIterator.split("|")
+        with self.lock:
+            self.started.setdefault(sid, time.monotonic())
+        time.sleep(0.05)
+        pos = int(pos_text)
+        page = self.records[sid][pos : pos + min(Limit, 2)]
+        pos += len(page)
+        out: dict[str, Any] = {"Records": page}
+        if pos < len(self.records[sid]) or sid in self.OPEN:
+            out["NextShardIterator"] = f"{sid}|{pos}"
+        else:
+            with self.lock:
+                self.drained[sid] = time.monotonic()
+        return out
+
+
+def _stream_env(backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeStreams, str]:
+    src, dst = backend.client("dynamodb", SRC), backend.client("dynamodb", DST)
+    for ddb, name in ((src, SOURCE), (dst, TARGET)):
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+    cp = resource_names(cfg).checkpoint_table
+    ensure_checkpoint_table.fn(backend, DST, cp, cfg.tags(), None)
+    fake = FakeStreams()
+    real = Backend.client
+
+    def client(self: Backend, service: str, region: str, max_attempts: int = 8) -> Any:
+        return fake if service == "dynamodbstreams" else real(self, service, region, max_attempts)
+
+    monkeypatch.setattr(Backend, "client", client)
+    return fake, cp
+
+
+def test_stream_replay_runs_lineages_side_by_side_and_children_after_their_parent(
+    backend: Backend, cfg: MigrationConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.move.dynamodb_stream import catch_up
+
+    fake, cp = _stream_env(backend, cfg, monkeypatch)
+    result = catch_up(backend, cfg, SOURCE, TARGET, cp)
+    # Children never start before their parent is drained.
+    for sid, parent in FakeStreams.LINEAGE.items():
+        if parent:
+            assert fake.started[sid] >= fake.drained[parent], (sid, parent)
+    # Independent lineages overlap: the three roots were read at the same time.
+    roots = [s for s, p in FakeStreams.LINEAGE.items() if p is None]
+    first_end = min(fake.drained.get(r, time.monotonic()) for r in roots if r not in FakeStreams.OPEN)
+    assert all(fake.started[r] < first_end for r in roots)
+    # Same results as one after the other: every record once, the last write down each lineage wins.
+    assert result["records"] == sum(len(r) for r in fake.records.values()) == 25
+    states = {e["shardId"]: e["state"] for e in result["shards"]}
+    assert states == {"A": "finished", "A1": "finished", "A2": "caught-up", "B": "finished", "B1": "caught-up",
+                      "B2": "caught-up", "C": "caught-up"}  # fmt: skip
+    dst = backend.client("dynamodb", DST)
+    got = {it["pk"]["S"]: it["v"]["S"] for it in dst.scan(TableName=TARGET)["Items"]}
+    assert got["A-0"] == "A2:0" and got["A-2"] == "A2:2"  # grandchild last
+    assert (got["B-0"], got["B-1"], got["B-2"]) == ("B1:0", "B1:1", "B2:2")  # each child after B itself
+    assert len(got) == 3 * 3 + len(FakeStreams.LINEAGE)  # three keys per lineage, one of its own per shard
+    # Resumed from the checkpoints: nothing replayed twice.
+    again = catch_up(backend, cfg, SOURCE, TARGET, cp)
+    assert again["records"] == 0
