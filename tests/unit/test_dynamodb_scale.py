@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from config.model import MigrationConfig
-from config.settings import SETTINGS
 from tasks.aws import Backend
 from tasks.move import dynamodb as move_ddb
 from tasks.move import dynamodb_plan as plan
@@ -200,18 +199,6 @@ def test_a_killed_group_resumes_redoing_at_most_one_page_of_its_segment(
     assert sum(int(cp["written"]) for cp in after) == written_before + rerun["written"]
     assert 0 <= written_before + rerun["written"] - 240 <= page  # at most the one page in flight was re-done
     assert 0 < rerun["skippedSegments"] < total  # the segments finished before the kill were not scanned again
-
-
-def test_the_flow_maps_groups_not_segments() -> None:
-    """parts.move maps backfill_segments over segment_groups with the setting: a 10^6-segment table is at most
-    REGION_MIGRATION_DDB_BACKFILL_TASKS task runs."""
-    import inspect
-
-    from flows import parts
-
-    source = inspect.getsource(parts.move)
-    assert "backfill_segments.map" in source and "segment_groups(total, SETTINGS.ddb_backfill_tasks)" in source
-    assert len(plan.segment_groups(1_000_000, SETTINGS.ddb_backfill_tasks)) <= 256
 
 
 # ---------------------------------------------------------------- stream replay across shards

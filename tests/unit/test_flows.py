@@ -68,6 +68,9 @@ def test_migrate_sync_and_cutover(migrated: dict[str, Any], backend: Backend, mo
     names = resource_names(cfg)
     target_bucket, target_table = names.buckets["flow-src-bucket"], names.tables["flow-src-table"]
     assert len(backend.client("s3", "eu-west-1").list_objects_v2(Bucket=target_bucket)["Contents"]) == 25
+    # The table's backfill ran as groups of segments (one group: 60 items plan one segment).
+    fills = [t["backfill"] for t in report["resources"]["dynamodbTables"]]
+    assert [(f["segments"], f["taskRuns"], f["written"]) for f in fills] == [(1, 1, 60)]
 
     # Writes after the migration reach the target through sync (new object, put, update, delete).
     backend.client("s3", "us-east-1").put_object(Bucket="flow-src-bucket", Key="k/new", Body=b"late")
