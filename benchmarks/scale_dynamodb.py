@@ -234,12 +234,13 @@ def measure(count: int) -> dict[str, Any]:
         },
         "itemBytes": round(item_bytes, 1),
         "projection": project(item_bytes, cpu_per_item),
+        "projection1KB": project(1024, cpu_per_item),  # the same table of 1 KB items (one write unit each)
     }
 
 
 def report(result: dict[str, Any]) -> str:
     """The benchmark's lines: measured first, then the projection with its assumptions beside it."""
-    s, p = result["subset"], result["projection"]
+    s = result["subset"]
     lines = [
         f"DynamoDB: {result['items']:,} items seeded through moto's backend in {result['seedSeconds']} s "
         f"(moto server in this process; ~{result['itemBytes']} B per item)",
@@ -248,7 +249,22 @@ def report(result: dict[str, Any]) -> str:
         f"  subset: group {s['group']['first']}..{s['group']['stop'] - 1} copied {s['copied']:,} items in "
         f"{s['wallSeconds']} s = {s['itemsPerSecond']:,} items/s; client CPU {s['clientCpuSeconds']} s = "
         f"{s['clientCpuPerItemMs']} ms per item (child process); requests {s['calls']}",
-        f"  projection to a {p['tableBytes'] / TB:.0f} TB table of {p['items']:.3g} items:",
+    ]
+    for key in ("projection", "projection1KB"):
+        if key in result:
+            lines.extend(_projection_lines(result[key]))
+    lines.append(
+        "    assumptions: the table quota of 40,000 RCU and 40,000 WCU per second (AWS's default per table, "
+        "raisable), below the partitions' 3,000 RCU / 1,000 WCU each; the whole budget given to the migration "
+        "(sourceReadShare and the target's capacity lower it); the client CPU per item measured here on moto."
+    )
+    return "\n".join(lines)
+
+
+def _projection_lines(p: dict[str, Any]) -> list[str]:
+    return [
+        f"  projection to a {p['tableBytes'] / TB:.0f} TB table of {p['items']:.3g} items "
+        f"({p['tableBytes'] / p['items']:.0f} B each):",
         f"    {p['segments']:,} segments (one per 2 GB = {BYTES_PER_SEGMENT / 1024**3:.0f} GiB or 2M items), "
         f"{p['taskRuns']} task runs, {p['partitions']:,} partitions (10 GB each)",
         f"    {p['scanRequests']:.3g} Scan pages (1 MB), {p['batchWriteRequests']:.3g} BatchWriteItem calls, "
@@ -257,11 +273,7 @@ def report(result: dict[str, Any]) -> str:
         f"    reads {p['readHours']:.1f} h, writes {p['writeHours']:.1f} h: {p['wallHours']:.1f} h, bound by "
         f"{p['boundBy']}, {p['itemsPerSecond']:,.0f} items/s",
         f"    client: {p['clientCores']:.1f} cores busy at that rate, {p['clientCpuHours']:,.0f} CPU hours in all",
-        "    assumptions: the table quota of 40,000 RCU and 40,000 WCU per second (AWS's default per table, "
-        "raisable), below the partitions' 3,000 RCU / 1,000 WCU each; the whole budget given to the migration "
-        "(sourceReadShare and the target's capacity lower it); the client CPU per item measured here on moto.",
     ]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
