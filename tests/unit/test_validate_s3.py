@@ -166,3 +166,98 @@ def test_full_lists_every_object_not_under_the_migration_key(
     assert "AES256" in rows["detail"].iloc[0] and other in rows["detail"].iloc[1]
     assert result["encryption"] == 2 and result["different"] == 3  # contents still equal: not "different"
     assert "data/003.txt" not in set(mism.loc[mism["kind"] == "different", "key"])
+
+
+def _gets(*clients: Any) -> dict[str, int]:
+    """GetObject calls per client role, counted through botocore's event hooks."""
+    counts = {"source": 0, "target": 0}
+    for role, client in zip(counts, clients, strict=True):
+
+        def hook(role: str = role, **_: Any) -> None:
+            counts[role] += 1
+
+        client.meta.events.register("before-call.s3.GetObject", hook)
+    return counts
+
+
+@pytest.fixture
+def pairs(backend: Backend, cfg: MigrationConfig) -> tuple[str, str]:
+    """Plain buckets (no KMS) for content checks: source in us-east-1, target in eu-west-1."""
+    target = cfg.target_name(SRC)
+    backend.client("s3", cfg.source_region).create_bucket(Bucket=SRC)
+    backend.client("s3", cfg.target_region).create_bucket(
+        Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.target_region}
+    )
+    return SRC, target
+
+
+def test_stored_checksums_prove_content_without_reading_it(
+    backend: Backend, cfg: MigrationConfig, pairs: tuple[str, str]
+) -> None:
+    src, dst = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    for i in range(6):
+        body = f"same {i}".encode() * 10
+        src.put_object(Bucket=pairs[0], Key=f"k{i}", Body=body, ChecksumAlgorithm="SHA256")
+        dst.put_object(Bucket=pairs[1], Key=f"k{i}", Body=body, ChecksumAlgorithm="SHA256")
+    gets = _gets(src, dst)
+    result = validate_bucket.fn(backend, cfg, *pairs, level="full")
+    assert gets == {"source": 0, "target": 0}
+    assert (result["checksumCompared"], result["streamHashed"], result["streamedBytes"]) == (6, 0, 0)
+    assert result["different"] == 0
+
+
+def test_source_without_checksum_is_streamed_alone_against_the_targets_stored_one(
+    backend: Backend, cfg: MigrationConfig, pairs: tuple[str, str]
+) -> None:
+    """Half the bytes of streaming both: the source is hashed with the target's algorithm (the SHA-256 our
+    copy asks for), compared with the target's stored value; a corrupted target (same size, other bytes,
+    written with its own checksum) is `different`."""
+    import boto3
+    from botocore.config import Config
+
+    no_checksum = Config(request_checksum_calculation="when_required")
+    bare = boto3.client("s3", region_name=cfg.source_region, config=no_checksum)
+    src, dst = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    for i in range(5):
+        body = f"old object {i}".encode() * 20
+        bare.put_object(Bucket=pairs[0], Key=f"k{i}", Body=body)
+        dst.put_object(Bucket=pairs[1], Key=f"k{i}", Body=body, ChecksumAlgorithm="SHA256")
+    bare.put_object(Bucket=pairs[0], Key="corrupt", Body=b"good bytes")
+    dst.put_object(Bucket=pairs[1], Key="corrupt", Body=b"evil bytes", ChecksumAlgorithm="SHA256")
+    gets = _gets(src, dst)
+    result = validate_bucket.fn(backend, cfg, *pairs, level="full")
+    mism = result.pop("mismatches")
+    mism = mism[mism["kind"] != "encryption"]  # plain buckets: not under the migration key
+    assert list(zip(mism["key"], mism["kind"], strict=True)) == [("corrupt", "different")]
+    assert "sha256 of the source" in mism["detail"].iloc[0]
+    assert gets == {"source": 6, "target": 0}
+    assert (result["streamHashed"], result["streamedOneSide"], result["checksumCompared"]) == (6, 6, 0)
+    assert result["streamedBytes"] == sum(len(f"old object {i}".encode() * 20) for i in range(5)) + 10
+
+
+def test_a_checksum_that_cannot_be_its_algorithm_proves_nothing_and_is_reported(
+    backend: Backend, cfg: MigrationConfig, pairs: tuple[str, str]
+) -> None:
+    """moto 5.2.5 without the AWS CRT stores a 4-byte CRC-32 under the name CRC64NVME: equal such values must
+    not pass for a 64-bit proof. The pair is streamed instead and the backend's gap reported."""
+    from tasks.validate.checksums import Checksum, malformed
+
+    assert malformed(Checksum("CRC64NVME", "SNfwYw==", "FULL_OBJECT")) == (
+        "CRC64NVME values are 4 bytes, not the 8 of that algorithm"
+    )
+    assert malformed(Checksum("CRC32", "SNfwYw==", "FULL_OBJECT")) == ""
+    src, dst = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    src.put_object(Bucket=pairs[0], Key="k", Body=b"same bytes", ChecksumAlgorithm="SHA256")
+    dst.put_object(Bucket=pairs[1], Key="k", Body=b"same bytes", ChecksumAlgorithm="SHA256")
+
+    def fake_crc64(parsed: dict[str, Any], **_: Any) -> None:  # as moto answers a CRC64NVME upload here
+        parsed.pop("ChecksumSHA256", None)
+        parsed["ChecksumCRC64NVME"] = "SNfwYw=="
+
+    for client in (src, dst):
+        client.meta.events.register("after-call.s3.HeadObject", fake_crc64)
+    result = validate_bucket.fn(backend, cfg, *pairs, level="full")
+    assert result["checksumCompared"] == 0 and result["streamHashed"] == 1 and result["different"] == 0
+    assert result["notSupportedByBackend"] == {
+        "checksum CRC64NVME": "CRC64NVME values are 4 bytes, not the 8 of that algorithm"
+    }
