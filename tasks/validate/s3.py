@@ -43,17 +43,31 @@ STREAM_CHUNK = 1 << 20
 DEFAULT_WORKERS = SETTINGS.s3_validate_workers
 
 
-def list_frame(backend: Backend, region: str, bucket: str, etags: bool = False) -> pd.DataFrame:
-    """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000 keys)."""
+def list_frame(
+    backend: Backend,
+    region: str,
+    bucket: str,
+    etags: bool = False,
+    start_after: str | None = None,
+    end: str | None = None,
+) -> pd.DataFrame:
+    """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000
+    keys); with `start_after` (exclusive) / `end` (inclusive), only that key range (a validation partition)."""
     s3 = backend.client("s3", region)
     keys: list[str] = []
     sizes: list[int] = []
     tags: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
+    after = {"StartAfter": start_after} if start_after is not None else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, **after):
+        contents = page.get("Contents", [])
+        for obj in contents:
+            if end is not None and obj["Key"] > end:
+                break
             keys.append(obj["Key"])
             sizes.append(int(obj["Size"]))
             tags.append(obj["ETag"])
+        if end is not None and contents and contents[-1]["Key"] >= end:
+            break
     frame = pd.DataFrame({"key": pd.array(keys, dtype=STRING), "size": np.array(sizes, dtype=np.int64)})
     if etags:
         frame["etag"] = pd.array(tags, dtype=STRING)
@@ -187,9 +201,26 @@ def validate_bucket(
     alias names). Target-only objects this migration did not write (no manifest record of that object) are
     `extra_foreign`: listed, but not a mismatch of the migration (the catch-up deletes only its own). The
     counts are JSON-able; the flow writes `mismatches` with write_mismatches and keeps only the counts.
+    One task for the whole bucket: the flow runs validate_partition per key range instead
+    (tasks/validate/s3_partition.py), which holds one range in memory.
     """
     src = list_frame(backend, cfg.source_region, source_bucket)
     dst = list_frame(backend, cfg.target_region, target_bucket, etags=True)
+    return check_listed(backend, cfg, source_bucket, target_bucket, src, dst, level, workers, kms_key_arn)
+
+
+def check_listed(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    target_bucket: str,
+    src: pd.DataFrame,
+    dst: pd.DataFrame,
+    level: Level,
+    workers: int = DEFAULT_WORKERS,
+    kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """validate_bucket's counts and mismatches for listings `src` / `dst` (a whole bucket or one key range)."""
     mismatches = compare_frames(src, dst, "key", ["size"])
     mismatches = _mark_foreign(backend, cfg, target_bucket, mismatches, dst)
 
