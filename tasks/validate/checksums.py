@@ -154,3 +154,9 @@ def checksum_gap(read_back: Mapping[str, Any], algorithm: str | None) -> str:
         return "a copy came back without any checksum"
     whys = [malformed(c) for c in found.values()]
     return next((w for w in whys if w), "")
+
+
+def needs_streaming(listed: Mapping[str, Any]) -> bool:
+    """Whether full validation will read this source object (a ListObjectsV2 entry): it has no full-object
+    checksum the copy keeps, so its content is proven by streaming it against the target's stored one."""
+    return not listed.get("ChecksumAlgorithm") or listed.get("ChecksumType") == "COMPOSITE"
