@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tasks.report.render import s3_catchup_lines
 from tasks.steps import S3_COPY_WORKERS
 from tasks.validate import dynamodb as validate_ddb
 from tasks.validate import s3 as validate_s3
+from tasks.validate import s3_partition
 from tasks.validate.compare import write_mismatches
 from tasks.validate.invoke import invoke_validator
 
@@ -244,22 +246,19 @@ def run_validation(
     names = resource_names(cfg)
     spill = Path(tempfile.mkdtemp(prefix="validate-"))
     s3_level: validate_s3.Level = "keys" if level == "quick" else "full"
-    bucket_fs = {
-        s: validate_s3.validate_bucket.submit(backend, cfg, s, t, level=s3_level) for s, t in names.buckets.items()
-    }
+    plans = {s: move_s3.plan_partitions.submit(backend, cfg.source_region, s) for s in names.buckets}
     table_fs = {
         s: validate_ddb.validate_table.submit(backend, cfg, s, t, spill_dir=spill) for s, t in names.tables.items()
     }
     frames: dict[str, Any] = {}
-    buckets: list[dict[str, Any]] = []
+    buckets = validate_buckets(backend, cfg, s3_level, plans, frames)
     tables: list[dict[str, Any]] = []
-    for rows, futs in ((buckets, bucket_fs), (tables, table_fs)):
-        for source, fut in futs.items():
-            res = result_of(fut)
-            frame = res.pop("mismatches", None)
-            if frame is not None:
-                frames[source] = frame
-            rows.append({"source": source, **res})
+    for source, fut in table_fs.items():
+        res = result_of(fut)
+        frame = res.pop("mismatches", None)
+        if frame is not None:
+            frames[source] = frame
+        tables.append({"source": source, **res})
     path = write_mismatches(frames, mismatch_path)
     lam = result_of(invoke_validator.submit(backend, cfg)) if invoke_lambda else None
     total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}
@@ -278,6 +277,31 @@ def run_validation(
             "lambda": lam,
         }
     )
+
+
+def validate_buckets(
+    backend: Backend, cfg: MigrationConfig, level: str, plans: dict[str, Any], frames: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every bucket validated range by range (the copy's key ranges) on the flow's task runner; the ranges
+    write their mismatches to the checkpoint table and return counts, read back here once per bucket."""
+    names = resource_names(cfg)
+    run_id = uuid.uuid4().hex[:16]
+    b, c = unmapped(backend), unmapped(cfg)
+    futs: dict[str, list[Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for s, plan in plans.items():
+        ranges = result_of(plan)
+        if isinstance(ranges, dict):  # the listing failed
+            rows[s] = {"source": s, "target": names.buckets[s], "error": ranges["error"]}
+            continue
+        key_ranges = s3_partition.whole_bucket(ranges)
+        futs[s] = list(
+            s3_partition.validate_partition.map(b, c, s, names.buckets[s], key_ranges, run_id, level=unmapped(level))
+        )
+    for s, parts in futs.items():
+        rows[s] = s3_partition.add_counts(s, names.buckets[s], level, [result_of(f) for f in parts])
+        frames[s] = s3_partition.collect_mismatches(backend, cfg, names.buckets[s], run_id)
+    return [rows[s] for s in plans]
 
 
 def _publish_mismatches(cfg: MigrationConfig, frames: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from tasks.aws import Backend, bucket_region, error_code, is_not_found
 from tasks.names import resource_names
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.steps import step
+from tasks.validate.checksums import needs_streaming
 
 
 @dataclass
@@ -279,14 +280,23 @@ def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, owned: bool)
 
 
 def count_bucket(backend: Backend, region: str, bucket: str) -> dict[str, int]:
-    """Objects and bytes in a bucket (current versions), by listing: what a backfill has to look at."""
+    """Objects and bytes in a bucket (current versions), by listing: what a backfill has to look at; and what
+    full validation will stream (objects without a checksum S3 keeps through the copy: checksums.py)."""
     s3 = backend.client("s3", region)
-    objects = size = 0
+    objects = size = streamed = streamed_bytes = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
             objects += 1
             size += int(obj.get("Size", 0))
-    return {"objects": objects, "bytes": size}
+            if needs_streaming(obj):
+                streamed += 1
+                streamed_bytes += int(obj.get("Size", 0))
+    return {
+        "objects": objects,
+        "bytes": size,
+        "validationStreamObjects": streamed,
+        "validationStreamBytes": streamed_bytes,
+    }
 
 
 def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) -> dict[str, Any]:
@@ -355,6 +365,12 @@ def format_plan(p: dict[str, Any]) -> str:
     lines.append("")
     for b in p["buckets"]:
         lines.append(f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])}")
+        if b.get("validationStreamObjects"):  # one side only: the target's checksum is S3's
+            lines.append(
+                f"    full validation streams {b['validationStreamObjects']} source objects without a checksum "
+                f"({_size(b['validationStreamBytes'])} of GETs from {p['sourceRegion']}: inter-region transfer "
+                f"when validation runs in {p['targetRegion']}); the rest is proven by stored checksums"
+            )
     for t in p["tables"]:
         lines.append(
             f"  dynamodb {t['name']} -> {t['target']}: ~{t['items']} items, ~{_size(t['bytes'])} "

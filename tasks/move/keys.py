@@ -16,6 +16,7 @@ zip ships only handler.py and digest.py) and tests/unit/test_names.py checks the
     lock                        sync                     the sync lease (tasks/move/lock.py)
     cutover                     {decided at}             the cutover decision
     validator                   {run id}                 the validator Lambda's result
+    s3check#{target bucket}#{run id}  range#{sha256}#{n}  one validation range's mismatches (CSV chunks)
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def range_pk(target_bucket: str) -> str:
 def range_sk(start_after: str | None, end: str | None) -> str:
     """Sort key of one key range's digest (hashed: two 1,000-byte keys would not fit a sort key)."""
     return "range#" + hashlib.sha256(json.dumps([start_after, end]).encode()).hexdigest()
+
+
+def validation_pk(target_bucket: str, run_id: str) -> str:
+    """Checkpoint partition of one validation run's S3 mismatches (sort key: range_sk + chunk number); the
+    run id keeps runs apart, so a range of another run's plan never mixes in."""
+    return f"s3check#{target_bucket}#{run_id}"
 
 
 def versioning_pk(source_bucket: str) -> str:

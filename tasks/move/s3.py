@@ -87,6 +87,8 @@ def _iter_listing(
                     "size": int(obj["Size"]),
                     "lastModified": obj.get("LastModified"),
                     "storageClass": obj.get("StorageClass"),
+                    "checksumAlgorithm": obj.get("ChecksumAlgorithm"),  # which checksums S3 holds, if any
+                    "checksumType": obj.get("ChecksumType"),
                 },
             )
 
@@ -140,6 +142,8 @@ class _Stats:
     deleted_keys: list[str] = field(default_factory=list)
     foreign_keys: list[str] = field(default_factory=list)
     update_unsupported: str = ""
+    checksummed: int = 0  # copies whose read-back carries a checksum S3 computed
+    checksum_unsupported: str = ""
 
 
 @step("s3-copy", retries=4, run_name="s3-{mode}-{source_bucket}-{key_range[id]}")
@@ -292,6 +296,8 @@ def _finish(stats: _Stats, source_bucket: str, target_bucket: str, mode: str, t0
         "target_only_foreign": stats.target_only_foreign,
         "foreignKeys": stats.foreign_keys[:KEYS_LISTED],
         "updateObjectEncryptionUnsupported": stats.update_unsupported,
+        "checksummed": stats.checksummed,
+        "checksumUnsupported": stats.checksum_unsupported,
         "duration_s": round(time.monotonic() - t0, 3),
     }
     log.info(
@@ -323,6 +329,10 @@ def _account(
         records.append((o.key, {"srcEtag": o.src_etag, "size": o.size, "dstEtag": o.dst_etag}))
     if o.status == "copied":
         stats.copied += 1
+        if o.checksum_gap:
+            stats.checksum_unsupported = stats.checksum_unsupported or o.checksum_gap
+        else:
+            stats.checksummed += 1
         stats.bytes_copied += o.size
         stats.multipart += int(o.multipart)
     elif o.status == "replicated":

@@ -17,7 +17,13 @@ from boto3.s3.transfer import TransferConfig
 
 from tasks.aws import error_code
 from tasks.move.s3_plan import catchup_action, encryption_problem, redirect_args, storage_class_args
-from tasks.validate.s3 import checksum_verdict, object_checksums
+from tasks.validate.checksums import (
+    MULTIPART_COPY_CHECKSUM,
+    checksum_gap,
+    checksum_verdict,
+    copy_algorithm,
+    object_checksums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class Outcome:
     multipart: bool = False
     error: str = ""
     reencrypted: str = ""  # "update" (UpdateObjectEncryption) or "copy" (a copy onto itself under the key)
+    checksum_gap: str = ""  # why the copy's read-back has no checksum S3 computed ('' = it has one)
 
 
 def move_one(ctx: CopyContext, obj: dict[str, Any], dst: dict[str, Any] | None) -> Outcome:
@@ -86,7 +93,7 @@ def move_one(ctx: CopyContext, obj: dict[str, Any], dst: dict[str, Any] | None) 
             held = _already_held(ctx, key, head, replicated=action == "replicated")
             if held is not None:
                 return held
-        return _copy_current(ctx, key, etag, size, storage_class)
+        return _copy_current(ctx, key, etag, size, storage_class, obj)
     except Exception as err:
         return Outcome(key, "failed", error=describe_error(err))
 
@@ -119,30 +126,50 @@ def _already_held(ctx: CopyContext, key: str, src_head: dict[str, Any] | None, r
     return Outcome(key, status, src_head["ETag"], int(src_head["ContentLength"]), dst_etag, reencrypted=method)
 
 
-def _copy_current(ctx: CopyContext, key: str, etag: str, size: int, storage_class: str | None) -> Outcome:
-    """Copy exactly the version with `etag`; if it was overwritten meanwhile, copy the new current one."""
+def _copy_current(
+    ctx: CopyContext, key: str, etag: str, size: int, storage_class: str | None, listed: dict[str, Any]
+) -> Outcome:
+    """Copy exactly the version with `etag`; if it was overwritten meanwhile, copy the new current one.
+
+    Every copy leaves the target a checksum S3 computed (tasks/validate/checksums.py copy_algorithm): the
+    source's own full-object one where it has it, else the one asked for; the read-back says if it did not.
+    """
     for _ in range(_CHANGE_RETRIES):
         try:
-            if size >= ctx.threshold:
-                return Outcome(key, "copied", etag, size, _managed_copy(ctx, key, etag), multipart=True)
-            return Outcome(key, "copied", etag, size, _simple_copy(ctx, key, etag, storage_class))
+            multipart = size >= ctx.threshold
+            algo = copy_algorithm(listed, multipart)
+            if multipart:
+                out = _managed_copy(ctx, key, etag, checksum=algo)
+            else:
+                out = _simple_copy(ctx, key, etag, storage_class, checksum=algo)
+            gap = checksum_gap(out, algo)
+            return Outcome(key, "copied", etag, size, str(out["ETag"]), multipart=multipart, checksum_gap=gap)
         except Exception as err:
             code = chained_error_code(err)
             if code in _VANISHED:
                 return Outcome(key, "vanished")
             if code not in PRECONDITION_FAILED:
                 raise
-        head = head_or_none(ctx.src, ctx.source_bucket, key)
+        head = head_or_none(ctx.src, ctx.source_bucket, key, checksums=True)
         if head is None:
             return Outcome(key, "vanished")
         etag, size = head["ETag"], int(head["ContentLength"])
         storage_class = head.get("StorageClass", storage_class)
+        listed = {"checksumAlgorithm": list(object_checksums(head)), "checksumType": head.get("ChecksumType")}
     return Outcome(key, "failed", error=f"source changed during {_CHANGE_RETRIES} copy attempts")
 
 
-def _simple_copy(ctx: CopyContext, key: str, etag: str, storage_class: str | None, src_bucket: str = "") -> str:
-    """CopyObject keeps metadata, content headers and tags itself (COPY directives); returns target ETag.
-    From the source bucket, or (src_bucket = the target) onto itself to re-encrypt."""
+def _simple_copy(
+    ctx: CopyContext,
+    key: str,
+    etag: str,
+    storage_class: str | None,
+    src_bucket: str = "",
+    checksum: str | None = None,
+) -> dict[str, Any]:
+    """CopyObject keeps metadata, content headers and tags itself (COPY directives); returns the
+    CopyObjectResult (ETag, checksums). From the source bucket, or (src_bucket = the target) onto itself to
+    re-encrypt. `checksum`: the ChecksumAlgorithm to ask for (None keeps the source's)."""
     resp = ctx.dst.copy_object(
         Bucket=ctx.target_bucket,
         Key=key,
@@ -154,12 +181,15 @@ def _simple_copy(ctx: CopyContext, key: str, etag: str, storage_class: str | Non
         SSEKMSKeyId=ctx.kms_key_arn,
         BucketKeyEnabled=True,
         **storage_class_args(storage_class),
+        **({"ChecksumAlgorithm": checksum} if checksum else {}),
     )
-    return str(resp["CopyObjectResult"]["ETag"])
+    return dict(resp["CopyObjectResult"])
 
 
-def _managed_copy(ctx: CopyContext, key: str, etag: str, src: Any = None, src_bucket: str = "") -> str:
-    """Multipart copy through s3transfer, pinned to `etag`; returns the target ETag.
+def _managed_copy(
+    ctx: CopyContext, key: str, etag: str, src: Any = None, src_bucket: str = "", checksum: str | None = None
+) -> dict[str, Any]:
+    """Multipart copy through s3transfer, pinned to `etag`; returns the new object's HEAD (ETag, checksums).
 
     s3transfer >= 0.19.1 gives the multipart copy CopyObject's directives: it carries the source's metadata and
     content headers from its own HeadObject, and under TaggingDirective COPY reads the source's tags
@@ -180,6 +210,7 @@ def _managed_copy(ctx: CopyContext, key: str, etag: str, src: Any = None, src_bu
         "TaggingDirective": "COPY",
         "ServerSideEncryption": "aws:kms",
         "SSEKMSKeyId": ctx.kms_key_arn,
+        **({"ChecksumAlgorithm": checksum} if checksum else {}),
     }
     ctx.dst.copy(
         CopySource={"Bucket": src_bucket, "Key": key},
@@ -189,13 +220,13 @@ def _managed_copy(ctx: CopyContext, key: str, etag: str, src: Any = None, src_bu
         SourceClient=src,
         Config=ctx.transfer,
     )
-    out = ctx.dst.head_object(Bucket=ctx.target_bucket, Key=key)
+    out = ctx.dst.head_object(Bucket=ctx.target_bucket, Key=key, ChecksumMode=_ENABLED)
     want_tags = int(head.get("TagCount") or 0)
     if src_bucket == ctx.target_bucket and want_tags and int(out.get("TagCount") or 0) != want_tags:
         version = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
         tags = src.get_object_tagging(Bucket=src_bucket, Key=key, **version)["TagSet"]
         ctx.dst.put_object_tagging(Bucket=ctx.target_bucket, Key=key, Tagging={"TagSet": tags})
-    return str(out["ETag"])
+    return dict(out)
 
 
 def head_or_none(s3: Any, bucket: str, key: str, checksums: bool = False) -> dict[str, Any] | None:
@@ -278,8 +309,12 @@ def _self_copy(ctx: CopyContext, key: str, head: dict[str, Any]) -> str:
     If-Match and put older content back on top of a newer version or a delete marker that replication
     delivered in between; unpinned, S3 answers 412 and the next pass decides again."""
     if int(head["ContentLength"]) >= ctx.threshold:
-        return _managed_copy(ctx, key, str(head["ETag"]), src=ctx.dst, src_bucket=ctx.target_bucket)
-    return _simple_copy(ctx, key, str(head["ETag"]), head.get("StorageClass"), src_bucket=ctx.target_bucket)
+        out = _managed_copy(
+            ctx, key, str(head["ETag"]), src=ctx.dst, src_bucket=ctx.target_bucket, checksum=MULTIPART_COPY_CHECKSUM
+        )
+    else:
+        out = _simple_copy(ctx, key, str(head["ETag"]), head.get("StorageClass"), src_bucket=ctx.target_bucket)
+    return str(out["ETag"])
 
 
 def update_support(ctx: CopyContext, probe: bool = False) -> str | None:

@@ -76,6 +76,9 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
             copy_onto_itself=summary.reencrypted_copy,
             update_unsupported=why,
         )
+    no_checksum = next((str(p["checksumUnsupported"]) for p in parts if p.get("checksumUnsupported")), "")
+    if no_checksum:  # measured on the copies' read-backs (tasks/validate/checksums.py checksum_gap)
+        summary.not_supported = {"copyChecksum": no_checksum}
     return summary.dump()
 
 

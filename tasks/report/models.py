@@ -79,6 +79,7 @@ class CopySummary(Declared):
     deleted_keys: list[str] = Field([], alias="deletedKeys")
     foreign_keys: list[str] = Field([], alias="foreignKeys")
     reencryption: Reencryption | None = None
+    not_supported: dict[str, str] | None = Field(None, alias="notSupportedByBackend")
     error: str | None = None
 
 

@@ -215,11 +215,16 @@ def backend_gaps(report: Mapping[str, Any] | Report) -> list[str]:
             gaps += _gap_lines(
                 b.replication.name or b.replication.bucket or b.replication.alias or "?", b.replication.not_supported
             )
+    # Copies whose read-back had no checksum S3 computed (validation then streams those objects).
+    for b in res.s3_buckets:
+        for summary in (b.backfill, b.catch_up):
+            lines = _gap_lines(b.name or "?", summary.not_supported if summary else None)
+            gaps += [line for line in lines if line not in gaps]
     # What a table's backfill or validation had to work around (a segmented-scan fallback).
     for t in res.dynamodb_tables:
         gaps += _gap_lines(t.name or "?", t.backfill.not_supported if t.backfill else None)
     names = {t.source: t.name for t in res.dynamodb_tables}
-    for v in rep.validation.tables if rep.validation else []:
+    for v in [*rep.validation.buckets, *rep.validation.tables] if rep.validation else []:
         gaps += _gap_lines(f"{names.get(v.source) or v.source} (validation)", v.not_supported)
     return gaps
 

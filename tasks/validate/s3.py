@@ -9,7 +9,6 @@ sizes come from the listings; contents are checked only for keys present on both
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,26 +26,48 @@ from tasks.move.s3_plan import encryption_problem, split_target_only
 from tasks.names import resource_names
 from tasks.provision.kms import find_key_arn
 from tasks.steps import step
+from tasks.validate.checksums import (
+    Checksum,
+    checksum_verdict,
+    hasher,
+    object_checksums,
+    one_side_plan,
+    usable_checksums,
+)
 from tasks.validate.compare import KIND_DTYPE, STRING, compare_frames, empty_mismatches
 
+__all__ = ["Checksum", "checksum_verdict", "object_checksums"]  # their home is tasks/validate/checksums.py
+
 Level = Literal["keys", "full"]
-CHECKSUM_ALGORITHMS = ("CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256")
 STREAM_CHUNK = 1 << 20
 DEFAULT_WORKERS = SETTINGS.s3_validate_workers
-_COMPOSITE = re.compile(r"-\d+$")
 
 
-def list_frame(backend: Backend, region: str, bucket: str, etags: bool = False) -> pd.DataFrame:
-    """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000 keys)."""
+def list_frame(
+    backend: Backend,
+    region: str,
+    bucket: str,
+    etags: bool = False,
+    start_after: str | None = None,
+    end: str | None = None,
+) -> pd.DataFrame:
+    """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000
+    keys); with `start_after` (exclusive) / `end` (inclusive), only that key range (a validation partition)."""
     s3 = backend.client("s3", region)
     keys: list[str] = []
     sizes: list[int] = []
     tags: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
+    after = {"StartAfter": start_after} if start_after is not None else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, **after):
+        contents = page.get("Contents", [])
+        for obj in contents:
+            if end is not None and obj["Key"] > end:
+                break
             keys.append(obj["Key"])
             sizes.append(int(obj["Size"]))
             tags.append(obj["ETag"])
+        if end is not None and contents and contents[-1]["Key"] >= end:
+            break
     frame = pd.DataFrame({"key": pd.array(keys, dtype=STRING), "size": np.array(sizes, dtype=np.int64)})
     if etags:
         frame["etag"] = pd.array(tags, dtype=STRING)
@@ -82,45 +103,18 @@ def stream_sha256(s3: Any, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class Checksum:
-    """One S3-stored checksum of an object."""
-
-    algorithm: str
-    value: str
-    type: str  # FULL_OBJECT or COMPOSITE
-
-
-def object_checksums(head: dict[str, Any]) -> dict[str, Checksum]:
-    """The checksums a head_object (ChecksumMode=ENABLED) response carries, by algorithm.
-
-    ChecksumType is not always returned (older objects, emulators): a value ending in "-<parts>" is a
-    checksum of part checksums (COMPOSITE), anything else covers the whole object.
-    """
-    out: dict[str, Checksum] = {}
-    for algo in CHECKSUM_ALGORITHMS:
-        value = head.get(f"Checksum{algo}")
-        if value:
-            kind = head.get("ChecksumType") or ("COMPOSITE" if _COMPOSITE.search(value) else "FULL_OBJECT")
-            out[algo] = Checksum(algo, value, kind)
-    return out
-
-
-def checksum_verdict(src: dict[str, Checksum], dst: dict[str, Checksum]) -> tuple[bool | None, str]:
-    """(same?, how) from stored checksums alone; same is None when they cannot decide (then stream).
-
-    Equal full-object checksums of one algorithm prove equal content and unequal ones prove a difference.
-    Composite checksums depend on the part layout, so only their equality is conclusive.
-    """
-    for algo in CHECKSUM_ALGORITHMS:
-        a, b = src.get(algo), dst.get(algo)
-        if a is None or b is None or a.type != b.type:
-            continue
-        if a.type == "FULL_OBJECT":
-            return a.value == b.value, f"checksum {algo}"
-        if a.value == b.value:
-            return True, f"checksum {algo} (composite)"
-    return None, ""
+def stream_checksum(s3: Any, bucket: str, key: str, algorithm: str) -> tuple[str, int]:
+    """(the object's `algorithm` checksum in S3's base64 form, bytes read), streamed in 1 MiB chunks."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    digest = hasher(algorithm)
+    read = 0
+    try:
+        for chunk in body.iter_chunks(STREAM_CHUNK):
+            digest.update(chunk)
+            read += len(chunk)
+    finally:
+        body.close()
+    return str(digest.b64digest()), read
 
 
 @dataclass(frozen=True)
@@ -129,9 +123,11 @@ class ContentResult:
 
     key: str
     same: bool
-    method: str  # "checksum CRC32", "sha256 (streamed)", ...
+    method: str  # "checksum CRC32", "SHA256 (source streamed)", "sha256 (streamed)", ...
     detail: str = ""
     encryption: str = ""  # what is wrong with the target object's encryption ('' = under the migration key)
+    streamed_bytes: int = 0  # bytes read to decide (0 when stored checksums decided)
+    gaps: tuple[tuple[str, str], ...] = ()  # stored checksums that cannot be what they claim
 
 
 def compare_contents(
@@ -144,25 +140,39 @@ def compare_contents(
 ) -> list[ContentResult]:
     """Compare the contents of `keys` between (region, bucket) pairs with a bounded thread pool.
 
+    Stored checksums decide where both sides have one of the same algorithm and type; else the side that
+    lacks a full-object checksum is streamed and hashed with the other side's algorithm (half the bytes of
+    streaming both); only where neither side has one this client can compute are both streamed (SHA-256).
     With `kms_key`, each target object's encryption is checked too, from the HEAD the comparison makes anyway.
     """
     src_s3 = backend.client("s3", source[0])
     dst_s3 = backend.client("s3", target[0])
+    sides = {"source": (src_s3, source[1]), "target": (dst_s3, target[1])}
 
     def one(key: str) -> ContentResult:
         try:
             head_src = src_s3.head_object(Bucket=source[1], Key=key, ChecksumMode="ENABLED")
             head_dst = dst_s3.head_object(Bucket=target[1], Key=key, ChecksumMode="ENABLED")
             encryption = encryption_problem(head_dst, kms_key) if kms_key is not None else ""
-            same, how = checksum_verdict(object_checksums(head_src), object_checksums(head_dst))
-            if same is None:
-                a = stream_sha256(src_s3, source[1], key)
-                b = stream_sha256(dst_s3, target[1], key)
-                same, how = a == b, "sha256 (streamed)"
-                detail = "" if same else f"content: sha256 {a[:16]}... != {b[:16]}..."
-            else:
+            src_cs, src_bad = usable_checksums(head_src)
+            dst_cs, dst_bad = usable_checksums(head_dst)
+            gaps = tuple(sorted({**src_bad, **dst_bad}.items()))
+            same, how = checksum_verdict(src_cs, dst_cs)
+            if same is not None:
                 detail = "" if same else f"content: {how} differs"
-            return ContentResult(key, same, how, detail, encryption)
+                return ContentResult(key, same, how, detail, encryption, gaps=gaps)
+            plan = one_side_plan(src_cs, dst_cs)
+            if plan is not None:
+                side, stored = plan
+                got, read = stream_checksum(*sides[side], key, stored.algorithm)
+                other = "target" if side == "source" else "source"
+                same, how = got == stored.value, f"{stored.algorithm} ({side} streamed)"
+                detail = f"content: {stored.algorithm.lower()} of the {side} {got} != the {other}'s {stored.value}"
+                return ContentResult(key, same, how, "" if same else detail, encryption, read, gaps)
+            a, read_a = stream_checksum(src_s3, source[1], key, "SHA256")
+            b, read_b = stream_checksum(dst_s3, target[1], key, "SHA256")
+            detail = "" if a == b else f"content: sha256 {a[:16]}... != {b[:16]}..."
+            return ContentResult(key, a == b, "sha256 (streamed)", detail, encryption, read_a + read_b, gaps)
         except Exception as err:
             if not is_not_found(err):
                 raise
@@ -191,9 +201,26 @@ def validate_bucket(
     alias names). Target-only objects this migration did not write (no manifest record of that object) are
     `extra_foreign`: listed, but not a mismatch of the migration (the catch-up deletes only its own). The
     counts are JSON-able; the flow writes `mismatches` with write_mismatches and keeps only the counts.
+    One task for the whole bucket: the flow runs validate_partition per key range instead
+    (tasks/validate/s3_partition.py), which holds one range in memory.
     """
     src = list_frame(backend, cfg.source_region, source_bucket)
     dst = list_frame(backend, cfg.target_region, target_bucket, etags=True)
+    return check_listed(backend, cfg, source_bucket, target_bucket, src, dst, level, workers, kms_key_arn)
+
+
+def check_listed(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    target_bucket: str,
+    src: pd.DataFrame,
+    dst: pd.DataFrame,
+    level: Level,
+    workers: int = DEFAULT_WORKERS,
+    kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """validate_bucket's counts and mismatches for listings `src` / `dst` (a whole bucket or one key range)."""
     mismatches = compare_frames(src, dst, "key", ["size"])
     mismatches = _mark_foreign(backend, cfg, target_bucket, mismatches, dst)
 
@@ -226,7 +253,6 @@ def validate_bucket(
     if mismatches.empty:
         mismatches = empty_mismatches("key")
     kinds = mismatches["kind"].value_counts()
-    methods = pd.Series([r.method for r in results], dtype=object)
     return {
         "source": source_bucket,
         "target": target_bucket,
@@ -241,10 +267,25 @@ def validate_bucket(
         "encryption": int(kinds.get("encryption", 0)),
         "foreign": int(kinds.get("extra_foreign", 0)),
         "checked": len(results),
-        "checksumCompared": int(methods.str.startswith("checksum").sum()) if len(methods) else 0,
-        "streamHashed": int((methods == "sha256 (streamed)").sum()) if len(methods) else 0,
+        **content_counts(results),
         "mismatches": mismatches,
     }
+
+
+def content_counts(results: list[ContentResult]) -> dict[str, Any]:
+    """How the contents were proven: by stored checksums alone, by streaming one side, by streaming both."""
+    one_side = sum(1 for r in results if r.method.endswith(("(source streamed)", "(target streamed)")))
+    both = sum(1 for r in results if r.method == "sha256 (streamed)")
+    out: dict[str, Any] = {
+        "checksumCompared": sum(1 for r in results if r.method.startswith("checksum")),
+        "streamHashed": one_side + both,  # objects whose content was read at all
+        "streamedOneSide": one_side,
+        "streamedBytes": sum(r.streamed_bytes for r in results),
+    }
+    gaps = {f"checksum {algo}": why for r in results for algo, why in r.gaps}
+    if gaps:
+        out["notSupportedByBackend"] = gaps
+    return out
 
 
 def migration_key(backend: Backend, cfg: MigrationConfig) -> str:

@@ -261,3 +261,18 @@ def test_a_bare_500_from_a_stream_reader_lister_is_unchecked_not_unsupported() -
     assert out == {"notSupportedByBackend": [], "unchecked": ["pipes: 500"]}
     preflight._unchecked(out, "pipes", ClientError({"Error": {"Code": "NotImplemented"}}, "ListPipes"))
     assert out["notSupportedByBackend"] == ["pipes: NotImplemented"]
+
+
+def test_plan_prices_what_full_validation_will_stream(backend: Backend, cfg: MigrationConfig) -> None:
+    """Objects with a checksum S3 keeps through the copy are proven from stored checksums; the plan names the
+    ones without (streamed from the source region, one side only) and their bytes."""
+    import boto3
+    from botocore.config import Config
+
+    make_sources(backend, cfg)  # boto3's puts: each carries its CRC32
+    bare = boto3.client("s3", region_name="us-east-1", config=Config(request_checksum_calculation="when_required"))
+    bare.put_object(Bucket="analytics-raw-data", Key="old/no-checksum", Body=b"x" * 1000)
+    p = plan(backend, cfg, check.fn(backend, cfg))
+    raw = next(b for b in p["buckets"] if b["name"] == "analytics-raw-data")
+    assert (raw["validationStreamObjects"], raw["validationStreamBytes"]) == (1, 1000)
+    assert "full validation streams 1 source objects without a checksum" in format_plan(p)

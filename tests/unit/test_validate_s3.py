@@ -166,3 +166,152 @@ def test_full_lists_every_object_not_under_the_migration_key(
     assert "AES256" in rows["detail"].iloc[0] and other in rows["detail"].iloc[1]
     assert result["encryption"] == 2 and result["different"] == 3  # contents still equal: not "different"
     assert "data/003.txt" not in set(mism.loc[mism["kind"] == "different", "key"])
+
+
+def _gets(*clients: Any) -> dict[str, int]:
+    """GetObject calls per client role, counted through botocore's event hooks."""
+    counts = {"source": 0, "target": 0}
+    for role, client in zip(counts, clients, strict=True):
+
+        def hook(role: str = role, **_: Any) -> None:
+            counts[role] += 1
+
+        client.meta.events.register("before-call.s3.GetObject", hook)
+    return counts
+
+
+@pytest.fixture
+def pairs(backend: Backend, cfg: MigrationConfig) -> tuple[str, str]:
+    """Plain buckets (no KMS) for content checks: source in us-east-1, target in eu-west-1."""
+    target = cfg.target_name(SRC)
+    backend.client("s3", cfg.source_region).create_bucket(Bucket=SRC)
+    backend.client("s3", cfg.target_region).create_bucket(
+        Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.target_region}
+    )
+    return SRC, target
+
+
+def test_stored_checksums_prove_content_without_reading_it(
+    backend: Backend, cfg: MigrationConfig, pairs: tuple[str, str]
+) -> None:
+    src, dst = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    for i in range(6):
+        body = f"same {i}".encode() * 10
+        src.put_object(Bucket=pairs[0], Key=f"k{i}", Body=body, ChecksumAlgorithm="SHA256")
+        dst.put_object(Bucket=pairs[1], Key=f"k{i}", Body=body, ChecksumAlgorithm="SHA256")
+    gets = _gets(src, dst)
+    result = validate_bucket.fn(backend, cfg, *pairs, level="full")
+    assert gets == {"source": 0, "target": 0}
+    assert (result["checksumCompared"], result["streamHashed"], result["streamedBytes"]) == (6, 0, 0)
+    assert result["different"] == 0
+
+
+def test_source_without_checksum_is_streamed_alone_against_the_targets_stored_one(
+    backend: Backend, cfg: MigrationConfig, pairs: tuple[str, str]
+) -> None:
+    """Half the bytes of streaming both: the source is hashed with the target's algorithm (the SHA-256 our
+    copy asks for), compared with the target's stored value; a corrupted target (same size, other bytes,
+    written with its own checksum) is `different`."""
+    import boto3
+    from botocore.config import Config
+
+    no_checksum = Config(request_checksum_calculation="when_required")
+    bare = boto3.client("s3", region_name=cfg.source_region, config=no_checksum)
+    src, dst = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    for i in range(5):
+        body = f"old object {i}".encode() * 20
+        bare.put_object(Bucket=pairs[0], Key=f"k{i}", Body=body)
+        dst.put_object(Bucket=pairs[1], Key=f"k{i}", Body=body, ChecksumAlgorithm="SHA256")
+    bare.put_object(Bucket=pairs[0], Key="corrupt", Body=b"good bytes")
+    dst.put_object(Bucket=pairs[1], Key="corrupt", Body=b"evil bytes", ChecksumAlgorithm="SHA256")
+    gets = _gets(src, dst)
+    result = validate_bucket.fn(backend, cfg, *pairs, level="full")
+    mism = result.pop("mismatches")
+    mism = mism[mism["kind"] != "encryption"]  # plain buckets: not under the migration key
+    assert list(zip(mism["key"], mism["kind"], strict=True)) == [("corrupt", "different")]
+    assert "sha256 of the source" in mism["detail"].iloc[0]
+    assert gets == {"source": 6, "target": 0}
+    assert (result["streamHashed"], result["streamedOneSide"], result["checksumCompared"]) == (6, 6, 0)
+    assert result["streamedBytes"] == sum(len(f"old object {i}".encode() * 20) for i in range(5)) + 10
+
+
+def test_a_checksum_that_cannot_be_its_algorithm_proves_nothing_and_is_reported(
+    backend: Backend, cfg: MigrationConfig, pairs: tuple[str, str]
+) -> None:
+    """moto 5.2.5 without the AWS CRT stores a 4-byte CRC-32 under the name CRC64NVME: equal such values must
+    not pass for a 64-bit proof. The pair is streamed instead and the backend's gap reported."""
+    from tasks.validate.checksums import Checksum, malformed
+
+    assert malformed(Checksum("CRC64NVME", "SNfwYw==", "FULL_OBJECT")) == (
+        "CRC64NVME values are 4 bytes, not the 8 of that algorithm"
+    )
+    assert malformed(Checksum("CRC32", "SNfwYw==", "FULL_OBJECT")) == ""
+    src, dst = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    src.put_object(Bucket=pairs[0], Key="k", Body=b"same bytes", ChecksumAlgorithm="SHA256")
+    dst.put_object(Bucket=pairs[1], Key="k", Body=b"same bytes", ChecksumAlgorithm="SHA256")
+
+    def fake_crc64(parsed: dict[str, Any], **_: Any) -> None:  # as moto answers a CRC64NVME upload here
+        parsed.pop("ChecksumSHA256", None)
+        parsed["ChecksumCRC64NVME"] = "SNfwYw=="
+
+    for client in (src, dst):
+        client.meta.events.register("after-call.s3.HeadObject", fake_crc64)
+    result = validate_bucket.fn(backend, cfg, *pairs, level="full")
+    assert result["checksumCompared"] == 0 and result["streamHashed"] == 1 and result["different"] == 0
+    assert result["notSupportedByBackend"] == {
+        "checksum CRC64NVME": "CRC64NVME values are 4 bytes, not the 8 of that algorithm"
+    }
+
+
+def test_partitioned_validation_gives_the_whole_bucket_counts_in_bounded_tasks(
+    backend: Backend, cfg: MigrationConfig, buckets: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow's path: the copy's key ranges, one validate_partition each, mismatches written to the
+    checkpoint table where found and read back once; same counts and rows as one whole-bucket task, and no
+    task lists more than its range."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    from tasks.move.checkpoints import ensure_checkpoint_table
+    from tasks.move.s3 import plan_partitions
+    from tasks.validate import s3_partition
+
+    source, target = buckets
+    dst = backend.client("s3", cfg.target_region)
+
+    moto_s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # seeded through moto's backend: 20x faster than puts
+    for i in range(600):
+        body = f"bulk {i}".encode()
+        moto_s3.put_object(source, f"bulk/{i:05d}", body)
+        moto_s3.put_object(target, f"bulk/{i:05d}", b"X" + body[1:] if i % 200 == 7 else body)
+    dst.put_object(Bucket=target, Key="zzz-after-the-last-source-key", Body=b"stray")
+    ensure_checkpoint_table.fn(backend, cfg.target_region, resource_names(cfg).checkpoint_table, cfg.tags(), None)
+
+    whole = validate_bucket.fn(backend, cfg, source, target, level="full")
+    whole_rows = whole.pop("mismatches")
+
+    listed: list[int] = []
+    real_list = s3_partition.list_frame
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        frame = real_list(*args, **kwargs)
+        listed.append(len(frame))
+        return frame
+
+    monkeypatch.setattr(s3_partition, "list_frame", spy)
+    ranges = s3_partition.whole_bucket(plan_partitions.fn(backend, cfg.source_region, source, 100))
+    assert len(ranges) == 7
+    parts = [s3_partition.validate_partition.fn(backend, cfg, source, target, r, "run1") for r in ranges]
+    assert all("mismatches" not in p for p in parts)  # only counts come back
+    row = s3_partition.add_counts(source, target, "full", parts)
+    rows = s3_partition.collect_mismatches.fn(backend, cfg, target, "run1")
+
+    assert max(listed) <= 101  # one range (plus a target-only key), never the bucket's 626
+    for key in s3_partition.COUNTS:
+        assert row[key] == whole[key], key
+    # The 3 corrupted bulk objects and the 3 seeded differences; target-only objects without a manifest record.
+    assert row["different"] == 3 + 3 and row["foreign"] == 2
+    pd_rows = rows[["key", "kind", "detail"]].astype(str).values.tolist()
+    assert pd_rows == whole_rows[["key", "kind", "detail"]].astype(str).values.tolist()
+    # Read back once, then gone from the checkpoint table.
+    assert s3_partition.collect_mismatches.fn(backend, cfg, target, "run1").empty

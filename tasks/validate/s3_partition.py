@@ -1,0 +1,130 @@
+"""S3 validation by key range: one task per range (the copy's partitions), so a task holds one range's
+listings, never a whole bucket's. Each range's mismatches are written where they are found, to the checkpoint
+table (target region, encrypted under the migration key, reachable from every task runner's machine: a local
+path is not, across Dask workers), and only counts come back to the flow, which adds them up
+(add_counts) and reads the mismatches back once for the CSV (collect_mismatches)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pandas as pd
+
+from config.model import MigrationConfig
+from tasks.aws import Backend
+from tasks.move.checkpoints import CheckpointStore
+from tasks.move.keys import range_sk, validation_pk
+from tasks.names import resource_names
+from tasks.steps import step
+from tasks.validate.compare import KIND_DTYPE, STRING, empty_mismatches
+from tasks.validate.s3 import DEFAULT_WORKERS, Level, check_listed, list_frame
+
+# CSV characters per checkpoint record: a DynamoDB item is at most 400 KB, keys and attribute names included.
+CHUNK_CHARS = 300_000
+COUNTS = (
+    "sourceObjects",
+    "targetObjects",
+    "bytesSource",
+    "bytesTarget",
+    "missing",
+    "extra",
+    "different",
+    "encryption",
+    "foreign",
+    "checked",
+    "checksumCompared",
+    "streamHashed",
+    "streamedOneSide",
+    "streamedBytes",
+)
+
+
+def whole_bucket(ranges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ranges to validate: the plan's, or one open range (an empty source can still have target objects)."""
+    return ranges or [{"id": "p00000", "start_after": None, "end": None}]
+
+
+@step("validate-s3-range", retries=2, run_name="validate-{source_bucket}-{key_range[id]}")
+def validate_partition(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    target_bucket: str,
+    key_range: dict[str, Any],
+    run_id: str,
+    level: Level = "full",
+    workers: int = DEFAULT_WORKERS,
+    kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """validate_bucket's counts for the keys start_after < key <= end; its mismatches go to the checkpoint
+    table under (validation_pk(target, run_id), range sk). A retry rewrites the same records."""
+    start_after, end = key_range.get("start_after"), key_range.get("end")
+    src = list_frame(backend, cfg.source_region, source_bucket, start_after=start_after, end=end)
+    dst = list_frame(backend, cfg.target_region, target_bucket, etags=True, start_after=start_after, end=end)
+    out = check_listed(backend, cfg, source_bucket, target_bucket, src, dst, level, workers, kms_key_arn)
+    frame: pd.DataFrame = out.pop("mismatches")
+    store = CheckpointStore(backend, cfg.target_region, resource_names(cfg).checkpoint_table)
+    write_mismatch_chunks(store, validation_pk(target_bucket, run_id), range_sk(start_after, end), frame)
+    out["partition"] = str(key_range.get("id", ""))
+    return out
+
+
+def mismatch_chunks(frame: pd.DataFrame) -> list[str]:
+    """The mismatch rows [key, kind, detail] as CSV texts of at most about CHUNK_CHARS characters each."""
+    chunks: list[str] = []
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for key, kind, detail in zip(frame["key"], frame["kind"], frame["detail"], strict=True):
+        writer.writerow([key, kind, "" if pd.isna(detail) else detail])
+        if buf.tell() >= CHUNK_CHARS:
+            chunks.append(buf.getvalue())
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        chunks.append(buf.getvalue())
+    return chunks
+
+
+def write_mismatch_chunks(store: CheckpointStore, pk: str, sk: str, frame: pd.DataFrame) -> None:
+    """Put a range's mismatch chunks (sk#00000, ...) and drop any left over by an earlier attempt of it."""
+    chunks = mismatch_chunks(frame)
+    store.put_many(pk, [(f"{sk}#{i:05d}", {"rows": text}) for i, text in enumerate(chunks)])
+    for old_sk, _ in store.query(pk, sk_prefix=f"{sk}#"):
+        if int(old_sk.rsplit("#", 1)[1]) >= len(chunks):
+            store.delete(pk, old_sk)
+
+
+@step("collect-s3-mismatches", retries=2, run_name="collect-mismatches-{target_bucket}")
+def collect_mismatches(backend: Backend, cfg: MigrationConfig, target_bucket: str, run_id: str) -> pd.DataFrame:
+    """Every mismatch the run's ranges wrote, as one frame [key, kind, detail] sorted by key; then removed
+    from the checkpoint table (the CSV next to the report holds them). Memory: the mismatches, not the keys."""
+    store = CheckpointStore(backend, cfg.target_region, resource_names(cfg).checkpoint_table)
+    pk = validation_pk(target_bucket, run_id)
+    rows = [row for _, rec in store.query(pk) for row in csv.reader(io.StringIO(rec["rows"]))]
+    store.delete_pk(pk)
+    if not rows:
+        return empty_mismatches("key")
+    frame = pd.DataFrame(
+        {
+            "key": pd.array([r[0] for r in rows], dtype=STRING),
+            "kind": pd.Series([r[1] for r in rows]).astype(KIND_DTYPE),
+            "detail": pd.array([r[2] for r in rows], dtype=STRING),
+        }
+    )
+    return frame.sort_values(["key", "kind"], kind="stable", ignore_index=True)
+
+
+def add_counts(source: str, target: str, level: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One bucket's validation row from its ranges' counts (a range that failed for good: `error`)."""
+    out: dict[str, Any] = {"source": source, "target": target, "level": level}
+    out.update({k: sum(int(p.get(k, 0) or 0) for p in parts) for k in COUNTS})
+    gaps = {k: v for p in parts for k, v in (p.get("notSupportedByBackend") or {}).items()}
+    if gaps:
+        out["notSupportedByBackend"] = gaps
+    errors = [str(p["error"]) for p in parts if p.get("error")]
+    if errors:
+        out["error"] = f"{len(errors)} of {len(parts)} key ranges failed: {errors[0]}"
+    out["partitions"] = len(parts)
+    return out
