@@ -31,6 +31,7 @@ from tasks.errors import UserError
 quiet_prefect_defaults()  # flows/__init__.py did already, unless this file was loaded on its own
 
 from prefect import Flow, flow  # noqa: E402
+from prefect.settings import get_current_settings  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tasks import alerts  # noqa: E402
@@ -103,6 +104,11 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     problem = runner_problem(args.task_runner, args.dask_workers, args.dask_address)
     if problem:
         raise UserError(problem)
+    if args.task_runner == "dask" and not get_current_settings().api.url:
+        # Each Dask worker would start a temporary Prefect server of its own, and every task run fail to reach it.
+        raise UserError(
+            "--task-runner dask needs a Prefect server its workers reach: set PREFECT_API_URL (e.g. `make server`)"
+        )
     return RunOptions(
         config_path=args.config,
         config_block=args.config_block,
