@@ -1,6 +1,7 @@
 """End to end on Dask: the real CLI with `--task-runner dask` (a LocalCluster of 2 worker processes) migrates to GO;
 a run whose Dask worker is killed (SIGKILL) in the middle of the backfill still ends GO, nothing lost or duplicated;
-and a step that fails inside a Dask worker process still sends its alert."""
+and a step that fails inside a Dask worker process still sends its alert. The runs share one moto server and the
+session's Prefect server (a Dask worker must reach a Prefect API: a temporary server per process cannot serve)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from typing import Any
 import boto3
 import psutil
 import pytest
+from prefect import flow
 
+from config.options import RunOptions
+from tasks.steps import step
 from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -217,7 +221,7 @@ def test_a_dask_worker_killed_mid_backfill_still_ends_go_with_nothing_lost_or_tw
     assert result["validation"]["mismatches"] == {"missing": 0, "extra": 0, "different": 0, "encryption": 0}
     _check_target(source, "d2")
     backfill = result["resources"]["s3Buckets"][0]["backfill"]
-    keys, versions = _listing(source, target_bucket)
+    _, versions = _listing(source, target_bucket)
     recopied = sum(n - 1 for n in versions.values())
     # A task the dead worker held ran again: what it had recorded is skipped, a copy made again (a new version of the
     # same content, not a duplicate) is counted as copied.
@@ -226,3 +230,44 @@ def test_a_dask_worker_killed_mid_backfill_still_ends_go_with_nothing_lost_or_tw
     assert backfill["copied"] + backfill["skipped"] == OBJECTS
     assert recopied <= backfill["copied"]
     print(f"killed worker {killed} at {copied_at_kill} objects; report {backfill}; {recopied} re-copied versions")
+
+
+def _fail_in_a_worker() -> None:
+    raise RuntimeError(f"probe failure in process {os.getpid()}")
+
+
+# A step like every other (tasks/steps.py: the alert hook on final failure), at module level so a worker imports it.
+alert_probe = step("dask-alert-probe", retries=0)(_fail_in_a_worker)
+
+
+@flow
+def _alerting(options: RunOptions) -> bool:
+    probe = alert_probe.submit()
+    probe.wait()
+    return probe.state.is_failed()
+
+
+def test_a_step_failing_in_a_dask_worker_process_alerts_the_runs_topic(
+    source: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The alert target comes from the flow run's `options`, read where the hook runs: inside the worker process."""
+    from prefect_dask import DaskTaskRunner
+
+    from config.model import load_config
+    from tasks.names import alert_topic_arn
+
+    config = _config(tmp_path, "al")
+    topic_arn = alert_topic_arn(load_config(config), "123456789012")
+    sns, sqs = _client("sns", source, "eu-west-1"), _client("sqs", source, "eu-west-1")
+    topic = sns.create_topic(Name=topic_arn.rsplit(":", 1)[1])["TopicArn"]
+    queue = sqs.create_queue(QueueName="dask-alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": True, "threads_per_worker": 1})
+    assert _alerting.with_options(task_runner=runner)(options=RunOptions(config_path=str(config), endpoint_url=source))
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=5).get("Messages", [])
+    bodies = [json.loads(m["Body"]) for m in messages]
+    alert = next(b for b in bodies if "dask-alert-probe" in b.get("Subject", ""))
+    failed_in = int(alert["Message"].rsplit("probe failure in process ", 1)[1].split()[0].strip("'\"."))
+    assert failed_in != os.getpid(), "the step must have failed in a worker process, not in this one"
