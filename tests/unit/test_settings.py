@@ -28,6 +28,9 @@ def test_defaults_are_the_measured_counts() -> None:
         "s3_validate_workers": 16,
         "ddb_writers": 4,
         "max_lag_seconds": 60.0,
+        "task_runner": "thread",
+        "dask_workers": None,
+        "dask_address": None,
     }
     assert all(field.description for field in Settings.model_fields.values())
 
