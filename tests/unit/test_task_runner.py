@@ -150,3 +150,26 @@ def test_the_values_tasks_receive_pickle_small_without_clients() -> None:
         data = pickle.dumps(value)
         assert pickle.loads(data) == value
         assert len(data) < 4000 and b"botocore" not in data
+
+
+def test_a_deployment_chooses_dask_through_its_job_variables() -> None:
+    """deployments/prefect.yaml's migrate-dask sets the env the process worker gives the flow run; with it the flow
+    module's runner (fixed at import) is a DaskTaskRunner (without it, the thread runner: test_settings)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    spec = yaml.safe_load((root / "deployments" / "prefect.yaml").read_text())
+    dep = next(d for d in spec["deployments"] if d["name"] == "migrate-dask")
+    env = dep["work_pool"]["job_variables"]["env"]
+    assert dep["entrypoint"] == "flows/migrate.py:migrate" and env == {"REGION_MIGRATION_TASK_RUNNER": "dask"}
+    probe = "import flows.migrate as m; print(type(m.migrate.task_runner).__name__)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGION_MIGRATION_")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, env={**clean, **env}, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "DaskTaskRunner"
