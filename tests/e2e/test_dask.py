@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 OBJECTS = 600
 ITEMS = 1000
 BUCKET, TABLE = "dask-bucket", "dask-table"
+CAPTURED: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 240, "check": False}
 KILL_AT = 120  # objects in the target when the worker copying them is killed (past the first manifest flush)
 
 
@@ -133,15 +134,7 @@ def _check_target(url: str, suffix: str) -> None:
 
 def test_migrate_on_a_two_process_dask_cluster_ends_go(source: str, cli_env: dict[str, str], tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    run = subprocess.run(
-        _args(_config(tmp_path, "d1"), source, report),
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    run = subprocess.run(_args(_config(tmp_path, "d1"), source, report), cwd=ROOT, env=cli_env, **CAPTURED)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "verdict: GO" in run.stdout
     assert "Creating a new Dask cluster with `distributed.deploy.local.LocalCluster`" in run.stdout + run.stderr
