@@ -83,6 +83,32 @@ def backend_from(
     return Backend(kind="emulator", endpoint_url=ensure_emulator())
 
 
+DASK_SCHEMES = ("tcp://", "tls://", "ucx://", "ws://", "wss://")
+
+
+def runner_problem(
+    kind: str,
+    dask_workers: int | None,
+    dask_address: str | None,
+    names: tuple[str, str, str] = ("--task-runner", "--dask-workers", "--dask-address"),
+) -> str | None:
+    """What is wrong with a task runner choice (None: nothing), in one line naming the option (a flag, or the
+    REGION_MIGRATION_* variable) and the fix."""
+    runner, workers, address = names
+    if kind not in ("thread", "dask"):
+        return f"{runner} {kind!r}: choose thread or dask"
+    if kind == "thread" and (dask_workers is not None or dask_address):
+        used = workers if dask_workers is not None else address
+        return f"{used} needs {runner} dask; add it, or drop {used} to run on threads"
+    if dask_workers is not None and dask_workers < 1:
+        return f"{workers} {dask_workers}: give a whole number >= 1, or drop it for one worker per core"
+    if dask_workers is not None and dask_address:
+        return f"{workers} starts a local cluster and {address} uses an existing one: give one of them"
+    if dask_address and not dask_address.startswith(DASK_SCHEMES):
+        return f"{address} {dask_address!r}: give the scheduler's address, e.g. tcp://host:8786"
+    return None
+
+
 def flow_config(config_path: str, config_block: str | None, environment_suffix: str | None) -> MigrationConfig:
     """The run's config: a saved MigrationConfigBlock when named (a UI run picks a saved migration), else the file."""
     if config_block:

@@ -8,11 +8,14 @@ A bad value is one line naming the variable (exit 2).
 
 from __future__ import annotations
 
+from typing import Literal, get_args, get_origin
+
 from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.model import ConfigError
+from config.options import runner_problem
 
 ENV_PREFIX = "REGION_MIGRATION_"
 
@@ -45,12 +48,23 @@ class Settings(BaseSettings):
         description="GO needs every table's stream lag at or under this many seconds (migrate's verdict, "
         "cutover's default for --max-lag-seconds).",
     )
+    task_runner: Literal["thread", "dask"] = Field(
+        default="thread",
+        description="Where task runs execute: thread (this process) or dask (Dask workers; the CLIs' --task-runner, "
+        "a deployment's job variables).",
+    )
+    dask_workers: int | None = Field(
+        default=None, description="Worker processes of the local Dask cluster (none: one per core; --dask-workers)."
+    )
+    dask_address: str | None = Field(
+        default=None, description="An existing Dask cluster's scheduler, e.g. tcp://host:8786 (--dask-address)."
+    )
 
 
 def load_settings() -> Settings:
     """The environment's settings, or a ConfigError with one line per bad variable (name, problem, fix)."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         problems = []
         for e in err.errors():
@@ -58,11 +72,20 @@ def load_settings() -> Settings:
             field = Settings.model_fields[str(e["loc"][0])]
             problems.append(f"{name}: {e['msg']}; set {expected(field)}, or unset it for the default {field.default}")
         raise ConfigError(*problems) from None
+    variables = tuple(f"{ENV_PREFIX}{n.upper()}" for n in ("task_runner", "dask_workers", "dask_address"))
+    problem = runner_problem(settings.task_runner, settings.dask_workers, settings.dask_address, variables)  # type: ignore[arg-type]
+    if problem:
+        raise ConfigError(problem)
+    return settings
 
 
 def expected(field: FieldInfo) -> str:
     """What a field accepts, in words, from its type and bound: 'a whole number >= 1', 'a number > 0'."""
-    kind = "a whole number" if field.annotation is int else "a number"
+    if get_origin(field.annotation) is Literal:
+        return "one of " + ", ".join(get_args(field.annotation))
+    if field.annotation == str | None:
+        return "text"
+    kind = "a whole number" if field.annotation in (int, int | None) else "a number"
     bounds = [
         f"{op} {getattr(bound, attr)}"
         for bound in field.metadata

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,13 +22,16 @@ from config.options import (  # noqa: F401 - re-exported: the flows' CLIs import
     flow_config,
     jsonable,
     quiet_prefect_defaults,
+    runner_problem,
 )
+from config.settings import SETTINGS
 from tasks.aws import Backend
 from tasks.errors import UserError
 
 quiet_prefect_defaults()  # flows/__init__.py did already, unless this file was loaded on its own
 
 from prefect import Flow, flow  # noqa: E402
+from prefect.settings import get_current_settings  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tasks import alerts  # noqa: E402
@@ -72,10 +77,38 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-credentials-block", help="prefect-aws AwsCredentials block for the source region")
     parser.add_argument("--target-credentials-block", help="prefect-aws AwsCredentials block for the target region")
     parser.add_argument("--environment-suffix", help="overrides environmentSuffix (and ENVIRONMENT_SUFFIX)")
+    parser.add_argument(
+        "--task-runner",
+        choices=("thread", "dask"),
+        default=SETTINGS.task_runner,
+        help="thread: threads in this process; dask: Dask workers, a local cluster or --dask-address "
+        "(default: %(default)s, from REGION_MIGRATION_TASK_RUNNER)",
+    )
+    parser.add_argument(
+        "--dask-workers",
+        type=int,
+        default=SETTINGS.dask_workers,
+        help="with --task-runner dask: worker processes of the local cluster (default: one per core)",
+    )
+    parser.add_argument(
+        "--dask-address",
+        default=SETTINGS.dask_address,
+        help="with --task-runner dask: an existing cluster's scheduler, e.g. tcp://host:8786 (workers need the "
+        "project installed and the Prefect API reachable)",
+    )
 
 
 def options_from(args: argparse.Namespace) -> RunOptions:
-    """The CLI's common options as the flows' RunOptions."""
+    """The CLI's common options as the flows' RunOptions (a bad task runner choice is a UserError here, the first
+    thing every CLI does with its arguments: before anything is created)."""
+    problem = runner_problem(args.task_runner, args.dask_workers, args.dask_address)
+    if problem:
+        raise UserError(problem)
+    if args.task_runner == "dask" and not get_current_settings().api.url:
+        # Each Dask worker would start a temporary Prefect server of its own, and every task run fail to reach it.
+        raise UserError(
+            "--task-runner dask needs a Prefect server its workers reach: set PREFECT_API_URL (e.g. `make server`)"
+        )
     return RunOptions(
         config_path=args.config,
         config_block=args.config_block,
@@ -129,6 +162,30 @@ def flow_params(args: argparse.Namespace) -> dict[str, Any]:
     return {"options": options_from(args)}
 
 
+def run_flow(fn: Flow[..., Any], args: argparse.Namespace, **parameters: Any) -> Any:
+    """Call a flow from its CLI on the task runner the arguments chose (the runner is fixed in `@flow`, so it is
+    applied with `with_options`); returns the run's final state."""
+    runner = task_runner(args.task_runner, args.dask_workers, args.dask_address, _THREADS.get(fn.name))
+    return fn.with_options(task_runner=runner)(**flow_params(args), **parameters, return_state=True)
+
+
+def task_runner(kind: str, dask_workers: int | None, dask_address: str | None, threads: int | None) -> Any:
+    """The task runner of a choice: `threads` threads here, a LocalCluster of `dask_workers` processes (one per core
+    by default) sharing those threads between them, or the Dask cluster at `dask_address`."""
+    if kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=threads)
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    n = dask_workers or os.cpu_count() or 1
+    # As many task runs side by side as the thread runner allows, spread over n processes (every core busy).
+    cluster: dict[str, Any] = {"n_workers": n, "processes": True}
+    if threads:
+        cluster["threads_per_worker"] = math.ceil(threads / n)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
+
+
 def finish(state: Any, what: str) -> dict[str, Any] | int:
     """The flow's result, or exit code 1 with one line when the run did not complete."""
     if not state.is_completed():
@@ -138,6 +195,8 @@ def finish(state: Any, what: str) -> dict[str, Any] | int:
 
 
 C = TypeVar("C", bound=Callable[..., Any])
+# Each pipeline flow's thread count (its name -> `workers`), so the CLI's runner keeps it (run_flow).
+_THREADS: dict[str, int | None] = {}
 
 
 P = ParamSpec("P")
@@ -147,11 +206,13 @@ R = TypeVar("R")
 def pipeline_flow(
     name: str, *, workers: int | None = None, **parameter_docs: str
 ) -> Callable[[Callable[P, R]], Flow[P, R]]:
-    """The pipeline's @flow, the same for every flow: its task runner (`workers` threads side by side; none: Prefect's
-    default), the SNS alert when the run fails or crashes, and a documented parameter for each of `parameter_docs`."""
+    """The pipeline's @flow, the same for every flow: its task runner (`workers` threads side by side, none: Prefect's
+    default; or Dask, as REGION_MIGRATION_TASK_RUNNER says: how a deployment's job variables choose it), the SNS
+    alert when the run fails or crashes, and a documented parameter for each of `parameter_docs`."""
 
     def wrap(fn: Callable[P, R]) -> Flow[P, R]:
-        runner: Any = ThreadPoolTaskRunner(max_workers=workers) if workers else None
+        _THREADS[name] = workers
+        runner: Any = task_runner(SETTINGS.task_runner, SETTINGS.dask_workers, SETTINGS.dask_address, workers)
         return flow(
             name=name, task_runner=runner, on_failure=[alerts.on_flow_failure], on_crashed=[alerts.on_flow_failure]
         )(with_parameter_docs(**parameter_docs)(fn))

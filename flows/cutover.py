@@ -20,11 +20,11 @@ from flows.common import (
     cli_parser,
     fail,
     finish,
-    flow_params,
     jsonable,
     pipeline_flow,
     prepare,
     print_verdict,
+    run_flow,
 )
 from flows.parts import begin, sync_once
 from tasks import alerts, teardown
@@ -116,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         kms.migration_key_arn(backend, cfg)
     except UserError as err:
         return fail(str(err))
-    state = cutover(
-        **flow_params(args),
+    state = run_flow(
+        cutover,
+        args,
         max_lag_seconds=args.max_lag_seconds,
         remove_source_changes_on_go=args.remove_source_changes,
         report_path=args.report,
-        return_state=True,
     )
     if not state.is_completed() and isinstance(state.result(raise_on_failure=False), LockHeld):
         return fail("a sync of this migration is running; run cutover again when it has finished", EXIT_FAILED)

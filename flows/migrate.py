@@ -19,11 +19,11 @@ from flows.common import (
     RunOptions,
     cli_parser,
     finish,
-    flow_params,
     jsonable,
     pipeline_flow,
     prepare,
     print_verdict,
+    run_flow,
 )
 from flows.parts import begin, mismatch_path_for, move, provision, run_validation
 from tasks import alerts
@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(preflight.format_plan(preflight.plan(backend, cfg)))
         return EXIT_OK
-    state = migrate(
-        **flow_params(args), report_path=args.report, validation_level=args.validation_level, return_state=True
-    )
+    state = run_flow(migrate, args, report_path=args.report, validation_level=args.validation_level)
     report = finish(state, "migration")
     if isinstance(report, int):
         return report

@@ -21,10 +21,10 @@ from flows.common import (
     cli_parser,
     fail,
     finish,
-    flow_params,
     jsonable,
     pipeline_flow,
     prepare,
+    run_flow,
 )
 from flows.parts import begin, sync_once
 from tasks import alerts
@@ -99,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         return fail(str(err))
     result = finish(
-        sync(
-            **flow_params(args),
-            validation_level=args.validation_level,
-            report_path=args.report,
-            return_state=True,
-        ),
+        run_flow(sync, args, validation_level=args.validation_level, report_path=args.report),
         "sync",
     )
     if isinstance(result, int):

@@ -22,10 +22,10 @@ from flows.common import (
     RunOptions,
     add_common_args,
     fail,
-    flow_params,
     jsonable,
     load,
     pipeline_flow,
+    run_flow,
     user_errors,
 )
 from flows.parts import begin
@@ -109,12 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
     except user_errors() as err:
         return fail(str(err))
-    state = teardown(
-        **flow_params(args),
-        delete_target_data=args.delete_target_data,
-        report_path=args.report,
-        return_state=True,
-    )
+    state = run_flow(teardown, args, delete_target_data=args.delete_target_data, report_path=args.report)
     if not state.is_completed():
         return fail(f"teardown run {(state.name or 'unknown').lower()}: {state.message}", EXIT_FAILED)
     out = state.result()

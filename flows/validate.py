@@ -19,9 +19,9 @@ from flows.common import (
     RunOptions,
     cli_parser,
     finish,
-    flow_params,
     pipeline_flow,
     prepare,
+    run_flow,
 )
 from flows.parts import begin, mismatch_path_for, run_validation
 from tasks import alerts
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(ready, int):
         return ready
     result = finish(
-        validate(**flow_params(args), level=args.level, report_path=args.report, return_state=True),
+        run_flow(validate, args, level=args.level, report_path=args.report),
         "validation",
     )
     if isinstance(result, int):

@@ -29,6 +29,9 @@ def test_defaults_are_the_measured_counts() -> None:
         "ddb_writers": 4,
         "ddb_backfill_tasks": 32,
         "max_lag_seconds": 60.0,
+        "task_runner": "thread",
+        "dask_workers": None,
+        "dask_address": None,
     }
     assert all(field.description for field in Settings.model_fields.values())
 
