@@ -17,6 +17,9 @@ Steps timed (wall seconds, and the server process's CPU seconds from /proc/PID/s
   s3-awscli      aws s3 sync s3://src s3://dst --endpoint-url URL           (defaults, untuned)
   s3-boto3-16t   list + 16-thread plain boto3 copy_object loop (the server's ceiling)
   s3-ours-rerun  the same again on the already-copied target (must issue no CopyObject)
+  s3-ours-2p     s3-ours with the partitions on 2 spawned worker processes instead of the flow's threads
+  s3-flow        the migrate flow itself (benchmarks/bench_flow.py, its own process and Prefect home) on the same
+                 server and source: the backfill duration the flow reports; then s3-flow-rerun, the flow run again
   ddb-ours       plan_segments + backfill_segment over all segments, segments in a small thread pool
   ddb-naive      single-thread Table.scan + Table.batch_writer (boto3 resource API)
   ddb-raw-4t     4-thread raw batch_write_item of pre-generated items (the server's write ceiling)
@@ -36,6 +39,7 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -51,7 +55,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,7 @@ import botocore.config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_flow  # noqa: E402
 from config.model import MigrationConfig, parse_config  # noqa: E402
 from config.settings import SETTINGS  # noqa: E402
 from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY, Backend, clear_client_cache  # noqa: E402
@@ -190,6 +195,20 @@ class Calls:
     def snapshot(self) -> Counter[str]:
         with self.lock:
             return Counter(self.counts)
+
+
+def pid_cpu(pid: int) -> float:
+    """utime + stime of a live process (all its threads), in seconds, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
+
+
+def _copy_in_worker(url: str, suffix: str, dst: str, part: dict[str, Any], kms_arn: str, ckpt: str) -> dict[str, Any]:
+    """One partition's copy_partition in a worker process, as a Dask worker runs it: its own clients."""
+    backend = Backend(kind="emulator", endpoint_url=url)
+    cfg = make_cfg(suffix)
+    return copy_partition.fn(backend, cfg, SRC_BUCKET, dst, part, kms_arn, ckpt, "backfill", S3_COPY_WORKERS)
 
 
 def children_cpu() -> float:
@@ -356,6 +375,7 @@ class Bench:
         self.args = args
         self.server = server
         self.watch = watch
+        self.tmp = tmp
         self.url = server.url
         self.backend = Backend(kind="emulator", endpoint_url=server.url)
         self.cfg = make_cfg("ours")
@@ -368,6 +388,7 @@ class Bench:
         self.keys = [f"events/dt=2026-11-{1 + i % 28:02d}/part-{i:06d}.bin" for i in range(args.objects)]
         self.items = [make_item(i, rng) for i in range(args.items)]
         self.results = Results()
+        self.flows: list[dict[str, Any]] = []
         self.calls = Calls()
         self.copy_calls = 0
         self.env = {
@@ -476,6 +497,32 @@ class Bench:
             raise RuntimeError(f"our backfill copied {out['copied']}, failed {out['failed']}: {out['failures'][:3]}")
         return out["copied"], f"{out['partitions']} partitions"
 
+    def s3_processes(self, dst: str, procs: int) -> None:
+        """The same partitions on `procs` worker processes (spawned and warmed up before the clock starts, as a
+        Dask LocalCluster's are), one partition task at a time each: what the flow gets from `--task-runner dask`.
+        Client CPU is ours (planning) plus the workers' own, read from /proc."""
+        pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            list(pool.map(abs, range(procs)))  # start every worker (imports included) before timing
+            pids = list(pool._processes)
+            c0, p0, w0, t0 = self.server.cpu(), time.process_time(), sum(map(pid_cpu, pids)), time.perf_counter()
+            parts = plan_partitions.fn(self.backend, SRC_REGION, SRC_BUCKET)
+            args = [(self.url, "ours", dst, part, self.kms_arn, self.ckpt) for part in parts]
+            out = summarize_copies(list(pool.map(_copy_in_worker, *zip(*args, strict=True))))
+            wall = time.perf_counter() - t0
+            client = time.process_time() - p0 + sum(map(pid_cpu, pids)) - w0
+            sample = Sample(wall, self.server.cpu() - c0, client, out["copied"], note=f"{len(parts)} partitions")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if out["copied"] != self.args.objects or out["failed"]:
+            raise RuntimeError(f"{procs} processes copied {out['copied']}, failed {out['failed']}")
+        name = f"s3-ours-{procs}p"
+        self.results.add(name, sample)
+        self.log(
+            f"  {name:<14} {sample.wall:7.2f} s wall, server CPU {sample.server_cpu:6.2f} s, client CPU "
+            f"{sample.client_cpu:6.2f} s, {sample.units} units, {sample.note}"
+        )
+
     def s3_rerun(self, dst: str) -> tuple[int, str]:
         copies_before = self.copy_calls
         out = self.s3_backfill(dst)
@@ -497,6 +544,28 @@ class Bench:
             self.watch,
         )
         return self.args.objects, ""
+
+    def s3_flow(self) -> None:
+        """The migrate flow, first run and re-run; rows s3-flow / s3-flow-rerun are the backfill durations it
+        reports (its CPU columns are the whole child run's: Prefect's server, provisioning and validation too)."""
+        cfg = bench_flow.flow_config(SRC_REGION, DST_REGION, SRC_BUCKET)
+        c0 = self.server.cpu()
+        out = bench_flow.run(self.url, cfg, self.tmp / f"flow-{len(self.flows)}", STEP_TIMEOUT_S)
+        server_cpu = self.server.cpu() - c0
+        first, rerun = out["runs"]
+        if first["verdict"] != "GO" or first["copied"] != self.args.objects or rerun["copied"]:
+            raise RuntimeError(f"the flow: {first['verdict']}, copied {first['copied']}, re-run {rerun['copied']}")
+        self.flows.append({**out, "serverCpuS": round(server_cpu, 2)})
+        for name, r in (("s3-flow", first), ("s3-flow-rerun", rerun)):
+            units = r["copied"] or r["skipped"]
+            s = Sample(r["backfillDurationS"], server_cpu, out["childCpuSeconds"], units, note="whole child run CPU")
+            self.results.add(name, s)
+            self.log(
+                f"  {name:<14} {s.wall:7.2f} s backfill (flow's report), flow wall {r['flowWallS']} s, "
+                f"{r['taskRuns']} task runs ({r['backfillTaskRuns']} backfill copies), "
+                f"flow start -> first copy {r.get('flowStartToFirstCopyS')} s, planning + copies "
+                f"{r.get('backfillWallS')} s"
+            )
 
     def s3_boto3(self, dst: str) -> tuple[int, str]:
         keys = list_keys(self.s3_dst, SRC_BUCKET)
@@ -601,13 +670,15 @@ class Bench:
         self.log(f"repetition {rep + 1}/{a.repeats}: reset + seed ({a.objects} objects, {a.items} items)")
         self.setup()
 
-        buckets = {t: self.target_bucket(t) for t in ("ours", "s5cmd", "awscli", "boto3")}
+        buckets = {t: self.target_bucket(t) for t in ("ours", "s5cmd", "awscli", "boto3", "2p")}
         s3_steps: list[tuple[str, Callable[[], None]]] = [
             ("ours", lambda: (self.step("s3-ours", lambda: self.s3_ours(buckets["ours"]), ours=True),
                               self.step("s3-ours-rerun", lambda: self.s3_rerun(buckets["ours"]), ours=True))),
             ("s5cmd", lambda: self.step("s3-s5cmd", lambda: self.s3_s5cmd(buckets["s5cmd"]))),
             ("awscli", lambda: self.step("s3-awscli", lambda: self.s3_awscli(buckets["awscli"]))),
             ("boto3", lambda: self.step("s3-boto3-16t", lambda: self.s3_boto3(buckets["boto3"]))),
+            ("2p", lambda: self.s3_processes(buckets["2p"], 2)),
+            *([("flow", self.s3_flow)] if a.flow else []),
         ]  # fmt: skip
         rot = rep % len(s3_steps)
         for _, run in s3_steps[rot:] + s3_steps[:rot]:
@@ -770,6 +841,9 @@ ORDER = [
     ("s3-awscli", "objects"),
     ("s3-boto3-16t", "objects"),
     ("s3-ours-rerun", "objects"),
+    ("s3-ours-2p", "objects"),
+    ("s3-flow", "objects"),
+    ("s3-flow-rerun", "objects"),
     ("ddb-ours", "items"),
     ("ddb-naive", "items"),
     ("ddb-raw-4t", "items"),
@@ -781,6 +855,9 @@ LABELS = {
     "s3-awscli": "S3 aws s3 sync",
     "s3-boto3-16t": "S3 boto3 copy_object x16 (ceiling)",
     "s3-ours-rerun": "S3 backfill re-run, ours",
+    "s3-ours-2p": "S3 backfill, ours, partitions on 2 processes",
+    "s3-flow": "S3 backfill, the migrate flow (its report)",
+    "s3-flow-rerun": "S3 backfill, the flow's re-run (its report)",
     "ddb-ours": "DynamoDB backfill, ours",
     "ddb-naive": "DynamoDB naive scan + batch_writer",
     "ddb-raw-4t": "DynamoDB raw batch_write x4 (ceiling)",
@@ -792,7 +869,9 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def report(res: Results, args: argparse.Namespace, header: dict[str, str], json_path: str | None) -> None:
+def report(
+    res: Results, args: argparse.Namespace, header: dict[str, str], json_path: str | None, flows: list[dict[str, Any]]
+) -> None:
     print()
     for k, v in header.items():
         print(f"{k}: {v}")
@@ -841,6 +920,10 @@ def report(res: Results, args: argparse.Namespace, header: dict[str, str], json_
          lambda r: r >= 1.2, per_rep("s3-awscli", "s3-ours")),
         ("S3 re-run / first run", wall("s3-ours-rerun") / wall("s3-ours"), "< 10%", lambda r: r < 0.10,
          per_rep("s3-ours-rerun", "s3-ours", pct=True)),
+        ("S3 flow backfill vs s5cmd: s5cmd / flow", wall("s3-s5cmd") / wall("s3-flow"), ">= 1.0x",
+         lambda r: r >= 1.0, per_rep("s3-s5cmd", "s3-flow")),
+        ("S3 flow re-run / flow first run", wall("s3-flow-rerun") / wall("s3-flow"), "< 10%", lambda r: r < 0.10,
+         per_rep("s3-flow-rerun", "s3-flow", pct=True)),
         ("DynamoDB backfill vs naive: naive / ours", wall("ddb-naive") / wall("ddb-ours"), ">= 1.5x",
          lambda r: r >= 1.5, per_rep("ddb-naive", "ddb-ours")),
         ("DynamoDB backfill vs raw write ceiling: ours / ceiling", wall("ddb-ours") / wall("ddb-raw-4t"),
@@ -854,6 +937,19 @@ def report(res: Results, args: argparse.Namespace, header: dict[str, str], json_
         verdicts.append({"check": label, "ratio": ratio, "target": target, "verdict": verdict, "perRepetition": reps})
     print()
     print(f"S3 ours vs boto3 ceiling: ceiling / ours = {wall('s3-boto3-16t') / wall('s3-ours'):.2f}x")
+    for i, f in enumerate(flows):
+        print(
+            f"\nThe migrate flow, repetition {i + 1} (its own process: server CPU {f['serverCpuS']} s, its CPU with "
+            f"its temporary Prefect server {f['childCpuSeconds']} s over both runs):"
+        )
+        for r in f["runs"]:
+            print(
+                f"  {r['run']:<6} backfill {r['backfillDurationS']} s (planning + copies {r.get('backfillWallS')} s), "
+                f"flow {r['reportedDurationS']} s by its report ({r['flowWallS']} s wall with Prefect's start), "
+                f"flow start -> first copy {r.get('flowStartToFirstCopyS')} s, {r['taskRuns']} task runs "
+                f"({r['backfillTaskRuns']} backfill copies over {r['partitions']} partitions), flow process CPU "
+                f"{r['flowProcessCpuS']} s, verdict {r['verdict']}"
+            )
     if json_path:
         out = {
             "header": header,
@@ -862,6 +958,7 @@ def report(res: Results, args: argparse.Namespace, header: dict[str, str], json_
             "samples": {k: [s.__dict__ for s in v] for k, v in res.samples.items()},
             "info": res.info,
             "checks": verdicts,
+            "flows": flows,
         }
         Path(json_path).write_text(json.dumps(out, indent=2, default=str))
         print(f"raw results written to {json_path}")
@@ -876,6 +973,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-minutes", type=float, default=40, help="hard bound on the whole run")
     parser.add_argument("--json", metavar="PATH", help="also write the raw samples as JSON")
+    parser.add_argument(
+        "--no-flow", dest="flow", action="store_false", help="skip the migrate flow step (s3-flow, s3-flow-rerun)"
+    )
     parser.add_argument(
         "--diagnose", action="store_true", help="instead: measure server CPU per operation kind (scan, write, copy)"
     )
@@ -920,7 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
             watch.cancel()
     print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
-    report(bench.results, args, header, args.json)
+    report(bench.results, args, header, args.json, bench.flows)
     return 0
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any, Literal
 
@@ -18,6 +20,8 @@ import botocore.session
 from botocore import UNSIGNED
 from botocore.configprovider import ConfiguredEndpointProvider
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import parse_timestamp
+from dateutil.tz import tzutc
 
 BackendKind = Literal["emulator", "endpoint", "aws"]
 
@@ -84,6 +88,10 @@ class Backend:
             cached = _CLIENTS.get(key)
             if cached is None:
                 session, params = self._session(region)
+                # Parsers are made per client from the session's factory: ours reads timestamps in C.
+                session._session.get_component("response_parser_factory").set_parser_defaults(
+                    timestamp_parser=fast_timestamp
+                )
                 ours = params.endpoint_url or self.endpoint_url
                 # The embedded emulator is a server this run started: no machine setting may send its
                 # clients (with the emulator's fake credentials) anywhere else.
@@ -189,6 +197,33 @@ def client_config(
     if options.get("signature_version") == "unsigned":  # as prefect-aws's get_params_override
         options["signature_version"] = UNSIGNED
     return botocore.config.Config(**options)
+
+
+_UTC = tzutc()
+_ZERO = timedelta(0)
+
+
+def fast_timestamp(value: Any) -> datetime:
+    """botocore's parse_timestamp, with its two common forms read by the standard library first.
+
+    botocore hands every timestamp to dateutil's pure-Python parser: ~0.6 ms each, three per copied object
+    (the listings' LastModified, CopyObjectResult's), about a tenth of our client CPU per copy. ISO 8601 with
+    a UTC designator (XML/JSON bodies: `2026-12-01T14:35:12.000Z`) and RFC 1123 GMT (headers such as
+    Last-Modified) give the very value botocore gives (same instant, its tzutc()); any other form, an epoch
+    number or a non-UTC offset goes to botocore's own parser unchanged.
+    """
+    if isinstance(value, str):
+        parsed: datetime | None = None
+        try:
+            if len(value) >= 20 and value[10] == "T":
+                parsed = datetime.fromisoformat(value)
+            elif value.endswith(" GMT"):
+                parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+        if parsed is not None and parsed.utcoffset() == _ZERO:
+            return parsed.replace(tzinfo=_UTC)
+    return parse_timestamp(value)
 
 
 def describe_endpoints(endpoints: dict[str, str]) -> str:
