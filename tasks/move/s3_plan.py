@@ -351,3 +351,14 @@ def cut_ranges(pieces: Iterable[Piece], size: int) -> list[dict[str, Any]]:
 
 def _range(i: int, start: str | None, end: str | None, keys: int, nbytes: int) -> dict[str, Any]:
     return {"id": f"p{i:05d}", "start_after": start, "end": end, "keys": keys, "bytes": nbytes}
+
+
+def plan_summary(ranges: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """What the planning counted, for the report: objects and bytes over its ranges, and how many ranges
+    (= copy task runs) the bucket maps to."""
+    rows = list(ranges)
+    return {
+        "objects": sum(int(r.get("keys", 0)) for r in rows),
+        "bytes": sum(int(r.get("bytes", 0)) for r in rows),
+        "partitions": len(rows),
+    }
