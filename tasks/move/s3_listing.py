@@ -1,11 +1,13 @@
 """Parallel listing of a source bucket for planning: split the key space, list the pieces concurrently.
 
 A sequential listing of 10^9 keys is 10^6 LIST calls one after the other (about a day at ~80 ms each).
-Here the key space is cut first at the bucket's common prefixes (Delimiter "/", a level deeper while
-there are few), then while fewer pieces are open than there are listing threads, every open piece is
-cut again at split points between its last listed key and its upper bound. Pieces are listed a page
-at a time on a bounded thread pool, counting keys and keeping only every `step`-th key as a boundary,
-so memory stays O(partitions) whatever the object count (the pure parts are in tasks/move/s3_plan.py).
+Here the listing starts as one piece; once it has listed a couple of pages (a small bucket stops there
+and pays nothing extra), what is left is cut at the bucket's common prefixes (Delimiter "/", a level
+deeper while there are few), and then, while fewer pieces are open than there are listing threads, every
+piece that has listed a couple of pages is cut again at split points between its last listed key and its
+upper bound. Pieces are listed a page at a time on a bounded thread pool, counting keys and keeping only
+every `step`-th key as a boundary, so memory stays O(partitions) whatever the object count (the pure
+parts are in tasks/move/s3_plan.py).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from tasks.move.s3_plan import SAMPLE_BUDGET, Piece, common_prefix, split_points
 
 LIST_WORKERS = 16  # LIST calls in flight while planning one bucket
 TARGET_PIECES = 2 * LIST_WORKERS  # pieces kept open, so every listing thread has one
-MAX_PIECES = 1024  # split points taken from common prefixes at most (evenly spread)
 PREFIX_DEPTH = 3  # levels of common prefixes looked at while there are fewer than TARGET_PIECES
+SPLIT_AFTER_PAGES = 2  # a piece is cut only once it has listed this many pages
 MAX_FANOUT = 8  # new pieces cut from one open piece per round at most
 PAGE = 1000  # ListObjectsV2 returns at most 1,000 keys per call
 
@@ -61,10 +63,8 @@ def survey(s3: Any, bucket: str, step: int = 100, workers: int = LIST_WORKERS) -
     """Count every current object of `bucket` (and sample boundaries every `step` keys), listing in parallel."""
     calls = _Calls()
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s3plan") as pool:
-        splits = _prefix_splits(s3, bucket, pool, calls)
-        bounds: list[str | None] = [None, *splits]
-        pieces = [Piece(lo=lo, hi=hi) for lo, hi in zip(bounds, [*splits, None], strict=True)]
-        out = Survey(pieces=pieces, step=step)
+        out = Survey(pieces=[Piece(lo=None, hi=None)], step=step)
+        discovered = False
         while True:
             open_ = [p for p in out.pieces if not p.done]
             if not open_:
@@ -77,15 +77,24 @@ def survey(s3: Any, bucket: str, step: int = 100, workers: int = LIST_WORKERS) -
                 out.step *= 2
                 for p in out.pieces:
                     p.thin(out.step)
-            still = sum(not p.done for p in out.pieces)
-            if still < TARGET_PIECES:
-                out.pieces = _split_open(out.pieces, min(MAX_FANOUT, -(-TARGET_PIECES // still)) if still else 2)
+            still = [p for p in out.pieces if not p.done]
+            if not still or len(still) >= TARGET_PIECES:
+                continue
+            if not discovered and still[0].pages >= SPLIT_AFTER_PAGES:
+                # A bucket past a couple of pages: cut what is left of it at its common prefixes.
+                discovered = True
+                want = min(TARGET_PIECES, MAX_FANOUT * still[0].pages)  # no more pieces than its pages justify
+                above = [s for s in _prefix_splits(s3, bucket, pool, calls, want) if s > str(still[0].cursor)]
+                out.pieces.extend(_cut(still[0], above))
+                out.pieces = sorted(out.pieces, key=lambda p: (p.lo is not None, p.lo or ""))
+                continue
+            out.pieces = _split_open(out.pieces, min(MAX_FANOUT, -(-TARGET_PIECES // len(still))))
     out.list_calls = calls.n
     return out
 
 
-def _prefix_splits(s3: Any, bucket: str, pool: ThreadPoolExecutor, calls: _Calls) -> list[str]:
-    """Common prefixes ("a/", "a/b/", ...) as split points, a level deeper while there are few of them.
+def _prefix_splits(s3: Any, bucket: str, pool: ThreadPoolExecutor, calls: _Calls, want: int) -> list[str]:
+    """About `want` common prefixes ("a/", "a/b/", ...) as split points, a level deeper while there are fewer.
 
     The first page of each delimiter listing is enough: the split points only balance the work, the
     tiling is exact whatever they are."""
@@ -100,11 +109,11 @@ def _prefix_splits(s3: Any, bucket: str, pool: ThreadPoolExecutor, calls: _Calls
 
         level = [cp for batch in pool.map(prefixes, level) for cp in batch if cp not in found]
         found.update(level)
-        if not level or len(found) >= TARGET_PIECES:
+        if not level or len(found) >= want:
             break
     splits = sorted(found)
-    if len(splits) > MAX_PIECES:
-        splits = [splits[i * len(splits) // MAX_PIECES] for i in range(MAX_PIECES)]
+    if len(splits) > want:
+        splits = [splits[i * len(splits) // want] for i in range(want)]
     return splits
 
 
@@ -120,22 +129,30 @@ def _page(s3: Any, bucket: str, piece: Piece, step: int, calls: _Calls) -> None:
     calls.add()
     resp = s3.list_objects_v2(**kwargs)
     contents = resp.get("Contents", [])
+    piece.pages += 1
     piece.take(((str(o["Key"]), int(o.get("Size", 0))) for o in contents), step)
     if not resp.get("IsTruncated") or not contents:
         piece.done = True
 
 
+def _cut(piece: Piece, points: list[str]) -> list[Piece]:
+    """New pieces (m1, m2] ... (mk, hi] cut off an open piece at increasing points above its cursor;
+    the piece itself keeps (lo, m1] and goes on from its cursor."""
+    if not points:
+        return []
+    new = [Piece(lo=lo, hi=hi) for lo, hi in zip(points, [*points[1:], piece.hi], strict=True)]
+    piece.hi = points[0]
+    return new
+
+
 def _split_open(pieces: list[Piece], parts: int) -> list[Piece]:
-    """Cut every open piece that has listed something in `parts` between its cursor and its bound: (lo, m1]
-    goes on from its cursor, (m1, m2] ... (mk, hi] are new pieces."""
+    """Cut every open piece that has listed SPLIT_AFTER_PAGES pages at points between its cursor and its
+    bound, in at most as many parts as it has pages: the extra calls never outgrow the calls made (a
+    small bucket pays nothing), while a big one doubles its pieces round after round."""
     out: list[Piece] = []
     for p in pieces:
         out.append(p)
-        if p.done or p.cursor is None:
+        if p.done or p.cursor is None or p.pages < SPLIT_AFTER_PAGES:
             continue
-        points = split_points(p.cursor, p.hi, parts)
-        if not points:
-            continue
-        out.extend(Piece(lo=lo, hi=hi) for lo, hi in zip(points, [*points[1:], p.hi], strict=True))
-        p.hi = points[0]
+        out.extend(_cut(p, split_points(p.cursor, p.hi, min(parts, p.pages))))
     return out

@@ -303,6 +303,7 @@ class Piece:
     hi: str | None
     cursor: str | None = None  # last key listed; the next page starts after it
     done: bool = False
+    pages: int = 0  # LIST calls this piece has made
     count: int = 0
     bytes: int = 0
     samples: list[tuple[int, str]] = field(default_factory=list)
