@@ -15,7 +15,7 @@ Two emulator costs are not AWS's and are named in the output:
   calls on the critical path) and calls, projected with AWS's published limits.
 
 Sections (`--only NAME`, default all): SECTIONS = {"s3": ...}; another section is one function taking
-(args, ctx) and returning lines to print.
+(args, ctx) and yielding the lines to print as they are measured.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,15 @@ def sequential_listing(ctx: Context, bucket: str) -> dict[str, Any]:
     return {"objects": n, "wall_s": time.monotonic() - t0, "list_calls": calls[0], "rounds": calls[0]}
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM): unlike ru_maxrss it starts afresh at exec, so the parent's size
+    (the server and its seeded buckets, inherited through fork) does not count."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_plan(url: str, bucket: str) -> None:
     """In a fresh process: plan_partitions as the flow calls it; prints wall, calls, rounds, peak RSS (JSON)."""
     os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
@@ -205,7 +214,7 @@ def child_plan(url: str, bucket: str) -> None:
     backend = Backend(kind="emulator", endpoint_url=url)
     s3 = backend.client("s3", REGION)
     calls = _count_lists(s3)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = _peak_rss_mib()
     t0 = time.monotonic()
     ranges = plan_partitions.fn(backend, REGION, bucket)
     wall = time.monotonic() - t0
@@ -214,8 +223,8 @@ def child_plan(url: str, bucket: str) -> None:
         hooked_list_calls=calls[0],
         ranges=len(ranges),
         covered=sum(r["keys"] for r in ranges),
-        rss_before_mib=rss0 / 1024,
-        rss_peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        rss_before_mib=rss0,
+        rss_peak_mib=_peak_rss_mib(),
     )
     print(json.dumps(stats))
 
@@ -256,41 +265,41 @@ def _check_listing(ctx: Context, bucket: str) -> str:
     return f"indexed ListObjectsV2 checked against moto's own on {len(probes)} calls: same keys, same truncation"
 
 
-def section_s3(args: argparse.Namespace, ctx: Context) -> list[str]:
+def section_s3(args: argparse.Namespace, ctx: Context) -> Iterator[str]:
     from config.settings import SETTINGS
     from tasks.move.s3_listing import LIST_WORKERS
     from tasks.move.s3_plan import MAX_PARTITIONS, partition_size
 
-    lines: list[str] = []
     sizes = sorted({args.small, args.objects})
     seeded: dict[int, str] = {}
     for n in sizes:
         name = f"scale-{args.layout}-{n}"
         count, secs = ctx.seed(name, _keys(args.layout, n, str(n)))
         seeded[n] = name
-        lines.append(f"seeded {name}: {count:,} objects through moto's backend in {secs:.0f} s ({count / secs:,.0f}/s)")
-    lines.append(_check_listing(ctx, seeded[sizes[0]]))
+        yield f"seeded {name}: {count:,} objects through moto's backend in {secs:.0f} s ({count / secs:,.0f}/s)"
+    yield _check_listing(ctx, seeded[sizes[0]])
     rows = []
     for n in sizes:
         seq = sequential_listing(ctx, seeded[n])
         par = parallel_plan(ctx, seeded[n])
         assert seq["objects"] == par["covered"] == n, (seq, par)
         rows.append((n, seq, par))
+        yield f"measured {n:,}: sequential {json.dumps(seq)}; parallel {json.dumps(par)}"
     workers = SETTINGS.migrate_task_workers
-    lines += [
+    yield from [
         "",
         f"{'objects':>9} | {'sequential: calls':>17} {'wall s':>7} | {'parallel: calls':>15} {'rounds':>6} "
         f"{'wall s':>7} {'pieces':>6} | {'partitions':>10} {'keys each':>9} | {'RSS before':>10} {'RSS peak':>8}",
     ]
     for n, seq, par in rows:
-        lines.append(
+        yield (
             f"{n:>9,} | {seq['list_calls']:>17,} {seq['wall_s']:>7.1f} | {par['hooked_list_calls']:>15,} "
             f"{par['rounds']:>6} {par['wall_s']:>7.1f} {par['pieces']:>6} | {par['ranges']:>10,} {par['size']:>9,} | "
             f"{par['rss_before_mib']:>7.0f} MiB {par['rss_peak_mib']:>4.0f} MiB"
         )
     n, seq, par = rows[-1]
     growth = rows[-1][2]["rss_peak_mib"] - rows[0][2]["rss_peak_mib"] if len(rows) > 1 else 0.0
-    lines += [
+    yield from [
         "",
         f"RSS of the planning process: {growth:+.0f} MiB from {rows[0][0]:,} to {n:,} objects "
         "(boundary keys only: at most 4 x 10^4 kept, whatever the count)",
@@ -303,7 +312,7 @@ def section_s3(args: argparse.Namespace, ctx: Context) -> list[str]:
     par_calls = seq_calls + max(overhead, 0)
     size = partition_size(TARGET, workers)
     par_wall = par_calls * AWS_LIST_LATENCY_S / LIST_WORKERS
-    lines += [
+    yield from [
         "",
         f"Projection to {TARGET:,} objects (assumptions beside each figure):",
         f"  sequential listing: {seq_calls:,} LIST calls x {AWS_LIST_LATENCY_S * 1000:.0f} ms (assumed AWS latency "
@@ -320,10 +329,9 @@ def section_s3(args: argparse.Namespace, ctx: Context) -> list[str]:
         f"  copy floor: {TARGET / AWS_PUT_PER_PREFIX / 3600:,.0f} h at {AWS_PUT_PER_PREFIX:,} COPY/s for one "
         f"prefix; S3 scales per prefix, so P busy prefixes divide it by P",
     ]
-    return lines
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace, Context], list[str]]] = {"s3": section_s3}
+SECTIONS: dict[str, Callable[[argparse.Namespace, Context], Iterator[str]]] = {"s3": section_s3}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,10 @@ def plan_partitions(
     """Key ranges {"id", "start_after", "end", "keys", "bytes"} covering the bucket, listed in parallel.
 
     Sized by s3_plan.partition_size for the measured object count (or max_keys_per_partition keys each,
-    when given); memory is O(partitions): only boundary keys are kept (tasks/move/s3_listing.py).
+    when given); memory is O(partitions): only boundary keys are kept (tasks/move/s3_listing.py). A big
+    partition is no expensive retry: copy_partition records every MANIFEST_FLUSH copies (and every finished
+    copy on an exception), so a retry re-lists its range and skips what the manifest proves done; a kill -9
+    re-does at most MANIFEST_FLUSH - 1 unrecorded copies plus the copies in flight.
     """
     fixed = max_keys_per_partition
     found = survey(backend.client("s3", region), bucket, step=min(fixed or MIN_PARTITION_KEYS, MIN_PARTITION_KEYS))
