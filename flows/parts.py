@@ -24,6 +24,7 @@ from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
 from tasks.move.dynamodb_plan import segment_groups
 from tasks.move.keys import SYNC_LOCK
+from tasks.move.s3_plan import plan_summary
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.preflight import check as preflight_check
@@ -200,6 +201,7 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
         if isinstance(ranges, dict):  # listing failed
             out[s]["error"] = ranges["error"]
             continue
+        out[s]["plan"] = plan_summary(ranges)  # the count planning measured, in parallel: no second listing
         progress.start(s, len(ranges), "S3 backfill")
         copies[s] = list(
             move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))

@@ -1,12 +1,14 @@
 """Preflight and plan: everything checked before anything is created, and what a run would do.
 
 `check` is cheap (a handful of describe calls) so the CLI can run it before starting Prefect and
-refuse bad input in a second; `plan` also lists the sources to count what there is to move.
+refuse bad input in a second; `plan` also counts what there is to move (a parallel listing, and CloudWatch's
+daily object count as a first estimate).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import (
@@ -21,6 +23,8 @@ from botocore.exceptions import (
 
 from config.model import MigrationConfig
 from tasks.aws import Backend, bucket_region, error_code, is_not_found
+from tasks.move.s3_listing import survey
+from tasks.move.s3_plan import SAMPLE_BUDGET
 from tasks.names import resource_names
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.steps import step
@@ -280,23 +284,50 @@ def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, owned: bool)
 
 
 def count_bucket(backend: Backend, region: str, bucket: str) -> dict[str, int]:
-    """Objects and bytes in a bucket (current versions), by listing: what a backfill has to look at; and what
-    full validation will stream (objects without a checksum S3 keeps through the copy: checksums.py)."""
-    s3 = backend.client("s3", region)
-    objects = size = streamed = streamed_bytes = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            objects += 1
-            size += int(obj.get("Size", 0))
-            if needs_streaming(obj):
-                streamed += 1
-                streamed_bytes += int(obj.get("Size", 0))
+    """Objects and bytes in a bucket (current versions), counted by the planning's parallel listing
+    (tasks/move/s3_listing.py): LIST calls side by side, memory independent of the object count; and what full
+    validation will stream (objects without a checksum S3 keeps through the copy: checksums.py)."""
+    found = survey(backend.client("s3", region), bucket, step=SAMPLE_BUDGET, mark=needs_streaming)
+    streamed, streamed_bytes = found.marked
     return {
-        "objects": objects,
-        "bytes": size,
+        "objects": found.objects,
+        "bytes": found.bytes,
         "validationStreamObjects": streamed,
         "validationStreamBytes": streamed_bytes,
     }
+
+
+def cloudwatch_objects(backend: Backend, region: str, bucket: str, now: datetime | None = None) -> dict[str, Any]:
+    """A first estimate of a bucket's object count from CloudWatch, without listing anything.
+
+    S3 reports its storage metrics "once per day" (S3 User Guide, Metrics and dimensions): NumberOfObjects in
+    AWS/S3 with the BucketName and StorageType=AllStorageTypes dimensions, statistic Average. A bucket
+    younger than a day has no datapoint yet: that is "unknown", never 0. A backend whose CloudWatch
+    refuses the call is named in `notSupportedByBackend`.
+    """
+    end = now or datetime.now(UTC)
+    try:
+        resp = backend.client("cloudwatch", region).get_metric_statistics(
+            Namespace="AWS/S3",
+            MetricName="NumberOfObjects",
+            Dimensions=[
+                {"Name": "BucketName", "Value": bucket},
+                {"Name": "StorageType", "Value": "AllStorageTypes"},
+            ],
+            StartTime=end - timedelta(days=3),
+            EndTime=end,
+            Period=86400,
+            Statistics=["Average"],
+        )
+    except (ClientError, BotoCoreError) as err:
+        why = f"CloudWatch GetMetricStatistics failed ({error_code(err) or type(err).__name__})"
+        return {"objects": None, "source": f"unknown ({why})", "notSupportedByBackend": why}
+    points = [p for p in resp.get("Datapoints", []) if p.get("Average") is not None]
+    if not points:
+        return {"objects": None, "source": "unknown (no CloudWatch metric yet)"}
+    latest = max(points, key=lambda p: p["Timestamp"])
+    day = latest["Timestamp"].date().isoformat()
+    return {"objects": int(latest["Average"]), "source": f"CloudWatch NumberOfObjects of {day}"}
 
 
 def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) -> dict[str, Any]:
@@ -322,13 +353,18 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
         {"resource": "cloudwatch alarms + dashboard", "name": names.dashboard, "action": "create or update"},
     ]
     buckets = []
+    unsupported: dict[str, str] = {}
     for b in pf.buckets:
         target = names.buckets[b["name"]]
         steps.append({"resource": "s3 bucket", "name": target, "action": action("s3 bucket", target)})
         if b["versioning"] != "Enabled":
             steps.append({"resource": "source s3 bucket", "name": b["name"], "action": "enable versioning"})
         steps.append({"resource": "source s3 bucket", "name": b["name"], "action": f"put replication rule to {target}"})
-        buckets.append({**b, "target": target, **count_bucket(backend, cfg.source_region, b["name"])})
+        estimate = cloudwatch_objects(backend, cfg.source_region, b["name"])
+        if estimate.get("notSupportedByBackend"):
+            unsupported[f"s3 NumberOfObjects metric ({b['name']})"] = estimate.pop("notSupportedByBackend")
+        counted = count_bucket(backend, cfg.source_region, b["name"])
+        buckets.append({**b, "target": target, **counted, "estimate": estimate})
     tables = []
     for t in pf.tables:
         target = names.tables[t["name"]]
@@ -353,6 +389,7 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
             "items": sum(t["items"] for t in tables),
             "itemBytes": sum(t["bytes"] for t in tables),
         },
+        "notSupportedByBackend": unsupported,
     }
 
 
@@ -364,7 +401,12 @@ def format_plan(p: dict[str, Any]) -> str:
         lines.append(f"  {s['resource']:<{width}}  {s['name']}: {s['action']}")
     lines.append("")
     for b in p["buckets"]:
-        lines.append(f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])}")
+        est = b.get("estimate") or {}
+        first = f"{est['objects']} objects" if est.get("objects") is not None else "objects"
+        lines.append(
+            f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])} "
+            f"(listed in parallel; first estimate: {first}, {est.get('source', 'not asked')})"
+        )
         if b.get("validationStreamObjects"):  # one side only: the target's checksum is S3's
             lines.append(
                 f"    full validation streams {b['validationStreamObjects']} source objects without a checksum "

@@ -21,15 +21,18 @@ from config.model import MigrationConfig
 from config.settings import SETTINGS
 from tasks.aws import Backend
 from tasks.move.checkpoints import CheckpointStore
+from tasks.move.s3_listing import survey
 from tasks.move.s3_mirror import mirror_deletes
 from tasks.move.s3_object import PROBE_PREFIX, CopyContext, Mode, Outcome, move_one, update_support
 from tasks.move.s3_plan import (
     DEFAULT_MULTIPART_THRESHOLD,
+    MIN_PARTITION_KEYS,
     PENDING_GRACE_S,
+    cut_ranges,
     is_done,
     listing_rows,
     manifest_pk,
-    partition_ranges,
+    partition_size,
     range_digest,
     range_pk,
     range_sk,
@@ -51,20 +54,31 @@ KEYS_LISTED = 100  # deleted / foreign keys named per partition result (the coun
 
 @step("s3-partitions", run_name="s3-partitions-{bucket}")
 def plan_partitions(
-    backend: Backend, region: str, bucket: str, max_keys_per_partition: int = 1000
+    backend: Backend, region: str, bucket: str, max_keys_per_partition: int | None = None
 ) -> list[dict[str, Any]]:
-    """Key ranges {"id", "start_after", "end"} of at most max_keys_per_partition keys each.
+    """Key ranges {"id", "start_after", "end", "keys", "bytes"} covering the bucket, listed in parallel.
 
-    One listing pass, keys only (held one page at a time), so Prefect maps O(partitions) tasks.
+    Sized by s3_plan.partition_size for the measured object count (or max_keys_per_partition keys each,
+    when given); memory is O(partitions): only boundary keys are kept (tasks/move/s3_listing.py). A big
+    partition is no expensive retry: copy_partition records every MANIFEST_FLUSH copies (and every finished
+    copy on an exception), so a retry re-lists its range and skips what the manifest proves done; a kill -9
+    re-does at most MANIFEST_FLUSH - 1 unrecorded copies plus the copies in flight.
     """
-    s3 = backend.client("s3", region)
-
-    def keys() -> Iterator[str]:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                yield obj["Key"]
-
-    return partition_ranges(keys(), max_keys_per_partition)
+    fixed = max_keys_per_partition
+    found = survey(backend.client("s3", region), bucket, step=min(fixed or MIN_PARTITION_KEYS, MIN_PARTITION_KEYS))
+    size = fixed or partition_size(found.objects, SETTINGS.migrate_task_workers)
+    ranges = cut_ranges(found.pieces, size)
+    log.info(
+        "%s: %d objects in %d partitions of ~%d keys, from %d LIST calls over %d pieces (%d rounds)",
+        bucket,
+        found.objects,
+        len(ranges),
+        size,
+        found.list_calls,
+        len(found.pieces),
+        found.rounds,
+    )
+    return ranges
 
 
 def _iter_listing(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from config.model import MigrationConfig
@@ -223,3 +224,150 @@ def split_target_only(
         else:
             foreign.append(key)
     return ours, foreign
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning at scale: partition sizes, split points, ranges cut from per-piece samples
+# --------------------------------------------------------------------------------------------------
+
+PARTITIONS_PER_WORKER = 4  # so a slow partition does not leave the other task workers idle
+# Below this a partition's own cost (a Prefect task run, a listing of its range on each side) is a large share of
+# its copies: 1,000 keys is the size every benchmark before issue 10 ran with, so small buckets plan as before.
+MIN_PARTITION_KEYS = 1_000
+MAX_PARTITION_KEYS = 100_000  # a partition's listings are held in memory by its copy task
+MAX_PARTITIONS = 10_000  # Prefect (and a Dask scheduler) stay healthy at ~10^4 task runs per flow
+SAMPLE_BUDGET = 4 * MAX_PARTITIONS  # boundary keys a plan keeps at most, whatever the object count
+
+
+def partition_size(objects: int, task_workers: int) -> int:
+    """Keys per partition for a bucket of `objects` keys and `task_workers` task runs side by side.
+
+    Small buckets get >= PARTITIONS_PER_WORKER partitions per worker (never under MIN_PARTITION_KEYS keys);
+    big ones at most MAX_PARTITION_KEYS keys each, until that would exceed MAX_PARTITIONS partitions: then
+    the count wins (10^9 objects -> 10^4 partitions of 10^5 keys)."""
+    want = -(-max(objects, 1) // max(1, task_workers * PARTITIONS_PER_WORKER))
+    size = min(max(want, MIN_PARTITION_KEYS), MAX_PARTITION_KEYS)
+    return max(size, -(-objects // MAX_PARTITIONS))
+
+
+def _between(a: int, b: int, parts: int) -> list[int]:
+    """Up to parts-1 code points evenly spread strictly between a and b, allowed in a key (no surrogates)."""
+    out: list[int] = []
+    for j in range(1, parts):
+        c = a + (b - a) * j // parts
+        if 0xD800 <= c <= 0xDFFF:
+            c = 0xD7FF if a < 0xD7FF else 0xE000
+        if a < c < b and (not out or c > out[-1]):
+            out.append(c)
+    return out
+
+
+def split_points(lo: str, hi: str | None, parts: int = 2) -> list[str]:
+    """Up to parts-1 increasing strings strictly between lo and hi (hi None = no upper bound) in S3's order,
+    evenly spread in character space at the first character where they differ.
+
+    S3 lists "in UTF-8 character encoding in lexicographical order"; for valid strings Python's str order
+    (by code point) is that same order, so the points compare the way S3 compares them."""
+    if hi is None:  # no upper bound: spread toward the end of printable ASCII, or of Unicode past it
+        hi = "\x7f" if (not lo or ord(lo[0]) < 0x7E) else "\U0010ffff"
+    if not lo < hi:
+        return []
+    i = 0
+    while i < len(lo) and lo[i] == hi[i]:
+        i += 1
+    bottom = ord(lo[i]) if i < len(lo) else 0x1F  # lo is a prefix of hi: extend it with a printable char
+    points = [hi[:i] + chr(c) for c in _between(bottom, ord(hi[i]), parts)]
+    if points or i >= len(lo):
+        return points
+    # adjacent characters: keep lo's and spread its tail against no bound
+    return [lo[: i + 1] + tail for tail in split_points(lo[i + 1 :], None, parts)]
+
+
+def common_prefix(lo: str | None, hi: str | None) -> str:
+    """The Prefix a listing of (lo, hi] may use: every string strictly between two strings starts with
+    their common prefix, so the listing ends at the prefix's end instead of reading past hi."""
+    if lo is None or hi is None:
+        return ""
+    n = 0
+    while n < len(lo) and n < len(hi) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]
+
+
+@dataclass
+class Piece:
+    """One listed key range (lo, hi]: its count, bytes and boundary samples (local count, key).
+
+    A sample is kept at every `step`-th key, so a piece's memory is its share of SAMPLE_BUDGET, not its
+    object count."""
+
+    lo: str | None
+    hi: str | None
+    cursor: str | None = None  # last key listed; the next page starts after it
+    done: bool = False
+    pages: int = 0  # LIST calls this piece has made
+    count: int = 0
+    bytes: int = 0
+    samples: list[tuple[int, str]] = field(default_factory=list)
+    marked: int = 0  # keys the listing's `mark` picked (e.g. objects full validation must stream)
+    marked_bytes: int = 0
+
+    def take(self, keys: Iterable[tuple[str, int, bool]], step: int) -> None:
+        """Count the keys of one page that lie in the piece (listing order), sampling every step-th;
+        each key comes with its size and whether it is marked."""
+        for key, size, mark in keys:
+            if self.hi is not None and key > self.hi:
+                self.done = True
+                return
+            self.count += 1
+            self.bytes += size
+            if mark:
+                self.marked += 1
+                self.marked_bytes += size
+            self.cursor = key
+            if self.count % step == 0:
+                self.samples.append((self.count, key))
+
+    def thin(self, step: int) -> None:
+        """Keep only the samples on multiples of a (doubled) step."""
+        self.samples = [s for s in self.samples if s[0] % step == 0]
+
+
+def cut_ranges(pieces: Iterable[Piece], size: int) -> list[dict[str, Any]]:
+    """Key ranges {"id", "start_after", "end", "keys", "bytes"} from pieces listed in key order.
+
+    Ranges end only at a sample key or a piece's upper bound, and tile the key space exactly as the
+    pieces do: each range starts after the previous range's end, the first after nothing, the last is
+    open-ended (new keys still land somewhere). A range holds `size` keys or more; "keys" is exact,
+    "bytes" is split by the keys' share within a piece (exact at piece ends)."""
+    marks: list[tuple[int, str, int]] = []  # (cumulative count, key, cumulative bytes estimate)
+    base = nbytes = 0
+    for p in pieces:
+        for local, key in p.samples:
+            marks.append((base + local, key, nbytes + (p.bytes * local // p.count if p.count else 0)))
+        base, nbytes = base + p.count, nbytes + p.bytes
+        if p.hi is not None:
+            marks.append((base, p.hi, nbytes))
+    ranges: list[dict[str, Any]] = []
+    start, last, last_bytes = None, 0, 0
+    for cum, key, cum_bytes in marks:
+        if cum - last >= size and cum < base:
+            ranges.append(_range(len(ranges), start, key, cum - last, cum_bytes - last_bytes))
+            start, last, last_bytes = key, cum, cum_bytes
+    ranges.append(_range(len(ranges), start, None, base - last, nbytes - last_bytes))
+    return ranges
+
+
+def _range(i: int, start: str | None, end: str | None, keys: int, nbytes: int) -> dict[str, Any]:
+    return {"id": f"p{i:05d}", "start_after": start, "end": end, "keys": keys, "bytes": nbytes}
+
+
+def plan_summary(ranges: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """What the planning counted, for the report: objects and bytes over its ranges, and how many ranges
+    (= copy task runs) the bucket maps to."""
+    rows = list(ranges)
+    return {
+        "objects": sum(int(r.get("keys", 0)) for r in rows),
+        "bytes": sum(int(r.get("bytes", 0)) for r in rows),
+        "partitions": len(rows),
+    }

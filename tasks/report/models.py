@@ -243,11 +243,20 @@ class Store(ReadBack):
     status: str | None = None
 
 
+class PlanCount(Declared):
+    """What the backfill's planning counted while listing the source in parallel (tasks/move/s3_listing.py)."""
+
+    objects: int = 0
+    bytes: int = 0
+    partitions: int = 0
+
+
 class Bucket(Store):
     """A target bucket's read-back with what moved into it, its validation and its measured status."""
 
     lifecycle: list[LifecycleRule] | str | None = None
     replication: Replication | None = None
+    plan: PlanCount | None = None
     backfill: CopySummary | None = None
     catch_up: CopySummary | None = Field(None, alias="catchUp")
     validation: BucketCheck | None = None
