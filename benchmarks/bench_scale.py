@@ -331,7 +331,18 @@ def section_s3(args: argparse.Namespace, ctx: Context) -> Iterator[str]:
     ]
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace, Context], Iterator[str]]] = {"s3": section_s3}
+def section_dynamodb(args: argparse.Namespace, ctx: Context) -> Iterator[str]:
+    """The DynamoDB half (benchmarks/scale_dynamodb.py): its own in-process moto server, seeded through the backend."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scale_dynamodb
+
+    yield from scale_dynamodb.report(scale_dynamodb.measure(args.items)).splitlines()
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace, Context], Iterator[str]]] = {
+    "s3": section_s3,
+    "dynamodb": section_dynamodb,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=500_000, help="objects in the big bucket (default 500,000)")
     parser.add_argument("--small", type=int, default=100_000, help="objects in the small bucket (default 100,000)")
     parser.add_argument("--layout", choices=("dated", "flat"), default="dated", help="key layout of the buckets")
+    parser.add_argument("--items", type=int, default=2_000_000, help="items in the big table (default 2,000,000)")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
     parser.add_argument("--child-plan", nargs=2, metavar=("URL", "BUCKET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
