@@ -301,7 +301,7 @@ def backfill_segment(
             "totalScanned": prev["scanned"], "totalWritten": prev["written"],
         }  # fmt: skip
     start_key = decode_item(str(cp["lastKey"])) if cp.get("lastKey") else None
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     progress = _SegmentProgress()
     paced = pacers or _Pacers.share(backend, cfg, source_table, target_table, total_segments)
     pacer = paced.read
@@ -375,6 +375,7 @@ def backfill_segment(
         "throttles": progress.throttles,
         "bytes": progress.bytes,
         "duration_s": round(time.monotonic() - started, 3),
+        "span": [round(began, 3), round(time.time(), 3)],
         "resumedFrom": encode_item(start_key) if start_key else None,
         "done": True,
         "totalScanned": prev["scanned"] + progress.scanned,
@@ -411,7 +412,7 @@ def backfill_segments(
     first, stop, of = int(group["first"]), int(group["stop"]), int(group["of"])
     if not 0 <= first < stop <= total_segments:
         raise ValueError(f"segment group {first}..{stop - 1} is outside 0..{total_segments - 1}")
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     pacers = _Pacers.share(backend, cfg, source_table, target_table, of)
     results = [
         backfill_segment.fn(
@@ -433,6 +434,7 @@ def backfill_segments(
         "notSupportedByBackend": limits,
         **{k: sum(int(r.get(k, 0) or 0) for r in results) for k in _SUMMED},
         "duration_s": round(time.monotonic() - started, 3),
+        "span": [round(began, 3), round(time.time(), 3)],
         "done": True,
         "readRate": round(pacers.read.rate, 3),
         "readRateFrom": pacers.read_from,

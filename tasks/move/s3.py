@@ -286,6 +286,7 @@ def _label(stats: _Stats, source_bucket: str, target_bucket: str, mode: str) -> 
 
 
 def _finish(stats: _Stats, source_bucket: str, target_bucket: str, mode: str, t0: float) -> dict[str, Any]:
+    elapsed, now = time.monotonic() - t0, time.time()
     out: dict[str, Any] = {
         "partition": stats.partition,
         "mode": mode,
@@ -312,7 +313,8 @@ def _finish(stats: _Stats, source_bucket: str, target_bucket: str, mode: str, t0
         "updateObjectEncryptionUnsupported": stats.update_unsupported,
         "checksummed": stats.checksummed,
         "checksumUnsupported": stats.checksum_unsupported,
-        "duration_s": round(time.monotonic() - t0, 3),
+        "duration_s": round(elapsed, 3),
+        "span": [round(now - elapsed, 3), round(now, 3)],  # wall clock: the summary's first start to last end
     }
     log.info(
         "%s done: seen %d, copied %d, skipped %d, failed %d, vanished %d, pending %d in %.1fs",

@@ -49,13 +49,23 @@ _COPY_COUNTS = (
 )
 
 
+def wall_seconds(runs: list[dict[str, Any]]) -> float:
+    """How long the runs took together: first start to last end where every run says when it ran (`span`, wall
+    clock), else the slowest run (runs side by side; more runs than task workers queue, so the slowest alone
+    under-reports)."""
+    spans = [r["span"] for r in runs if isinstance(r.get("span"), list | tuple) and len(r["span"]) == 2]
+    if runs and len(spans) == len(runs):
+        return max(float(s[1]) for s in spans) - min(float(s[0]) for s in spans)
+    return max((float(r.get("duration_s", 0) or 0) for r in runs), default=0.0)
+
+
 def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up per-partition S3 copy stats (the tasks' own dicts) into a CopySummary; failures keep their
     first few examples."""
     failed_examples: list[dict[str, Any]] = []
     for p in parts:
         failed_examples.extend(p.get("failures", []) or [])
-    duration = max((float(p.get("duration_s", 0) or 0) for p in parts), default=0.0)
+    duration = wall_seconds(parts)
     counts = {k: _sum(parts, k) for k in _COPY_COUNTS}
     summary = CopySummary(
         **counts,
@@ -84,7 +94,7 @@ def summarize_copies(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up per-segment DynamoDB backfill stats (the tasks' own dicts) into a SegmentSummary."""
-    duration = max((float(s.get("duration_s", 0) or 0) for s in segs), default=0.0)
+    duration = wall_seconds(segs)
     written = _sum(segs, "written")
     summary = SegmentSummary(
         scanned=_sum(segs, "scanned"),

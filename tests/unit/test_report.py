@@ -160,3 +160,23 @@ def test_s3_catchup_reencryption_deletes_and_foreign_objects_are_reported(cfg: M
     assert "b1: 1 target-only object(s) not written by the migration" in validation_markdown(v)
     verdict = go_no_go([], {"mismatches": {"missing": 0, "extra": 0, "different": 0, "encryption": 2}}, {}, 60)
     assert verdict["decision"] == "NO-GO" and "2 not under the migration key" in verdict["reasons"][0]
+
+
+def test_backfill_duration_is_first_start_to_last_end() -> None:
+    """More partitions than task workers queue: three 10 s partitions on two workers took 20 s, not 10 s (the
+    slowest alone); runs without a span (an older task's stats) fall back to the slowest."""
+    parts = [
+        {"copied": 10, "duration_s": 10.0, "span": [100.0, 110.0]},
+        {"copied": 10, "duration_s": 10.0, "span": [100.0, 110.0]},
+        {"copied": 10, "duration_s": 10.0, "span": [110.0, 120.0]},
+    ]
+    summary = summarize_copies(parts)
+    assert (summary["durationSeconds"], summary["objectsPerSecond"]) == (20.0, 1.5)
+    segs = [
+        {"written": 5, "duration_s": 4.0, "span": [0.0, 4.0]},
+        {"written": 5, "duration_s": 4.0, "span": [4.0, 8.0]},
+    ]
+    assert summarize_segments(segs)["durationSeconds"] == 8.0
+    assert (
+        summarize_copies([{"copied": 1, "duration_s": 3.0}, {"copied": 1, "duration_s": 5.0}])["durationSeconds"] == 5.0
+    )
