@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -24,11 +25,11 @@ from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
-OBJECTS = 600
+OBJECTS = 1500  # enough copying time for the kill to land mid-backfill on a quiet machine too
 ITEMS = 1000
 BUCKET, TABLE = "dask-bucket", "dask-table"
 CAPTURED: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 240, "check": False}
-KILL_AT = 120  # objects in the target when the worker copying them is killed (past the first manifest flush)
+KILL_AT = 60  # objects in the target when the worker copying them is killed (past the first manifest flush, 25)
 
 
 def _client(service: str, url: str, region: str) -> Any:
@@ -150,13 +151,23 @@ def _scheduler(cli: psutil.Process) -> Any:
     from distributed import Client
 
     for conn in cli.net_connections(kind="tcp"):
-        if conn.status != psutil.CONN_LISTEN:
-            continue
+        if conn.status != psutil.CONN_LISTEN or _speaks_http(conn.laddr.port):
+            continue  # the dashboard: a Dask client would wait out its whole timeout there
         try:
-            return Client(f"tcp://127.0.0.1:{conn.laddr.port}", timeout=10, set_as_default=False)
+            return Client(f"tcp://127.0.0.1:{conn.laddr.port}", timeout=5, set_as_default=False)
         except Exception:
-            continue  # the dashboard's port, or another listener: not a scheduler
+            continue  # another listener: not a scheduler
     return None
+
+
+def _speaks_http(port: int) -> bool:
+    """Whether a loopback port answers an HTTP request (Dask's dashboard does; its scheduler does not)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return sock.recv(4).startswith(b"HTTP")
+    except OSError:
+        return False
 
 
 def _copying_worker(client: Any) -> int | None:
