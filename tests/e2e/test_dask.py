@@ -25,7 +25,7 @@ from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
-OBJECTS = 1500  # enough copying time for the kill to land mid-backfill on a quiet machine too
+OBJECTS = 1000  # enough copying time for the kill to land mid-backfill on a quiet machine too
 ITEMS = 1000
 BUCKET, TABLE = "dask-bucket", "dask-table"
 CAPTURED: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 240, "check": False}
