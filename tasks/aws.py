@@ -206,7 +206,7 @@ _ZERO = timedelta(0)
 def fast_timestamp(value: Any) -> datetime:
     """botocore's parse_timestamp, with its two common forms read by the standard library first.
 
-    botocore hands every timestamp to dateutil's pure-Python parser: ~0.6 ms each, three per copied object
+    botocore hands every timestamp to dateutil's pure-Python parser: ~0.11 ms each (measured), three per copied object
     (the listings' LastModified, CopyObjectResult's), about a tenth of our client CPU per copy. ISO 8601 with
     a UTC designator (XML/JSON bodies: `2026-12-01T14:35:12.000Z`) and RFC 1123 GMT (headers such as
     Last-Modified) give the very value botocore gives (same instant, its tzutc()); any other form, an epoch
