@@ -8,9 +8,9 @@ A bad value is one line naming the variable (exit 2).
 
 from __future__ import annotations
 
-from typing import Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,6 +18,17 @@ from config.model import ConfigError
 from config.options import runner_problem
 
 ENV_PREFIX = "REGION_MIGRATION_"
+
+
+def off_or_count(value: Any) -> Any:
+    """`off` (any case) or an empty value disables a size threshold (None); anything else is parsed as a count."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "")):
+        return None
+    return value
+
+
+# A size threshold of a bulk path: at or above it the store takes the server-side path; 0 forces it, off disables it.
+Threshold = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(off_or_count)]
 
 
 class Settings(BaseSettings):
@@ -47,6 +58,16 @@ class Settings(BaseSettings):
         gt=0,
         description="GO needs every table's stream lag at or under this many seconds (migrate's verdict, "
         "cutover's default for --max-lag-seconds).",
+    )
+    s3_batch_min_objects: Threshold = Field(
+        default=10_000_000,
+        description="Buckets with at least this many objects are backfilled by an S3 Batch Replication job "
+        "(0: every bucket; off: never; migrate's --s3-batch-min-objects).",
+    )
+    dynamodb_import_min_bytes: Threshold = Field(
+        default=10 * 1024**3,
+        description="Tables of at least this many bytes are backfilled by export to S3 and ImportTable "
+        "(0: every table; off: never; migrate's --dynamodb-import-min-bytes).",
     )
     task_runner: Literal["thread", "dask"] = Field(
         default="thread",
@@ -85,6 +106,8 @@ def expected(field: FieldInfo) -> str:
         return "one of " + ", ".join(get_args(field.annotation))
     if field.annotation == str | None:
         return "text"
+    if any(isinstance(m, BeforeValidator) and m.func is off_or_count for m in field.metadata):
+        return "a whole number >= 0, or off"
     kind = "a whole number" if field.annotation in (int, int | None) else "a number"
     bounds = [
         f"{op} {getattr(bound, attr)}"

@@ -24,7 +24,7 @@ from config.options import (  # noqa: F401 - re-exported: the flows' CLIs import
     quiet_prefect_defaults,
     runner_problem,
 )
-from config.settings import SETTINGS
+from config.settings import SETTINGS, off_or_count
 from tasks.aws import Backend
 from tasks.errors import UserError
 
@@ -96,6 +96,32 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help="with --task-runner dask: an existing cluster's scheduler, e.g. tcp://host:8786 (workers need the "
         "project installed and the Prefect API reachable)",
     )
+
+
+def threshold(text: str) -> int | None:
+    """A bulk path's size threshold on the command line: a whole number >= 0, or `off` (argparse's type)."""
+    value = off_or_count(text)
+    if value is None:
+        return None
+    if not str(value).isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0, or off")
+    return int(value)
+
+
+def add_threshold_args(parser: argparse.ArgumentParser) -> None:
+    """migrate's (and its plan's) choice of the server-side backfill paths by store size (tasks/paths.py)."""
+    for flag, field, unit in (
+        ("--s3-batch-min-objects", "s3_batch_min_objects", "objects"),
+        ("--dynamodb-import-min-bytes", "dynamodb_import_min_bytes", "bytes"),
+    ):
+        parser.add_argument(
+            flag,
+            type=threshold,
+            default=getattr(SETTINGS, field),
+            metavar="N|off",
+            help=f"stores of at least N {unit} take the server-side path; 0: all, off: none "
+            f"(default: %(default)s, from REGION_MIGRATION_{field.upper()})",
+        )
 
 
 def options_from(args: argparse.Namespace) -> RunOptions:

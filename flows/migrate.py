@@ -17,6 +17,7 @@ from config.settings import SETTINGS
 from flows.common import (
     EXIT_OK,
     RunOptions,
+    add_threshold_args,
     cli_parser,
     finish,
     jsonable,
@@ -44,11 +45,15 @@ def _now() -> str:
     workers=TASK_WORKERS,
     report_path="Where to write the JSON report (default: reports/migration-report-{batch}-{suffix}.json).",
     validation_level="quick: keys and sizes; full: also every content (default).",
+    s3_batch_min_objects="Buckets with at least this many objects take S3 Batch Replication (0: all; empty: never).",
+    dynamodb_import_min_bytes="Tables of at least this many bytes take export + ImportTable (0: all; empty: never).",
 )
 def migrate(
     options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
     report_path: str | None = None,
     validation_level: Literal["quick", "full"] = "full",
+    s3_batch_min_objects: int | None = SETTINGS.s3_batch_min_objects,
+    dynamodb_import_min_bytes: int | None = SETTINGS.dynamodb_import_min_bytes,
 ) -> dict[str, Any]:
     """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "migrate", __doc__, "where to write the JSON report (default: reports/)", ("--validation-level", "full")
     )
     parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
+    add_threshold_args(parser)
     args = parser.parse_args(argv)
     ready = prepare(args)
     if isinstance(ready, int):
@@ -89,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(preflight.format_plan(preflight.plan(backend, cfg)))
         return EXIT_OK
-    state = run_flow(migrate, args, report_path=args.report, validation_level=args.validation_level)
+    state = run_flow(
+        migrate,
+        args,
+        report_path=args.report,
+        validation_level=args.validation_level,
+        s3_batch_min_objects=args.s3_batch_min_objects,
+        dynamodb_import_min_bytes=args.dynamodb_import_min_bytes,
+    )
     report = finish(state, "migration")
     if isinstance(report, int):
         return report

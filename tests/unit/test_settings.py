@@ -29,6 +29,8 @@ def test_defaults_are_the_measured_counts() -> None:
         "ddb_writers": 4,
         "ddb_backfill_tasks": 32,
         "max_lag_seconds": 60.0,
+        "s3_batch_min_objects": 10_000_000,
+        "dynamodb_import_min_bytes": 10 * 1024**3,
         "task_runner": "thread",
         "dask_workers": None,
         "dask_address": None,
