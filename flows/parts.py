@@ -28,7 +28,7 @@ from tasks.move.s3_plan import plan_summary
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
 from tasks.preflight import check as preflight_check
-from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
+from tasks.provision import dynamodb, dynamodb_capacity, iam, kms, lambda_, s3, sns
 from tasks.report.build import summarize_copies, summarize_segments
 from tasks.report.render import s3_catchup_lines
 from tasks.steps import S3_COPY_WORKERS
@@ -230,6 +230,7 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
         out[s]["backfill"] = summarize_segments([result_of(f) for f in fills[s]])
         if out[s]["backfill"]["failedSegments"]:
             failed.add(s)
+    settle_capacities(backend, cfg, res, kms_arn, [s for s in fills if s not in failed], out)
     started = set(copies) | set(fills)
     skip = frozenset(failed | (set(out) - started))
     for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
@@ -237,6 +238,21 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
     return out
 
 
+def settle_capacities(
+    backend: Backend, cfg: MigrationConfig, res: dict[str, Any], kms_arn: str, tables: list[str], out: dict[str, Any]
+) -> None:
+    """Each backfilled target gets its steady capacity (it was on-demand for the backfill); its provisioning
+    read-back in `res` then shows the capacity the table has now, which the report compares with the source's."""
+    specs = {spec.name: spec for spec in cfg.dynamodb_tables}
+    futs = {s: dynamodb_capacity.settle_capacity.submit(backend, cfg, specs[s], kms_arn) for s in tables}
+    provisioned = {t.get("source"): t for t in res.get("dynamodbTables", [])}
+    for s, fut in futs.items():
+        out[s]["capacity"] = result_of(fut)
+        if s in provisioned and "billingMode" in out[s]["capacity"]:
+            provisioned[s].update({k: out[s]["capacity"][k] for k in _CAPACITY_KEYS})
+
+
+_CAPACITY_KEYS = ("billingMode", "readCapacity", "writeCapacity", "gsiCapacity")
 MISMATCH_ROWS_IN_ARTIFACT = 50
 COUNT_KEYS = ("missing", "extra", "different", "encryption")
 

@@ -20,6 +20,7 @@ from tasks.provision.dynamodb_request import (  # noqa: F401 (re-exported: the s
     STREAM_VIEW,
     _projection,
     _spec_index,
+    backfill_request,
     billing_mode,
     check_spec_against_source,
     target_table_request,
@@ -124,7 +125,8 @@ def table_tags(ddb: Any, arn: str) -> dict[str, str]:
         kwargs["NextToken"] = resp["NextToken"]
 
 
-def _read_source(backend: Backend, cfg: MigrationConfig, spec: TableSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_source(backend: Backend, cfg: MigrationConfig, spec: TableSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The source table and its TTL setting, read only (a missing table is a one-line PreflightError)."""
     ddb = backend.client("dynamodb", cfg.source_region)
     desc = _describe(ddb, spec.name)
     if desc is None:
@@ -163,8 +165,13 @@ def _converge(
     tags: dict[str, str],
     unsupported: dict[str, str],
     ttl_drift: list[str],
+    backfilling: bool = True,
 ) -> list[str]:
-    """Put back whatever differs from the request; each UpdateTable is one change (AWS allows no more)."""
+    """Put back whatever differs from the request; each UpdateTable is one change (AWS allows no more).
+
+    An on-demand target whose steady state is provisioned is left on-demand while `backfilling`: its backfill writes
+    it so, and `settle_capacity` switches it once, when the backfill is done.
+    """
     fixed: list[str] = []
     arn = desc["TableArn"]
 
@@ -185,21 +192,11 @@ def _converge(
         else:
             fixed.append("stream")
 
-    want_mode = req["BillingMode"]
-    if billing_mode(desc) != want_mode:
-        kwargs: dict[str, Any] = {"TableName": name, "BillingMode": want_mode}
-        if want_mode == "PROVISIONED":
-            kwargs["ProvisionedThroughput"] = req["ProvisionedThroughput"]
-            gsi_updates = [
-                {"Update": {"IndexName": g["IndexName"], "ProvisionedThroughput": g["ProvisionedThroughput"]}}
-                for g in req.get("GlobalSecondaryIndexes", [])
-            ]
-            if gsi_updates:
-                kwargs["GlobalSecondaryIndexUpdates"] = gsi_updates
-        ddb.update_table(**kwargs)
-        desc = wait_active(ddb, name)
+    want_mode, have_mode = req["BillingMode"], billing_mode(desc)
+    if have_mode != want_mode and not (want_mode == "PROVISIONED" and backfilling):
+        desc = switch_billing(ddb, name, req)
         fixed.append("billingMode")
-    elif want_mode == "PROVISIONED":
+    elif want_mode == have_mode == "PROVISIONED":
         have = desc.get("ProvisionedThroughput", {})
         want = req["ProvisionedThroughput"]
         if any(have.get(k) != v for k, v in want.items()):
@@ -253,6 +250,22 @@ def _converge(
     return fixed
 
 
+def switch_billing(ddb: Any, name: str, req: dict[str, Any]) -> dict[str, Any]:
+    """One UpdateTable to the request's billing mode (with every GSI's capacity when provisioned); the table read
+    back once ACTIVE again."""
+    kwargs: dict[str, Any] = {"TableName": name, "BillingMode": req["BillingMode"]}
+    if req["BillingMode"] == "PROVISIONED":
+        kwargs["ProvisionedThroughput"] = req["ProvisionedThroughput"]
+        gsi_updates = [
+            {"Update": {"IndexName": g["IndexName"], "ProvisionedThroughput": g["ProvisionedThroughput"]}}
+            for g in req.get("GlobalSecondaryIndexes", [])
+        ]
+        if gsi_updates:
+            kwargs["GlobalSecondaryIndexUpdates"] = gsi_updates
+    ddb.update_table(**kwargs)
+    return wait_active(ddb, name)
+
+
 def _enable_pitr(ddb: Any, name: str) -> None:
     """Right after CreateTable, AWS answers ContinuousBackupsUnavailableException for a while: retry."""
     for attempt in range(30):
@@ -276,7 +289,7 @@ def _ttl_summary(source_ttl: dict[str, Any]) -> str:
 @step("provision-table", run_name="provision-table-{spec.name}")
 def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge one target table from its source's description; return it read back."""
-    source_desc, source_ttl = _read_source(backend, cfg, spec)
+    source_desc, source_ttl = read_source(backend, cfg, spec)
     req = target_table_request(source_desc, source_ttl, spec, cfg, kms_key_arn)
     name = req["TableName"]
     ddb = backend.client("dynamodb", cfg.target_region)
@@ -285,7 +298,7 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
     desc = _describe(ddb, name)
     if desc is None:
         try:
-            ddb.create_table(**req)
+            ddb.create_table(**backfill_request(req))
             created = True
         except Exception as err:
             if error_code(err) != "ResourceInUseException":  # a parallel run created it first

@@ -158,6 +158,25 @@ def target_table_request(
     return req
 
 
+def backfill_request(req: dict[str, Any]) -> dict[str, Any]:
+    """The CreateTable request of a new target: on-demand while the backfill writes it, whatever its steady state.
+
+    A provisioned target at the source's capacity x scalingFactor would bound the backfill at that many writes a
+    second (2,500 items into 10 WCU: four minutes; a terabyte: months). On-demand serves a new table's first 4,000
+    writes a second at once and costs per write; `settle_capacity` then switches it to the steady `req` (AWS allows
+    on-demand -> provisioned at any time, provisioned -> on-demand four times in 24 hours: never needed here).
+    """
+    if req["BillingMode"] != "PROVISIONED":
+        return req
+    out = {k: v for k, v in req.items() if k != "ProvisionedThroughput"}
+    out["BillingMode"] = "PAY_PER_REQUEST"
+    if req.get("GlobalSecondaryIndexes"):
+        out["GlobalSecondaryIndexes"] = [
+            {k: v for k, v in g.items() if k != "ProvisionedThroughput"} for g in req["GlobalSecondaryIndexes"]
+        ]
+    return out
+
+
 def _ttl_on(ttl: dict[str, Any]) -> bool:
     return ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
 

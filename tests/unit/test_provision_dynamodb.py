@@ -18,6 +18,7 @@ from tasks.provision.dynamodb import (
     ttl_attribute,
     ttl_plan,
 )
+from tasks.provision.dynamodb_capacity import settle_capacity
 from tasks.report.build import configuration_differences, next_steps, overall
 
 SOURCE = "us-east-1"
@@ -220,9 +221,9 @@ def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend,
     assert out["arn"] == f"arn:aws:dynamodb:{TARGET}:123456789012:table/{name}"
     assert out["keySchema"] == [{"name": "eventId", "type": "HASH"}, {"name": "timestamp", "type": "RANGE"}]
     assert out["gsis"] == ["byUser"] and out["lsis"] == ["byKind"]
-    assert out["billingMode"] == "PROVISIONED"
-    assert (out["readCapacity"], out["writeCapacity"]) == (8, 8)
-    assert out["gsiCapacity"] == {"byUser": {"readCapacity": 5, "writeCapacity": 3}}
+    # On-demand while the backfill writes it; settle_capacity gives it the source's capacity x 1.5 afterwards.
+    assert out["billingMode"] == "PAY_PER_REQUEST"
+    assert (out["readCapacity"], out["writeCapacity"]) == (None, None)
     assert out["capacityFrom"] == {
         "billingMode": "PROVISIONED",
         "readCapacity": 5,
@@ -239,7 +240,7 @@ def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend,
     desc = target(backend).describe_table(TableName=name)["Table"]
     assert desc["TableStatus"] == "ACTIVE"
     assert desc["KeySchema"] == EVENTS_SCHEMA["KeySchema"]
-    assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 8
+    assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert desc["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     gsi = desc["GlobalSecondaryIndexes"][0]
     assert gsi["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["kind"]}
@@ -251,6 +252,31 @@ def test_ensure_table_builds_target_from_source_and_reads_back(backend: Backend,
     # The source was only read.
     src = backend.client("dynamodb", SOURCE).describe_table(TableName="analytics-events")["Table"]
     assert "StreamSpecification" not in src or not src["StreamSpecification"].get("StreamEnabled")
+
+
+def test_the_target_is_on_demand_for_its_backfill_then_settles_to_the_scaled_capacity_once(
+    backend: Backend, cfg: MigrationConfig
+) -> None:
+    make_source(backend, EVENTS_SCHEMA)
+    spec = cfg.dynamodb_tables[0]
+    ensure_table.fn(backend, cfg, spec, KEY_ARN)
+    again = ensure_table.fn(backend, cfg, spec, KEY_ARN)  # a re-run before the backfill ends: still on-demand
+    assert again["billingMode"] == "PAY_PER_REQUEST" and again["repaired"] == []
+
+    settled = settle_capacity.fn(backend, cfg, spec, KEY_ARN)
+    assert settled["switched"] is True and settled["settled"] is True
+    assert settled["billingMode"] == "PROVISIONED"
+    assert (settled["readCapacity"], settled["writeCapacity"]) == (8, 8)
+    assert settled["gsiCapacity"] == {"byUser": {"readCapacity": 5, "writeCapacity": 3}}
+    desc = target(backend).describe_table(TableName=settled["table"])["Table"]
+    assert desc["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 8
+    assert desc["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"] == 3
+
+    # Settled stays settled: no second switch, and provisioning keeps it provisioned.
+    assert settle_capacity.fn(backend, cfg, spec, KEY_ARN)["switched"] is False
+    after = ensure_table.fn(backend, cfg, spec, KEY_ARN)
+    assert after["billingMode"] == "PROVISIONED" and after["repaired"] == []
 
 
 def test_on_demand_source_without_ttl(backend: Backend, cfg: MigrationConfig) -> None:
@@ -278,6 +304,7 @@ def test_ensure_table_twice_creates_nothing_new(backend: Backend, cfg: Migration
 def test_ensure_table_repairs_drift(backend: Backend, cfg: MigrationConfig) -> None:
     make_source(backend, EVENTS_SCHEMA, ttl_attr="expiresAt")
     name = ensure_table.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)["name"]
+    settle_capacity.fn(backend, cfg, cfg.dynamodb_tables[0], KEY_ARN)  # its backfill is done: steady capacity
     t = target(backend)
     t.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
     t.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})
