@@ -85,7 +85,7 @@ def load_prices(user_file: str | Path | None = None) -> PriceTable:
     """
     raw = json.loads(TABLE.read_text(encoding="utf-8"))
     table = PriceTable.model_validate(raw)
-    table.origin = [f"{TABLE.name} (prices of {table.date})"]
+    table.origin = [f"config/{TABLE.name}"]
     if user_file is None:
         return table
     where = f"--prices {user_file}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.model import MigrationConfig, TableSpec
-from config.prices import PriceTable, as_json
+from config.prices import PriceTable, as_json, load_prices
 from config.settings import SETTINGS
 from tasks import estimate as est
 from tasks.aws import Backend, bucket_arn
@@ -21,6 +21,7 @@ from tasks.provision import dynamodb, iam
 from tasks.provision.common import lookup
 from tasks.provision.dynamodb_request import target_table_request
 from tasks.provision.s3 import get_replication
+from tasks.steps import step
 
 SAMPLE_ITEMS = 100  # Scan Limit of the size sample: one page, a few read units
 COUNT_CAP = 100_000  # a COUNT scan stops here when ItemCount is not reported (the count is then "at least")
@@ -145,6 +146,18 @@ def table_estimate(
     return est.estimate_table(prices, name, size, rates, threshold, import_blocked(desc, cfg.target_region, size.bytes))
 
 
+@step("estimate", retries=1)
+def source_estimates(
+    backend: Backend, cfg: MigrationConfig, prices_file: str | None, dynamodb_import_min_bytes: int | None
+) -> dict[str, dict[str, Any]]:
+    """Each table's estimate before it moves (the report sets the run's measured counts beside it; a bucket's is
+    made from its backfill planning's count, tasks/report/build.estimate_vs_measured)."""
+    prices = load_prices(prices_file)
+    return {
+        t.name: table_estimate(backend, cfg, prices, t.name, dynamodb_import_min_bytes) for t in cfg.dynamodb_tables
+    }
+
+
 def plan_total(prices: PriceTable, stores: list[dict[str, Any]]) -> dict[str, Any]:
     return {**est.total(stores), "prices": as_json(prices)}
 
@@ -160,8 +173,6 @@ def estimate_lines(store: dict[str, Any]) -> list[str]:
         f"    requests: {requests}",
         f"    the other path, {alt['path']}: {alt['cost']}, {alt['duration']}",
     ]
-    if store.get("sizeFrom"):
-        out.insert(1, f"    size: {store['sizeFrom']}")
     out += [f"    assumes: {a}" for a in store["assumptions"]]
     return out
 
