@@ -53,14 +53,30 @@ def replication_action(backend: Backend, cfg: MigrationConfig, bucket: str, targ
     key_arn = str(key["KeyMetadata"]["Arn"]) if key else ""
     desired = replication_rule(rule_id, int(ours.get("Priority") or 1), bucket_arn(target, cfg.target_region), key_arn)
     drift = rule_drift(desired, ours)
+    # A path the read-back lacks is one the backend does not return (moto keeps no DeleteMarkerReplication): not a
+    # difference we can see, but a run puts the rule again; a path it returns with another value is real drift.
+    returned = [p for p in drift if _has(ours, p)]
+    unseen = [p for p in drift if p not in returned]
     role = iam.find_role(backend, cfg, names.replication_role)
     foreign = [r for r in rules if r.get("ID") != rule_id]
     # ensure_replication keeps another owner's role when their rules share the bucket: that is not drift.
     want_role = current.get("Role") if foreign and current.get("Role") else (role or {}).get("arn")
-    if not drift and want_role and current.get("Role") == want_role:
-        return f"replication rule to {target} in place (ours, unchanged)"
-    what = drift[:3] + (["role"] if current.get("Role") != want_role else [])
-    return f"update replication rule to {target} ({', '.join(what)}{' ...' if len(drift) > 3 else ''})"
+    role_ok = bool(want_role) and current.get("Role") == want_role
+    if not returned and role_ok:
+        gaps = f"; the backend returns no {', '.join(unseen)}: a run puts the rule again" if unseen else ""
+        return f"replication rule to {target} in place (ours{gaps})"
+    what = returned[:3] + ([] if role_ok else ["role"])
+    return f"update replication rule to {target} ({', '.join(what)}{' ...' if len(returned) > 3 else ''})"
+
+
+def _has(rule: dict[str, Any], dotted: str) -> bool:
+    """Whether the rule holds a value at this dotted path (rule_drift's path format)."""
+    node: Any = rule
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def table_size(ddb: Any, name: str, desc: dict[str, Any]) -> est.TableSize:
