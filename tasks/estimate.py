@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.prices import PriceTable
-from tasks.paths import DDB_EXPORT_IMPORT, DDB_SCAN, S3_BATCH_REPLICATION, S3_CLIENT_COPY, s3_path, table_path
+from tasks.paths import (
+    DDB_EXPORT_IMPORT,
+    DDB_SCAN,
+    S3_BATCH_REPLICATION,
+    S3_CLIENT_COPY,
+    PathChoice,
+    s3_path,
+    table_path,
+)
 
 GB = 1024**3
 LIST_PAGE = 1000  # ListObjectsV2 returns at most 1,000 keys per request
@@ -191,17 +199,7 @@ def estimate_bucket(
         S3_CLIENT_COPY: s3_client_copy(prices, objects, nbytes, workers, stream),
         S3_BATCH_REPLICATION: s3_batch_replication(prices, objects, nbytes, versions, stream),
     }
-    chosen = paths.pop(choice.path)
-    other = next(iter(paths.values()))
-    return {
-        "store": name,
-        "kind": "s3 bucket",
-        "why": choice.reason,
-        "objects": objects,
-        "bytes": nbytes,
-        **chosen,
-        "alternative": _brief(other),
-    }
+    return _on_path(name, "s3 bucket", choice, paths, {"objects": objects, "bytes": nbytes})
 
 
 @dataclass(frozen=True)
@@ -322,18 +320,17 @@ def estimate_table(
     """A table's estimate on the path tasks.paths.table_path chooses, with the other path's beside it."""
     choice = table_path(size.bytes, threshold, blocked)
     paths = {DDB_SCAN: ddb_scan(prices, size, rates), DDB_EXPORT_IMPORT: ddb_export_import(prices, size, rates)}
+    counts = {"items": size.items, "bytes": size.bytes, "sizeFrom": size.source}
+    return _on_path(name, "dynamodb table", choice, paths, counts)
+
+
+def _on_path(
+    name: str, kind: str, choice: PathChoice, paths: dict[str, dict[str, Any]], counts: dict[str, Any]
+) -> dict[str, Any]:
+    """The chosen path's estimate with the store's counts, and the other path's in brief beside it."""
     chosen = paths.pop(choice.path)
     other = next(iter(paths.values()))
-    return {
-        "store": name,
-        "kind": "dynamodb table",
-        "why": choice.reason,
-        "items": size.items,
-        "bytes": size.bytes,
-        "sizeFrom": size.source,
-        **chosen,
-        "alternative": _brief(other),
-    }
+    return {"store": name, "kind": kind, "why": choice.reason, **counts, **chosen, "alternative": _brief(other)}
 
 
 def _brief(est: dict[str, Any]) -> dict[str, Any]:
