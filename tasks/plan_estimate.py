@@ -25,8 +25,9 @@ from tasks.steps import step
 
 SAMPLE_ITEMS = 100  # Scan Limit of the size sample: one page, a few read units
 COUNT_CAP = 100_000  # a COUNT scan stops here when ItemCount is not reported (the count is then "at least")
-# ImportTable: "up to 15 TB" of source data across concurrent imports in us-east-1, us-west-2 and eu-west-1, 1 TB
-# elsewhere (DynamoDB developer guide, import quotas); compressed bytes there, the table size here (an upper bound).
+# ImportTable: up to 15 TB of source data across concurrent imports in us-east-1, us-west-2 and eu-west-1, 1 TB
+# elsewhere (issue 11 and shared/FACTS.md; the import quotas page was not among the stored AWS docs): counted there in
+# compressed bytes, here the table size (an upper bound).
 IMPORT_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 
 
