@@ -65,6 +65,7 @@ class PriceTable(BaseModel):
     note: str = ""
     prices: dict[str, Price]
     origin: list[str] = []
+    overridden: list[str] = []  # keys the user's file set (the Price List API never replaces them)
 
     def __getitem__(self, key: str) -> Price:
         return self.prices[key]
@@ -111,6 +112,7 @@ def load_prices(user_file: str | Path | None = None) -> PriceTable:
         path = ".".join(str(p) for p in first["loc"])
         raise UserError(f"{where}: {path}: {first['msg']}; fix the file") from None
     user.origin = [*table.origin, f"overridden by {user_file} ({', '.join(sorted(given['prices']))})"]
+    user.overridden = sorted(given["prices"])
     return user
 
 

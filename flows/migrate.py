@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         from tasks import preflight
 
+        if backend.kind == "aws":  # real AWS's own prices for the source region, where its Price List answers
+            from tasks.price_list import from_price_list
+
+            prices = from_price_list(backend, prices, cfg.source_region)
         thresholds = {"s3_batch_min_objects": args.s3_batch_min_objects}
         thresholds["dynamodb_import_min_bytes"] = args.dynamodb_import_min_bytes
         print(preflight.format_plan(preflight.plan(backend, cfg, prices=prices, **thresholds)))
