@@ -13,12 +13,14 @@ from typing import Any, Literal
 
 from prefect import get_run_logger
 
+from config.prices import load_prices
 from config.settings import SETTINGS
 from flows.common import (
     EXIT_OK,
     RunOptions,
     add_threshold_args,
     cli_parser,
+    fail,
     finish,
     jsonable,
     pipeline_flow,
@@ -26,10 +28,13 @@ from flows.common import (
     print_verdict,
     run_flow,
 )
-from flows.parts import begin, mismatch_path_for, move, provision, run_validation
+from flows.parts import begin, mismatch_path_for, move, provision, result_of, run_validation
 from tasks import alerts
+from tasks.errors import UserError
 from tasks.names import report_path as report_path_for
+from tasks.plan_estimate import source_estimates
 from tasks.report.assemble import assemble
+from tasks.report.build import estimate_vs_measured
 from tasks.report.publish import publish_artifacts, write_report
 
 # Partition tasks run side by side; each S3 partition also runs its own bounded copy pool.
@@ -47,6 +52,7 @@ def _now() -> str:
     validation_level="quick: keys and sizes; full: also every content (default).",
     s3_batch_min_objects="Buckets with at least this many objects take S3 Batch Replication (0: all; empty: never).",
     dynamodb_import_min_bytes="Tables of at least this many bytes take export + ImportTable (0: all; empty: never).",
+    prices="A JSON file of prices overriding the shipped table (config/prices-us-east-1.json), for the estimate.",
 )
 def migrate(
     options: RunOptions = RunOptions(),  # noqa: B008 - an immutable default, validated by Prefect
@@ -54,14 +60,18 @@ def migrate(
     validation_level: Literal["quick", "full"] = "full",
     s3_batch_min_objects: int | None = SETTINGS.s3_batch_min_objects,
     dynamodb_import_min_bytes: int | None = SETTINGS.dynamodb_import_min_bytes,
+    prices: str | None = None,
 ) -> dict[str, Any]:
     """Migrate the config's buckets and tables, validate, and report (JSON + artifacts) with a GO/NO-GO."""
     logger = get_run_logger()
     t0, started = time.monotonic(), _now()
     preflight_warnings: list[str] = []
     cfg, backend, account = begin(options, warnings=preflight_warnings)
+    # Table sizes before anything moves; a failed estimate leaves the report without one, never fails the run.
+    estimates_f = source_estimates.submit(backend, cfg, prices, dynamodb_import_min_bytes)
     res = provision(backend, cfg, account)
     moved = move(backend, cfg, res)
+    estimates = result_of(estimates_f)
     path = report_path_for("migration-report", cfg, report_path)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
     report: dict[str, Any] = jsonable(
@@ -70,6 +80,8 @@ def migrate(
         )
     )
     report["preflightWarnings"] = preflight_warnings
+    sizes = {k: v for k, v in estimates.items() if isinstance(v, dict)}  # {"error": ...} when the step failed
+    report["estimate"] = estimate_vs_measured(report, sizes, load_prices(prices), s3_batch_min_objects)
     report["reportPath"] = str(write_report(report, path))
     publish_artifacts(report)
     decision = report["verdict"]
@@ -85,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
     add_threshold_args(parser)
+    parser.add_argument(
+        "--prices", metavar="FILE", help="JSON prices overriding the shipped table (config/prices-us-east-1.json)"
+    )
     args = parser.parse_args(argv)
+    try:
+        prices = load_prices(args.prices)  # a bad file is refused before anything starts
+    except UserError as err:
+        return fail(str(err))
     ready = prepare(args)
     if isinstance(ready, int):
         return ready
@@ -93,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         from tasks import preflight
 
-        print(preflight.format_plan(preflight.plan(backend, cfg)))
+        if backend.kind == "aws":  # real AWS's own prices for the source region, where its Price List answers
+            from tasks.price_list import from_price_list
+
+            prices = from_price_list(backend, prices, cfg.source_region)
+        thresholds = {"s3_batch_min_objects": args.s3_batch_min_objects}
+        thresholds["dynamodb_import_min_bytes"] = args.dynamodb_import_min_bytes
+        print(preflight.format_plan(preflight.plan(backend, cfg, prices=prices, **thresholds)))
         return EXIT_OK
     state = run_flow(
         migrate,
@@ -102,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         validation_level=args.validation_level,
         s3_batch_min_objects=args.s3_batch_min_objects,
         dynamodb_import_min_bytes=args.dynamodb_import_min_bytes,
+        prices=args.prices,
     )
     report = finish(state, "migration")
     if isinstance(report, int):

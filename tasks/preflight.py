@@ -22,6 +22,9 @@ from botocore.exceptions import (
 )
 
 from config.model import MigrationConfig
+from config.prices import PriceTable, load_prices
+from config.settings import SETTINGS
+from tasks import plan_estimate
 from tasks.aws import Backend, bucket_region, error_code, is_not_found
 from tasks.move.s3_listing import survey
 from tasks.move.s3_plan import SAMPLE_BUDGET
@@ -330,9 +333,22 @@ def cloudwatch_objects(backend: Backend, region: str, bucket: str, now: datetime
     return {"objects": int(latest["Average"]), "source": f"CloudWatch NumberOfObjects of {day}"}
 
 
-def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) -> dict[str, Any]:
-    """What a run would create or change, resource by resource, and how much data there is to move."""
+def plan(
+    backend: Backend,
+    cfg: MigrationConfig,
+    pf: Preflight | None = None,
+    *,
+    prices: PriceTable | None = None,
+    s3_batch_min_objects: int | None = SETTINGS.s3_batch_min_objects,
+    dynamodb_import_min_bytes: int | None = SETTINGS.dynamodb_import_min_bytes,
+    blocked: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What a run would create or change, resource by resource (as it is now: read back), how much data there is
+    to move, and what each store's path will cost and take (`blocked`: store -> why its server-side path cannot
+    serve it here, from a capability probe)."""
     pf = pf or check.fn(backend, cfg)
+    prices = prices or load_prices()
+    blocked = blocked or {}
     names = resource_names(cfg)
     state = {(t["type"], t["name"]): t["state"] for t in pf.targets}
 
@@ -342,7 +358,11 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
     steps: list[dict[str, str]] = [
         {"resource": "kms key", "name": names.kms_alias, "action": action("kms alias", names.kms_alias)},
         {"resource": "sns topic", "name": names.topic, "action": action("sns topic", names.topic)},
-        {"resource": "dynamodb table (checkpoints)", "name": names.checkpoint_table, "action": "create if missing"},
+        {
+            "resource": "dynamodb table (checkpoints)",
+            "name": names.checkpoint_table,
+            "action": plan_estimate.checkpoint_action(backend, cfg),
+        },
         {"resource": "iam role", "name": names.replication_role, "action": action("iam role", names.replication_role)},
         {"resource": "iam role", "name": names.lambda_role, "action": action("iam role", names.lambda_role)},
         {
@@ -359,12 +379,15 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
         steps.append({"resource": "s3 bucket", "name": target, "action": action("s3 bucket", target)})
         if b["versioning"] != "Enabled":
             steps.append({"resource": "source s3 bucket", "name": b["name"], "action": "enable versioning"})
-        steps.append({"resource": "source s3 bucket", "name": b["name"], "action": f"put replication rule to {target}"})
+        rule = plan_estimate.replication_action(backend, cfg, b["name"], target)
+        steps.append({"resource": "source s3 bucket", "name": b["name"], "action": rule})
         estimate = cloudwatch_objects(backend, cfg.source_region, b["name"])
         if estimate.get("notSupportedByBackend"):
             unsupported[f"s3 NumberOfObjects metric ({b['name']})"] = estimate.pop("notSupportedByBackend")
         counted = count_bucket(backend, cfg.source_region, b["name"])
-        buckets.append({**b, "target": target, **counted, "estimate": estimate})
+        row = {**b, "target": target, **counted, "estimate": estimate}
+        row["cost"] = plan_estimate.bucket_estimate(prices, row, s3_batch_min_objects, blocked.get(b["name"]))
+        buckets.append(row)
     tables = []
     for t in pf.tables:
         target = names.tables[t["name"]]
@@ -373,7 +396,8 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
             steps.append(
                 {"resource": "source dynamodb table", "name": t["name"], "action": "enable stream NEW_AND_OLD_IMAGES"}
             )
-        tables.append({**t, "target": target})
+        cost = plan_estimate.table_estimate(backend, cfg, prices, t["name"], dynamodb_import_min_bytes)
+        tables.append({**t, "target": target, "cost": cost})
     return {
         "backend": pf.backend,
         "account": pf.account_id,
@@ -386,10 +410,11 @@ def plan(backend: Backend, cfg: MigrationConfig, pf: Preflight | None = None) ->
         "totals": {
             "objects": sum(b["objects"] for b in buckets),
             "bytes": sum(b["bytes"] for b in buckets),
-            "items": sum(t["items"] for t in tables),
-            "itemBytes": sum(t["bytes"] for t in tables),
+            "items": sum(t["cost"]["items"] for t in tables),  # sampled where DescribeTable reports 0
+            "itemBytes": sum(t["cost"]["bytes"] for t in tables),
         },
         "notSupportedByBackend": unsupported,
+        "cost": plan_estimate.plan_total(prices, [b["cost"] for b in buckets] + [t["cost"] for t in tables]),
     }
 
 
@@ -413,12 +438,18 @@ def format_plan(p: dict[str, Any]) -> str:
                 f"({_size(b['validationStreamBytes'])} of GETs from {p['sourceRegion']}: inter-region transfer "
                 f"when validation runs in {p['targetRegion']}); the rest is proven by stored checksums"
             )
+        lines += plan_estimate.estimate_lines(b["cost"]) if b.get("cost") else []
     for t in p["tables"]:
+        cost = t.get("cost") or {}
+        items, nbytes = cost.get("items", t["items"]), cost.get("bytes", t["bytes"])
         lines.append(
-            f"  dynamodb {t['name']} -> {t['target']}: ~{t['items']} items, ~{_size(t['bytes'])} "
-            "(DynamoDB's approximate counts)"
+            f"  dynamodb {t['name']} -> {t['target']}: ~{items} items, ~{_size(nbytes)} "
+            f"({cost.get('sizeFrom') or 'DynamoDB approximate counts'})"
         )
+        lines += plan_estimate.estimate_lines(cost) if cost else []
     tot = p["totals"]
+    if p.get("cost"):
+        lines += ["", *plan_estimate.total_lines(p["cost"])]
     lines.append("")
     lines.append(
         f"  to move: {tot['objects']} objects ({_size(tot['bytes'])}), ~{tot['items']} items "

@@ -13,10 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from config.model import MigrationConfig
+from config.prices import PriceTable
 from config.settings import SETTINGS
+from tasks import estimate as est
 from tasks.report.models import (
     Bucket,
     CopySummary,
+    EstimateCheck,
     LifecycleRule,
     ReadBack,
     Reencryption,
@@ -330,4 +333,62 @@ def verdict(report: Mapping[str, Any] | Report, max_lag_seconds: float | None = 
     problems = rep.status.problems if rep.status else []
     return go_no_go(
         problems, rep.validation, lags, SETTINGS.max_lag_seconds if max_lag_seconds is None else max_lag_seconds
+    )
+
+
+def estimate_vs_measured(
+    report: Mapping[str, Any] | Report,
+    tables: Mapping[str, dict[str, Any]],
+    prices: PriceTable,
+    s3_batch_min_objects: int | None,
+) -> dict[str, Any]:
+    """The report's `estimate` section: each store's estimate beside the run's measured counts and durations.
+
+    A bucket's estimate starts from the count its backfill planning listed before copying (`plan`); a table's was
+    made before the move (`tables`: tasks/plan_estimate.source_estimates, from DescribeTable or a sample).
+    """
+    rep = Report.model_validate(report)
+    rows: list[EstimateCheck] = []
+    estimates: list[dict[str, Any]] = []
+    workers = est.CopyWorkers(SETTINGS.migrate_task_workers, SETTINGS.s3_copy_workers)
+    for b in rep.resources.s3_buckets:
+        if not b.plan or not b.source:
+            continue
+        e = est.estimate_bucket(prices, b.source, b.plan.objects, b.plan.bytes, s3_batch_min_objects, workers)
+        runs = [s for s in (b.backfill, b.catch_up) if s is not None]
+        measured = {
+            "objects": b.backfill.seen if b.backfill else None,
+            "bytes": b.backfill.bytes_seen if b.backfill else None,
+            "COPY/PUT": sum(s.copied + s.reencrypted_copy for s in runs) if runs else None,
+            "seconds": round(sum(s.duration_seconds for s in runs), 1) if runs else None,
+        }
+        wanted = {"objects": e["objects"], "bytes": e["bytes"], "COPY/PUT": e["requests"].get("COPY/PUT")}
+        rows.append(_check(e, {**wanted, "seconds": e["seconds"]}, measured))
+        estimates.append(e)
+    for t in rep.resources.dynamodb_tables:
+        te = tables.get(t.source or "")
+        if not te:
+            continue
+        tf = t.backfill
+        measured = {
+            "items": tf.scanned if tf else None,
+            "bytes": tf.bytes if tf else None,
+            "scan RRU": tf.consumed_read_units if tf else None,
+            "seconds": tf.duration_seconds if tf else None,
+        }
+        wanted = {"items": te["items"], "bytes": te["bytes"], "scan RRU": te["requests"].get("scan RRU")}
+        rows.append(_check(te, {**wanted, "seconds": te["seconds"]}, measured))
+        estimates.append(te)
+    total = est.total(estimates)
+    measured_total = {"seconds": rep.duration_seconds}
+    return {
+        "stores": [r.dump() for r in rows],
+        "total": {"estimated": {"usd": total["usd"], "seconds": total["seconds"]}, "measured": measured_total},
+        "prices": "; ".join(prices.origin),
+    }
+
+
+def _check(e: Mapping[str, Any], estimated: dict[str, Any], measured: dict[str, Any]) -> EstimateCheck:
+    return EstimateCheck(
+        store=e["store"], kind=e["kind"], path=e["path"], cost=e["cost"], estimated=estimated, measured=measured
     )

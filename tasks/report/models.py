@@ -322,6 +322,24 @@ class ConfigDifference(Declared):
     target: str
 
 
+class EstimateCheck(Declared):
+    """One store's estimate (made before it moved, tasks/estimate.py) beside what the run measured (None: not
+    measured), so the plan's figures can be checked."""
+
+    store: str
+    kind: str
+    path: str
+    cost: str
+    estimated: dict[str, float | int | None]
+    measured: dict[str, float | int | None]
+
+
+class Estimate(Declared):
+    stores: list[EstimateCheck] = []
+    total: dict[str, Any] = {}
+    prices: str = ""
+
+
 class Report(Measured):
     """The migration report (tasks/report/assemble.py); open at the top for keys the flow adds."""
 
@@ -343,3 +361,4 @@ class Report(Measured):
     next_steps: list[str] = Field([], alias="nextSteps")
     errors: list[str] = []
     preflight_warnings: list[str] = Field([], alias="preflightWarnings")
+    estimate: Estimate | None = None

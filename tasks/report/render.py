@@ -181,12 +181,24 @@ def render_markdown(report: Mapping[str, Any] | Report) -> str:
     lines += _table(
         ["setting", "source", "target"], [[d.setting, d.source, d.target] for d in rep.configuration_differences]
     )
+    if rep.estimate and rep.estimate.stores:
+        lines += ["", "## Estimate (before the run) vs measured", ""]
+        lines += _table(
+            ["store", "path", "estimated cost", "estimated", "measured"],
+            [[c.store, c.path, c.cost, _counts(c.estimated), _counts(c.measured)] for c in rep.estimate.stores],
+        )
+        lines += ["", f"Prices: {rep.estimate.prices}."]
     gaps = backend_gaps(rep)
     if gaps:
         lines += ["", "## What this backend could not apply or report (measured, not assumed)", ""]
         lines += [f"- {g}" for g in gaps]
     lines += ["", "## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(rep.next_steps, 1)]
     return "\n".join(lines) + "\n"
+
+
+def _counts(values: Mapping[str, float | int | None]) -> str:
+    """'objects 600, bytes 21,000, seconds 12.5' (n/a where the run did not measure it)."""
+    return ", ".join(f"{k} {'n/a' if v is None else f'{v:,}'}" for k, v in values.items())
 
 
 def _gap_lines(name: str, gap: Gaps | None) -> list[str]:

@@ -57,6 +57,11 @@ def test_plan_changes_nothing_then_migrate_is_idempotent(
     assert plan.returncode == 0, plan.stderr
     assert "e2e-bucket-eu-20261128-e2e: create" in plan.stdout
     assert "enable stream NEW_AND_OLD_IMAGES" in plan.stdout
+    # the plan prices and times each store on its path, and the whole migration
+    assert plan.stdout.count("    estimate: $") == 2, plan.stdout
+    assert "    path: client-copy (client copy: batch threshold 40 objects < 10,000,000)" in plan.stdout
+    assert "    path: scan (parallel scan: import threshold " in plan.stdout
+    assert "  estimated total: $" in plan.stdout
     assert all_names(moto_url) == before
 
     report_path = tmp_path / "report.json"
@@ -72,6 +77,9 @@ def test_plan_changes_nothing_then_migrate_is_idempotent(
     assert bucket["backfill"]["copied"] + bucket["catchUp"]["copied"] == 40
     table = report["resources"]["dynamodbTables"][0]
     assert table["backfill"]["written"] == 150
+    estimate = {row["store"]: row for row in report["estimate"]["stores"]}
+    assert estimate["e2e-bucket"]["estimated"]["objects"] == 40 == estimate["e2e-bucket"]["measured"]["objects"]
+    assert estimate["e2e-table"]["estimated"]["items"] == 150 == estimate["e2e-table"]["measured"]["items"]
     after_first = all_names(moto_url)
 
     second = run_cli(
@@ -83,6 +91,15 @@ def test_plan_changes_nothing_then_migrate_is_idempotent(
     assert again["resources"]["s3Buckets"][0]["created"] is False
     assert again["resources"]["s3Buckets"][0]["backfill"]["copied"] == 0
     assert again["resources"]["kms"]["created"] is False
+
+    # The plan now says what is there: the checkpoint table is ours, our rule is on the source bucket.
+    replan = run_cli(["--config", str(seeded_config), "--endpoint-url", moto_url, "--plan"], cli_env)
+    assert replan.returncode == 0, replan.stderr
+    assert "migration-checkpoints-eu-20261128-e2e: exists (ours" in replan.stdout
+    assert "put replication rule" not in replan.stdout
+    assert "e2e-bucket: update replication rule to e2e-bucket-eu-20261128-e2e (DeleteMarkerReplication" in (
+        replan.stdout
+    )  # moto answers "Disabled" for the "Enabled" we put: a run puts it again (and reports notSupportedByBackend)
 
 
 def test_missing_source_is_one_line_and_creates_nothing(
