@@ -19,7 +19,7 @@ from tasks.move.s3_plan import replication_rule, replication_rule_id, rule_drift
 from tasks.names import resource_names
 from tasks.provision import dynamodb, iam
 from tasks.provision.common import lookup
-from tasks.provision.dynamodb_request import target_table_request
+from tasks.provision.dynamodb_request import backfill_request, target_table_request
 from tasks.provision.s3 import get_replication
 from tasks.steps import step
 
@@ -125,10 +125,11 @@ def table_rates(desc: dict[str, Any], spec: TableSpec, cfg: MigrationConfig) -> 
     """The backfill's pace as the run will set it: the source's read budget and the target's write capacity."""
     read, read_why = table_read_rate(desc, spec.source_read_share, spec.on_demand_read_rate)
     req = target_table_request(desc, {}, spec, cfg, "")
+    backfill = backfill_request(req)  # what the backfill writes: on-demand until the capacity settles (ADR 0012)
     target = {
-        "BillingModeSummary": {"BillingMode": req["BillingMode"]},
-        "ProvisionedThroughput": req.get("ProvisionedThroughput"),
-        "OnDemandThroughput": req.get("OnDemandThroughput"),
+        "BillingModeSummary": {"BillingMode": backfill["BillingMode"]},
+        "ProvisionedThroughput": backfill.get("ProvisionedThroughput"),
+        "OnDemandThroughput": backfill.get("OnDemandThroughput"),
     }
     write, write_why = target_write_rate(target)
     return est.TableRates(read, read_why, write, write_why, req["BillingMode"] != "PROVISIONED")
