@@ -43,23 +43,39 @@ def _under(size: int | None, threshold: int | None, unit: str) -> str:
     return f"{f'{size:,}' if size is not None else 'unknown'} {unit} < {threshold:,}"
 
 
+@dataclass(frozen=True)
+class _Paths:
+    """A store kind's two paths and how each is said."""
+
+    unit: str
+    client: str
+    client_words: str
+    server: str
+    server_words: str
+    threshold_words: str
+
+    def choose(self, size: int | None, threshold: int | None, blocked: str | None) -> PathChoice:
+        why = _over(size, threshold, self.unit)
+        if why is None:
+            return PathChoice(
+                self.client, f"{self.client_words}: {self.threshold_words} {_under(size, threshold, self.unit)}"
+            )
+        if blocked:
+            return PathChoice(self.client, f"{self.client_words}: {why}, but {blocked}")
+        return PathChoice(self.server, f"{self.server_words}: {why}")
+
+
+_S3 = _Paths("objects", S3_CLIENT_COPY, "client copy", S3_BATCH_REPLICATION, "S3 Batch Replication", "batch threshold")
+_DDB = _Paths("bytes", DDB_SCAN, "parallel scan", DDB_EXPORT_IMPORT, "export to S3 + ImportTable", "import threshold")
+
+
 def s3_path(objects: int | None, threshold: int | None, blocked: str | None = None) -> PathChoice:
     """The path of a bucket of `objects` objects (None: not counted); `blocked` says why Batch Replication cannot
     serve it here (e.g. the backend has no S3 Batch Operations), which makes a big bucket fall back to client copy."""
-    why = _over(objects, threshold, "objects")
-    if why is None:
-        return PathChoice(S3_CLIENT_COPY, f"client copy: batch threshold {_under(objects, threshold, 'objects')}")
-    if blocked:
-        return PathChoice(S3_CLIENT_COPY, f"client copy: {why}, but {blocked}")
-    return PathChoice(S3_BATCH_REPLICATION, f"S3 Batch Replication: {why}")
+    return _S3.choose(objects, threshold, blocked)
 
 
 def table_path(size_bytes: int | None, threshold: int | None, blocked: str | None = None) -> PathChoice:
     """The path of a table of `size_bytes` (None: unknown); `blocked` says why export/import cannot serve it (an
     LSI, over the import quota, the backend refuses exports), which makes it fall back to the parallel scan."""
-    why = _over(size_bytes, threshold, "bytes")
-    if why is None:
-        return PathChoice(DDB_SCAN, f"parallel scan: import threshold {_under(size_bytes, threshold, 'bytes')}")
-    if blocked:
-        return PathChoice(DDB_SCAN, f"parallel scan: {why}, but {blocked}")
-    return PathChoice(DDB_EXPORT_IMPORT, f"export to S3 + ImportTable: {why}")
+    return _DDB.choose(size_bytes, threshold, blocked)
