@@ -61,7 +61,7 @@ def migrate(
     preflight_warnings: list[str] = []
     cfg, backend, account = begin(options, warnings=preflight_warnings)
     res = provision(backend, cfg, account)
-    moved = move(backend, cfg, res)
+    moved = move(backend, cfg, res, s3_batch_min_objects)
     path = report_path_for("migration-report", cfg, report_path)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
     report: dict[str, Any] = jsonable(
