@@ -283,3 +283,31 @@ def test_the_reports_bucket_is_private_sse_s3_tagged_and_found_for_teardown(
     assert again["created"] is False and again["repaired"] == []
     found = find_reports_bucket(backend, cfg)
     assert found == {"name": resource_names(cfg).reports_bucket, "region": SRC, "owned": True}
+
+
+def test_teardown_finds_and_removes_the_reports_bucket_and_the_batch_role(
+    backend: Backend, cfg: MigrationConfig
+) -> None:
+    """The reports bucket holds manifests and reports only: teardown deletes it with its contents even when target
+    data is kept; the Batch role goes with the other roles."""
+    from tasks import teardown as td
+
+    names = resource_names(cfg)
+    ensure_reports_bucket.fn(backend, cfg)
+    backend.client("s3", SRC).put_object(
+        Bucket=names.reports_bucket, Key="batch-replication/b/job-1/manifest.json", Body=b"{}"
+    )
+    iam.ensure_batch_role.fn(backend, cfg, "batch-replication")
+    found = td.discover.fn(backend, cfg)
+    assert found["reportsBucket"] == {"name": names.reports_bucket, "region": SRC, "owned": True}
+    assert names.batch_role in {r["name"] for r in found["roles"]}
+    plan = td.teardown_plan(cfg, found)
+    actions = {(a["resource"], a["name"]): a for a in plan}
+    bucket_action = actions[("reports-bucket", names.reports_bucket)]
+    assert bucket_action["action"] == "delete" and bucket_action["region"] == SRC
+    assert actions[("iam-role", names.batch_role)]["action"] == "delete"
+    results = td.execute(backend, cfg, plan, delete_target_data=False)
+    done = {(r["resource"], r["name"]): r["status"] for r in results}
+    assert done[("reports-bucket", names.reports_bucket)] == "removed"
+    assert done[("iam-role", names.batch_role)] == "removed"
+    assert find_reports_bucket(backend, cfg) is None
