@@ -221,7 +221,7 @@ def move(
                 res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(backend, cfg)
                 batch["role"] = res["iam"]["batchRole"] = iam.ensure_batch_role(backend, cfg, REPORT_PREFIX)
             progress.start(s, 1, "S3 Batch Replication")
-            jobs[s] = s3_batch.batch_backfill.submit(backend, cfg, s, t, batch["role"]["arn"], kms_arn, ckpt)
+            jobs[s] = s3_batch.batch_backfill.submit(backend, cfg, s, batch["role"]["arn"], kms_arn)
             running[jobs[s]] = s
             continue
         progress.start(s, len(ranges), "S3 backfill")

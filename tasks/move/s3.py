@@ -290,18 +290,9 @@ def _context(
         multipart_chunksize=multipart_threshold,
         max_concurrency=MULTIPART_CONCURRENCY,
     )
-    return CopyContext(
-        src=src_s3,
-        dst=dst_s3,
-        source_bucket=source_bucket,
-        target_bucket=target_bucket,
-        kms_key_arn=kms_key_arn,
-        threshold=multipart_threshold,
-        transfer=transfer,
-        mode=mode,
-        pending_grace_s=PENDING_GRACE_S,
-        backend_id=backend.describe(),
-    )
+    # Positional, in CopyContext's field order: src, dst, buckets, key, threshold, transfer, mode, grace, backend.
+    args = (src_s3, dst_s3, source_bucket, target_bucket, kms_key_arn, multipart_threshold, transfer, mode)
+    return CopyContext(*args, PENDING_GRACE_S, backend.describe())
 
 
 @step("s3-copy-keys", retries=4, run_name="s3-copy-keys-{source_bucket}")

@@ -67,20 +67,14 @@ def blocked_reason(err: BaseException) -> str:
 
 
 def create_job_request(
-    *,
-    account_id: str,
-    region: str,
-    source_bucket: str,
-    reports_bucket: str,
-    role_arn: str,
-    token: str,
-    tags: Mapping[str, str],
-    description: str,
-    report_scope: str = "FailedTasksOnly",
+    cfg: MigrationConfig, account_id: str, source_bucket: str, role_arn: str, report_scope: str = "FailedTasksOnly"
 ) -> dict[str, Any]:
     """CreateJob's arguments: S3ReplicateObject over a manifest S3 generates from the source's replication
     configuration (stored SSE-S3 in the reports bucket, which is in the source region as a stored generated
-    manifest must be), a CSV completion report next to it, no confirmation step."""
+    manifest must be), a CSV completion report next to it, no confirmation step, the migration's tags."""
+    region, reports_bucket = cfg.source_region, resource_names(cfg).reports_bucket
+    token = client_request_token(cfg.migration_batch, source_bucket, replication_rule_id(cfg))
+    description = f"region-migration {cfg.migration_batch}: existing objects of s3://{source_bucket}"
     reports = bucket_arn(reports_bucket, region)
     prefix = job_prefix(source_bucket)
     return {
@@ -98,7 +92,7 @@ def create_job_request(
         "Description": description[:256],
         "Priority": PRIORITY,
         "RoleArn": role_arn,
-        "Tags": tag_list(dict(tags)),
+        "Tags": tag_list(cfg.tags()),
         "ManifestGenerator": {
             "S3JobManifestGenerator": {
                 "ExpectedBucketOwner": account_id,
@@ -212,23 +206,12 @@ def start_job(
     if recorded and recorded.get("jobId"):
         return recorded | {"created": False}
     region = cfg.source_region
-    rule = replication_rule_id(cfg)
-    token = client_request_token(cfg.migration_batch, source_bucket, rule)
-    request = create_job_request(
-        account_id=backend.account_id(region),
-        region=region,
-        source_bucket=source_bucket,
-        reports_bucket=resource_names(cfg).reports_bucket,
-        role_arn=role_arn,
-        token=token,
-        tags=cfg.tags(),
-        description=f"region-migration {cfg.migration_batch}: existing objects of s3://{source_bucket}",
-    )
+    request = create_job_request(cfg, backend.account_id(region), source_bucket, role_arn)
     job_id = backend.client("s3control", region).create_job(**request)["JobId"]
     record = {
         "jobId": job_id,
-        "clientRequestToken": token,
-        "ruleId": rule,
+        "clientRequestToken": request["ClientRequestToken"],
+        "ruleId": replication_rule_id(cfg),
         "reportPrefix": job_prefix(source_bucket),
         "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -290,31 +273,24 @@ def prefect_progress(description: str) -> Publish:
 
 @step("s3-batch-replication", retries=3, run_name="s3-batch-replication-{source_bucket}")
 def batch_backfill(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_bucket: str,
-    target_bucket: str,
-    role_arn: str,
-    kms_key_arn: str,
-    checkpoint_table: str,
-    publish: Publish | None = None,
-    delay: float = 5.0,
+    backend: Backend, cfg: MigrationConfig, source_bucket: str, role_arn: str, kms_key_arn: str, delay: float = 5.0
 ) -> dict[str, Any]:
     """One bucket's backfill by S3 Batch Replication: the job (started once), followed to its end, then the keys
     its completion report lists as failed copied by the client. Returns {"job": ..., "copy": copy_keys' stats}."""
-    job = start_job(backend, cfg, source_bucket, role_arn, checkpoint_table)
-    shown = publish or prefect_progress(f"S3 Batch Replication s3://{source_bucket}")
+    names = resource_names(cfg)
+    job = start_job(backend, cfg, source_bucket, role_arn, names.checkpoint_table)
+    shown = prefect_progress(f"S3 Batch Replication s3://{source_bucket}")
     done = follow_job(backend, cfg.source_region, str(job["jobId"]), shown, delay=delay)
     keys: list[str] = []
     if done["total"] or done["status"] != "Complete":
         # "As long as at least one task has been invoked successfully, S3 Batch Operations generates a report for
         # jobs that have completed, failed, or been canceled" (S3 User Guide): none to read otherwise.
         try:
-            names = resource_names(cfg)
             keys = read_failed_keys(backend, cfg.source_region, names.reports_bucket, job["reportPrefix"], job["jobId"])
         except Exception as err:
             if error_code(err) not in {"NoSuchKey", "404"}:
                 raise
             done["report"] = "no completion report (no task was invoked)"
-    copied = copy_keys.fn(backend, cfg, source_bucket, target_bucket, keys, kms_key_arn, checkpoint_table)
+    target, ckpt = names.buckets[source_bucket], names.checkpoint_table
+    copied = copy_keys.fn(backend, cfg, source_bucket, target, keys, kms_key_arn, ckpt)
     return {"job": done | {"created": bool(job["created"]), "reportFailedKeys": len(keys)}, "copy": copied}

@@ -219,22 +219,11 @@ def _converge(
 
     A setting the backend cannot carry is rolled back and recorded in `unsupported` with the measurement.
     """
-    fixed: list[str] = []
-
-    tags = bucket_tags(s3, bucket)
-    if any(tags.get(k) != v for k, v in cfg.tags().items()):
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
-        fixed.append("tags")
+    fixed: list[str] = tag_and_block_public(s3, cfg, bucket)
 
     if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         fixed.append("versioning")
-
-    pab = _read(s3.get_public_access_block, Bucket=bucket)
-    conf = pab.get("PublicAccessBlockConfiguration", {}) if isinstance(pab, dict) else {}
-    if any(conf.get(k) is not True for k in PUBLIC_ACCESS_BLOCK):
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(PUBLIC_ACCESS_BLOCK))
-        fixed.append("publicAccessBlock")
 
     enc = _read(s3.get_bucket_encryption, Bucket=bucket)
     rules = enc.get("ServerSideEncryptionConfiguration", {}).get("Rules", []) if isinstance(enc, dict) else []
@@ -270,6 +259,21 @@ def _converge(
 
     if ensure_tls_only(s3, bucket, region, unsupported):
         fixed.append("tlsOnlyPolicy")
+    return fixed
+
+
+def tag_and_block_public(s3: Any, cfg: MigrationConfig, bucket: str) -> list[str]:
+    """Our tags (others' kept) and every public access block setting on; the names of those applied."""
+    fixed: list[str] = []
+    tags = bucket_tags(s3, bucket)
+    if any(tags.get(k) != v for k, v in cfg.tags().items()):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
+        fixed.append("tags")
+    pab = _read(s3.get_public_access_block, Bucket=bucket)
+    conf = pab.get("PublicAccessBlockConfiguration", {}) if isinstance(pab, dict) else {}
+    if any(conf.get(k) is not True for k in PUBLIC_ACCESS_BLOCK):
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(PUBLIC_ACCESS_BLOCK))
+        fixed.append("publicAccessBlock")
     return fixed
 
 

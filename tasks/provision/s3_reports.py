@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, tag_list
+from tasks.aws import Backend
 from tasks.names import resource_names
 from tasks.provision.s3 import (
-    PUBLIC_ACCESS_BLOCK,
     _read,
     bucket_tags,
     create_or_claim,
     describe_bucket,
     ensure_tls_only,
     head,
+    tag_and_block_public,
 )
 from tasks.steps import step
 
@@ -34,17 +34,8 @@ def ensure_reports_bucket(backend: Backend, cfg: MigrationConfig) -> dict[str, A
     region, bucket = cfg.source_region, resource_names(cfg).reports_bucket
     s3 = backend.client("s3", region)
     created = create_or_claim(s3, cfg, bucket, region)
-    fixed: list[str] = []
+    fixed = tag_and_block_public(s3, cfg, bucket)
     unsupported: dict[str, str] = {}
-    tags = bucket_tags(s3, bucket)
-    if any(tags.get(k) != v for k, v in cfg.tags().items()):
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
-        fixed.append("tags")
-    pab = _read(s3.get_public_access_block, Bucket=bucket)
-    conf = pab.get("PublicAccessBlockConfiguration", {}) if isinstance(pab, dict) else {}
-    if any(conf.get(k) is not True for k in PUBLIC_ACCESS_BLOCK):
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(PUBLIC_ACCESS_BLOCK))
-        fixed.append("publicAccessBlock")
     enc = _read(s3.get_bucket_encryption, Bucket=bucket)
     rules = enc.get("ServerSideEncryptionConfiguration", {}).get("Rules", []) if isinstance(enc, dict) else []
     if [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules] != ["AES256"]:

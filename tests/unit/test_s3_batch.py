@@ -13,10 +13,11 @@ import pytest
 from botocore.stub import Stubber
 
 from config.model import MigrationConfig
-from tasks.aws import Backend
+from tasks.aws import Backend, tag_list
 from tasks.move import s3_batch
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
 from tasks.move.keys import BATCH_JOB_SK, batch_pk
+from tasks.move.s3_plan import replication_rule_id
 from tasks.names import resource_names
 from tasks.paths import S3_BATCH_REPLICATION, S3_CLIENT_COPY, s3_path
 from tasks.provision import iam
@@ -160,20 +161,12 @@ def test_the_job_is_created_once_recorded_before_it_is_waited_on_and_never_again
     store = _checkpoints(backend, cfg)
     source = cfg.s3_buckets[0].name
     names = resource_names(cfg)
-    token = s3_batch.client_request_token(
-        cfg.migration_batch, source, f"region-migration-batch-001-{cfg.environment_suffix}"
-    )
-    expected = s3_batch.create_job_request(
-        account_id=ACCOUNT,
-        region=SRC,
-        source_bucket=source,
-        reports_bucket=names.reports_bucket,
-        role_arn=ROLE,
-        token=token,
-        tags=cfg.tags(),
-        description=f"region-migration {cfg.migration_batch}: existing objects of s3://{source}",
-    )
+    token = s3_batch.client_request_token(cfg.migration_batch, source, replication_rule_id(cfg))
+    expected = s3_batch.create_job_request(cfg, ACCOUNT, source, ROLE)
+    assert expected["ClientRequestToken"] == token and expected["RoleArn"] == ROLE and expected["AccountId"] == ACCOUNT
+    assert expected["Tags"] == tag_list(cfg.tags())
     generator = expected["ManifestGenerator"]["S3JobManifestGenerator"]
+    assert generator["SourceBucket"] == f"arn:aws:s3:::{source}"
     assert expected["Operation"] == {"S3ReplicateObject": {}} and expected["ConfirmationRequired"] is False
     assert generator["Filter"] == {"EligibleForReplication": True, "ObjectReplicationStatuses": ["NONE", "FAILED"]}
     assert generator["ManifestOutputLocation"]["Bucket"] == f"arn:aws:s3:::{names.reports_bucket}"
@@ -232,7 +225,7 @@ def test_moto_has_no_s3_batch_operations(backend: Backend) -> None:
 
 
 def test_the_failed_keys_of_a_finished_job_go_to_the_client_copy(
-    backend: Backend, cfg: MigrationConfig, control: Stubber
+    backend: Backend, cfg: MigrationConfig, control: Stubber, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """End of a job: its report (manifest.json + the failed CSV) read from the reports bucket, each failed key copied
     by the client under the migration key and recorded in the manifest; the succeeded ones are left to the catch-up."""
@@ -259,9 +252,10 @@ def test_the_failed_keys_of_a_finished_job_go_to_the_client_copy(
         "describe_job", _described("Complete", 3, 1, 2), expected_params={"AccountId": ACCOUNT, "JobId": JOB}
     )
 
-    out = s3_batch.batch_backfill.fn(
-        backend, cfg, source, target, ROLE, key, names.checkpoint_table, publish=lambda *_: None, delay=0
-    )
+    shown: list[float] = []
+    monkeypatch.setattr(s3_batch, "prefect_progress", lambda _what: lambda pct, _text: shown.append(pct))
+    out = s3_batch.batch_backfill.fn(backend, cfg, source, ROLE, key, delay=0)
+    assert shown == [100.0]
     assert out["job"] | {"created": False} == out["job"] and out["job"]["reportFailedKeys"] == 2
     assert out["copy"]["copied"] == 2 and out["copy"]["failed"] == 0
     held = {o["Key"] for o in s3t.list_objects_v2(Bucket=target)["Contents"]}
