@@ -214,7 +214,8 @@ def move(
         out[s]["plan"] = plan_summary(ranges)  # the count planning measured, in parallel: no second listing
         paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects)
         if paths[s].path == S3_BATCH_REPLICATION:
-            batch.setdefault("blocked", s3_batch.probe(backend, cfg.source_region))
+            if "blocked" not in batch:  # one probe per run, and only once a bucket is big enough to need it
+                batch["blocked"] = s3_batch.probe(backend, cfg.source_region)
             paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects, batch["blocked"])
         if paths[s].path == S3_BATCH_REPLICATION:
             if "role" not in batch:  # the reports bucket and the Batch role exist only once a bucket needs them

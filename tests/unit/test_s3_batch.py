@@ -305,3 +305,12 @@ def test_teardown_finds_and_removes_the_reports_bucket_and_the_batch_role(
     assert done[("reports-bucket", names.reports_bucket)] == "removed"
     assert done[("iam-role", names.batch_role)] == "removed"
     assert find_reports_bucket(backend, cfg) is None
+
+
+def test_a_created_reports_bucket_is_a_source_change() -> None:
+    from tasks.report.build import source_region_changes
+
+    made = {"reportsBucket": {"name": "r", "region": SRC, "created": True}}
+    assert source_region_changes(made) == [
+        "created S3 bucket r in us-east-1 (manifests and reports of S3 Batch Replication)"
+    ]
