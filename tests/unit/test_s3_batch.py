@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from config.model import MigrationConfig
+from config.model import MigrationConfig, parse_config
 from tasks.aws import Backend, tag_list
 from tasks.move import s3_batch
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
@@ -314,3 +315,51 @@ def test_a_created_reports_bucket_is_a_source_change() -> None:
     assert source_region_changes(made) == [
         "created S3 bucket r in us-east-1 (manifests and reports of S3 Batch Replication)"
     ]
+
+
+def test_migrate_takes_the_batch_path_where_s3_control_answers(
+    prefect_harness: None, backend: Backend, control: Stubber, tmp_path: Path
+) -> None:
+    """The flow's wiring, with S3 Control answered as the API reference says (moto has none): the probe passes, the
+    reports bucket and the Batch role are provisioned, one job is created and followed, the report names the path
+    and the job, and the catch-up copies what the job (here: nobody) did not replicate, so the run is GO."""
+    from flows.common import RunOptions
+    from flows.migrate import migrate
+    from tasks.move.s3_batch import create_job_request
+
+    conf = {
+        "sourceRegion": SRC,
+        "targetRegion": "eu-west-1",
+        "migrationBatch": "batchflow",
+        "timestamp": "20261128",
+        "environmentSuffix": "t",
+        "s3Buckets": [{"name": "batch-src-bucket"}],
+        "dynamodbTables": [],
+    }
+    s3 = backend.client("s3", SRC)
+    s3.create_bucket(Bucket="batch-src-bucket")
+    for i in range(5):
+        s3.put_object(Bucket="batch-src-bucket", Key=f"k/{i}", Body=b"x" * i)
+    cfg = parse_config(conf)
+    names = resource_names(cfg)
+    role = f"arn:aws:iam::{ACCOUNT}:role/{names.batch_role}"
+    control.add_response("list_jobs", {"Jobs": []}, expected_params={"AccountId": ACCOUNT, "MaxResults": 1})
+    expected = create_job_request(cfg, ACCOUNT, "batch-src-bucket", role)
+    control.add_response("create_job", {"JobId": JOB}, expected_params=expected)
+    control.add_response(
+        "describe_job", _described("Complete", 0, 0, 0), expected_params={"AccountId": ACCOUNT, "JobId": JOB}
+    )
+    path = tmp_path / "migration.json"
+    path.write_text(json.dumps(conf))
+
+    report = migrate(RunOptions(config_path=str(path), use_aws=True), str(tmp_path / "r.json"), "quick", 0)
+
+    assert report["verdict"]["decision"] == "GO", report["verdict"]
+    bucket = report["resources"]["s3Buckets"][0]
+    assert bucket["backfill"]["path"] == "batch-replication"
+    assert bucket["backfill"]["pathReason"] == "S3 Batch Replication: threshold 0: every store"
+    assert bucket["backfill"]["job"]["jobId"] == JOB and bucket["backfill"]["job"]["status"] == "Complete"
+    assert bucket["catchUp"]["copied"] == 5  # the stubbed job replicated nothing: the catch-up copied it all
+    assert report["resources"]["iam"]["batchRole"]["trustPrincipal"] == ["batchoperations.s3.amazonaws.com"]
+    assert report["resources"]["sourceRegion"]["reportsBucket"]["encryption"]["algorithm"] == "AES256"
+    assert any("manifests and reports of S3 Batch Replication" in c for c in report["sourceChanges"])
