@@ -326,6 +326,7 @@ def test_migrate_takes_the_batch_path_where_s3_control_answers(
     from flows.common import RunOptions
     from flows.migrate import migrate
     from tasks.move.s3_batch import create_job_request
+    from tasks.report.render import render_markdown
 
     conf = {
         "sourceRegion": SRC,
@@ -363,3 +364,6 @@ def test_migrate_takes_the_batch_path_where_s3_control_answers(
     assert report["resources"]["iam"]["batchRole"]["trustPrincipal"] == ["batchoperations.s3.amazonaws.com"]
     assert report["resources"]["sourceRegion"]["reportsBucket"]["encryption"]["algorithm"] == "AES256"
     assert any("manifests and reports of S3 Batch Replication" in c for c in report["sourceChanges"])
+    md = render_markdown(report)
+    assert f"- {names.buckets['batch-src-bucket']}: backfill by S3 Batch Replication: threshold 0" in md
+    assert f"  - job {JOB}: Complete, 0 of 0 replicated, 0 failed" in md
