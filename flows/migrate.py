@@ -70,7 +70,7 @@ def migrate(
     # Table sizes before anything moves; a failed estimate leaves the report without one, never fails the run.
     estimates_f = source_estimates.submit(backend, cfg, prices, dynamodb_import_min_bytes)
     res = provision(backend, cfg, account)
-    moved = move(backend, cfg, res)
+    moved = move(backend, cfg, res, s3_batch_min_objects)
     estimates = result_of(estimates_f)
     path = report_path_for("migration-report", cfg, report_path)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))

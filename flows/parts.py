@@ -19,16 +19,18 @@ from flows.common import RunOptions, jsonable
 from tasks import compound
 from tasks.aws import Backend
 from tasks.move import dynamodb as move_ddb
-from tasks.move import lock
+from tasks.move import lock, s3_batch
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
 from tasks.move.dynamodb_plan import segment_groups
 from tasks.move.keys import SYNC_LOCK
+from tasks.move.s3_batch import REPORT_PREFIX
 from tasks.move.s3_plan import plan_summary
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
+from tasks.paths import S3_BATCH_REPLICATION, PathChoice, s3_path
 from tasks.preflight import check as preflight_check
-from tasks.provision import dynamodb, dynamodb_capacity, iam, kms, lambda_, s3, sns
+from tasks.provision import dynamodb, dynamodb_capacity, iam, kms, lambda_, s3, s3_reports, sns
 from tasks.report.build import summarize_copies, summarize_segments
 from tasks.report.render import s3_catchup_lines
 from tasks.steps import S3_COPY_WORKERS
@@ -166,8 +168,13 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     }
 
 
-def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up."""
+def move(
+    backend: Backend, cfg: MigrationConfig, res: dict[str, Any], s3_batch_min_objects: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up.
+
+    A bucket of at least `s3_batch_min_objects` objects (None: never) is backfilled by S3 Batch Replication where
+    the backend has S3 Batch Operations (probed once), else by the client copy; its backfill says which and why."""
     logger = get_run_logger()
     names = resource_names(cfg)
     kms_arn, ckpt = res["kms"]["arn"], names.checkpoint_table
@@ -193,6 +200,9 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
 
     progress = Progress()
     running: dict[Any, str] = {}
+    paths: dict[str, PathChoice] = {}
+    batch: dict[str, Any] = {}
+    jobs: dict[str, Any] = {}
     copies: dict[str, list[Any]] = {}
     fills: dict[str, list[Any]] = {}
     for s, t in names.buckets.items():
@@ -202,6 +212,19 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
             out[s]["error"] = ranges["error"]
             continue
         out[s]["plan"] = plan_summary(ranges)  # the count planning measured, in parallel: no second listing
+        paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects)
+        if paths[s].path == S3_BATCH_REPLICATION:
+            if "blocked" not in batch:  # one probe per run, and only once a bucket is big enough to need it
+                batch["blocked"] = s3_batch.probe(backend, cfg.source_region)
+            paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects, batch["blocked"])
+        if paths[s].path == S3_BATCH_REPLICATION:
+            if "role" not in batch:  # the reports bucket and the Batch role exist only once a bucket needs them
+                res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(backend, cfg)
+                batch["role"] = res["iam"]["batchRole"] = iam.ensure_batch_role(backend, cfg, REPORT_PREFIX)
+            progress.start(s, 1, "S3 Batch Replication")
+            jobs[s] = s3_batch.batch_backfill.submit(backend, cfg, s, batch["role"]["arn"], kms_arn)
+            running[jobs[s]] = s
+            continue
         progress.start(s, len(ranges), "S3 backfill")
         copies[s] = list(
             move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))
@@ -226,12 +249,21 @@ def move(backend: Backend, cfg: MigrationConfig, res: dict[str, Any]) -> dict[st
     failed: set[str] = set()
     for s in copies:
         out[s]["backfill"] = summarize_copies([result_of(f) for f in copies[s]])
+    for s, fut in jobs.items():
+        done = result_of(fut)
+        out[s]["backfill"] = {"error": done["error"]} if "error" in done else summarize_copies([done["copy"]])
+        out[s]["backfill"]["job"] = done.get("job")
+    for s, choice in paths.items():
+        out[s]["backfill"] |= {"path": choice.path, "pathReason": choice.reason}
+        if batch.get("blocked") and s3_path(out[s]["plan"]["objects"], s3_batch_min_objects).path != choice.path:
+            gaps = out[s]["backfill"].setdefault("notSupportedByBackend", {})
+            gaps["s3BatchOperations"] = batch["blocked"]
     for s in fills:
         out[s]["backfill"] = summarize_segments([result_of(f) for f in fills[s]])
         if out[s]["backfill"]["failedSegments"]:
             failed.add(s)
     settle_capacities(backend, cfg, res, kms_arn, [s for s in fills if s not in failed], out)
-    started = set(copies) | set(fills)
+    started = set(copies) | set(fills) | set(jobs)
     skip = frozenset(failed | (set(out) - started))
     for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
         out[s].update(caught)

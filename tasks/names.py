@@ -37,6 +37,8 @@ class ResourceNames:
     checkpoint_table: str
     buckets: dict[str, str]
     tables: dict[str, str]
+    batch_role: str = ""
+    reports_bucket: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ RULES: dict[str, NameRule] = {
     "alarm_prefix": NameRule("CloudWatch alarm name prefix", 244, re.compile(r"[ -~]+"), "printable ASCII"),
     "checkpoint_table": NameRule(
         "DynamoDB table name", 255, re.compile(r"[A-Za-z0-9_.-]+"), "letters, digits, '_', '.', '-'", 3
+    ),
+    "batch_role": NameRule("IAM role name", 64, re.compile(r"[\w+=,.@-]+"), "letters, digits, '+=,.@_-'"),
+    # S3 CreateBucket: 3-63 characters of lowercase letters, digits, '.' and '-' (config.model.bucket_name_problem).
+    "reports_bucket": NameRule(
+        "S3 bucket name", 63, re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]"), "lowercase letters, digits, '.', '-'", 3
     ),
     "tables": NameRule("DynamoDB table name", 255, re.compile(r"[A-Za-z0-9_.-]+"), "letters, digits, '_', '.', '-'", 3),
 }
@@ -114,6 +121,10 @@ def derived_names(
         checkpoint_table=n("migration-checkpoints"),
         buckets={b: n(b) for b in buckets},
         tables={t: n(t) for t in tables},
+        # S3 Batch Operations (S3 Batch Replication of a big bucket): its role, and its reports bucket in the
+        # source region (a generated manifest must live in the source bucket's region; reports are SSE-S3).
+        batch_role=n("migration-s3-batch"),
+        reports_bucket=n("migration-batch-reports"),
     )
 
 

@@ -32,7 +32,7 @@ from tasks.move.checkpoints import CheckpointStore
 from tasks.move.keys import STREAM_SK, VERSIONING_SK, table_pk, versioning_pk
 from tasks.move.s3_plan import replication_rule_id
 from tasks.names import ResourceNames, resource_names
-from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, sns
+from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, s3_reports, sns
 from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED
 from tasks.steps import step
 
@@ -123,7 +123,8 @@ def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path 
     found["sourceKmsKey"] = kms.find_key(backend, cfg, src, names.source_kms_alias)
     found["lambda"] = lambda_.find_function(backend, cfg, names.lambda_function)
     found["logGroup"] = lambda_.find_log_group(backend, cfg, names.log_group)
-    roles = dict.fromkeys([names.replication_role, names.lambda_role])
+    found["reportsBucket"] = s3_reports.find_reports_bucket(backend, cfg)  # S3 Batch Replication's, source region
+    roles = dict.fromkeys([names.replication_role, names.lambda_role, names.batch_role])
     found["roles"] = _present(iam.find_role(backend, cfg, r) for r in roles)
     # Alarms named with our prefix in both regions (S3 replication alarms live in the source region).
     found["alarms"] = [a for region in _regions(cfg) for a in cloudwatch.find_alarms(backend, cfg, region)]
@@ -301,6 +302,7 @@ def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[s
         ("dashboard", "cloudwatch-dashboard"),
         ("lambda", "lambda-function"),
         ("logGroup", "log-group"),
+        ("reportsBucket", "reports-bucket"),  # manifests and completion reports only: no migrated data
     ):
         if found.get(field):
             plan.append(_owned_or_skip("target", resource, found[field], "delete"))
@@ -405,6 +407,7 @@ DELETES: dict[str, Delete] = {
     "sns-topic": lambda b, c, a, d: sns.delete_topic(b, a["region"], a["arn"]),
     "source-sns-topic": lambda b, c, a, d: sns.delete_topic(b, a["region"], a["arn"]),
     "s3-bucket": lambda b, c, a, d: s3.delete_bucket(b, a["region"], a["name"], d),
+    "reports-bucket": lambda b, c, a, d: s3.delete_bucket(b, a["region"], a["name"], True),
     "dynamodb-table": lambda b, c, a, d: dynamodb.delete_table(b, a["region"], a["name"], keep_data=not d),
     "checkpoint-table": lambda b, c, a, d: dynamodb.delete_table(b, a["region"], a["name"], keep_data=False),
     "kms-alias": lambda b, c, a, d: kms.delete_alias(b, a["region"], a["name"]),

@@ -17,6 +17,7 @@ zip ships only handler.py and digest.py) and tests/unit/test_names.py checks the
     cutover                     {decided at}             the cutover decision
     validator                   {run id}                 the validator Lambda's result
     s3check#{target bucket}#{run id}  range#{sha256}#{n}  one validation range's mismatches (CSV chunks)
+    s3batch#{source bucket}     job                      the S3 Batch Replication job (JobId, before it is waited on)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ STREAM_SK = "stream"  # the source stream record under table_pk: enabledByUs, st
 PLAN_SK = "plan"
 SEGMENT_PREFIX = "segment#"
 SHARD_PREFIX = "shard#"
+BATCH_JOB_SK = "job"
 
 
 def manifest_pk(target_bucket: str) -> str:
@@ -62,6 +64,12 @@ def validation_pk(target_bucket: str, run_id: str) -> str:
 def versioning_pk(source_bucket: str) -> str:
     """Checkpoint partition of the record saying what a source bucket's versioning was before the migration."""
     return f"s3src#{source_bucket}"
+
+
+def batch_pk(source_bucket: str) -> str:
+    """Checkpoint partition of a source bucket's S3 Batch Replication job (ListJobs/DescribeJob never return the
+    ClientRequestToken, so the JobId recorded here is how a re-run finds the job it started)."""
+    return f"s3batch#{source_bucket}"
 
 
 def table_pk(source_table: str) -> str:

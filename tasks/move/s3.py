@@ -92,19 +92,26 @@ def _iter_listing(
         kwargs["PaginationConfig"] = {"PageSize": page_size}
     for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
         for obj in page.get("Contents", []):
-            key = obj["Key"]
-            yield (
-                key,
-                {
-                    "key": key,
-                    "etag": obj["ETag"],
-                    "size": int(obj["Size"]),
-                    "lastModified": obj.get("LastModified"),
-                    "storageClass": obj.get("StorageClass"),
-                    "checksumAlgorithm": obj.get("ChecksumAlgorithm"),  # which checksums S3 holds, if any
-                    "checksumType": obj.get("ChecksumType"),
-                },
-            )
+            yield obj["Key"], _row(obj)
+
+
+def _row(obj: dict[str, Any]) -> dict[str, Any]:
+    """One ListObjectsV2 entry as the copy loop reads it."""
+    return {
+        "key": obj["Key"],
+        "etag": obj["ETag"],
+        "size": int(obj["Size"]),
+        "lastModified": obj.get("LastModified"),
+        "storageClass": obj.get("StorageClass"),
+        "checksumAlgorithm": obj.get("ChecksumAlgorithm"),  # which checksums S3 holds, if any
+        "checksumType": obj.get("ChecksumType"),
+    }
+
+
+def _listed(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """One key's listing row (a prefix listing starts with the key itself when it exists), or None."""
+    found = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    return _row(found[0]) if found and found[0]["Key"] == key else None
 
 
 def _list_range(
@@ -226,22 +233,8 @@ def copy_partition(
             todo.append(obj)
     del manifest
 
-    ctx = CopyContext(
-        src=src_s3,
-        dst=dst_s3,
-        source_bucket=source_bucket,
-        target_bucket=target_bucket,
-        kms_key_arn=kms_key_arn,
-        threshold=multipart_threshold,
-        transfer=TransferConfig(
-            multipart_threshold=multipart_threshold,
-            multipart_chunksize=multipart_chunksize or multipart_threshold,
-            max_concurrency=MULTIPART_CONCURRENCY,
-        ),
-        mode=mode,
-        pending_grace_s=pending_grace_s,
-        backend_id=backend.describe(),
-    )
+    ctx = _context(backend, src_s3, dst_s3, source_bucket, target_bucket, kms_key_arn, mode, multipart_threshold)
+    ctx.transfer.multipart_chunksize, ctx.pending_grace_s = multipart_chunksize or multipart_threshold, pending_grace_s
     label = _label(stats, source_bucket, target_bucket, mode)
     records: list[tuple[str, dict[str, Any]]] = []
     last_log = time.monotonic()
@@ -279,6 +272,62 @@ def copy_partition(
     elif stored:
         store.delete(*digest_key)
     return _finish(stats, source_bucket, target_bucket, mode, t0)
+
+
+def _context(
+    backend: Backend,
+    src_s3: Any,
+    dst_s3: Any,
+    source_bucket: str,
+    target_bucket: str,
+    kms_key_arn: str,
+    mode: Mode,
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+) -> CopyContext:
+    """What every copy worker of one task run shares."""
+    transfer = TransferConfig(
+        multipart_threshold=multipart_threshold,
+        multipart_chunksize=multipart_threshold,
+        max_concurrency=MULTIPART_CONCURRENCY,
+    )
+    # Positional, in CopyContext's field order: src, dst, buckets, key, threshold, transfer, mode, grace, backend.
+    args = (src_s3, dst_s3, source_bucket, target_bucket, kms_key_arn, multipart_threshold, transfer, mode)
+    return CopyContext(*args, PENDING_GRACE_S, backend.describe())
+
+
+@step("s3-copy-keys", retries=4, run_name="s3-copy-keys-{source_bucket}")
+def copy_keys(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    target_bucket: str,
+    keys: list[str],
+    kms_key_arn: str,
+    checkpoint_table: str,
+    workers: int = SETTINGS.s3_copy_workers,
+) -> dict[str, Any]:
+    """The client copy of named keys (the ones an S3 Batch Replication job reported failed), as the catch-up copies
+    one object: the source HEAD decides (replicated, pending, copy); done ones go to the manifest."""
+    t0 = time.monotonic()
+    src_s3, dst_s3 = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    ctx = _context(backend, src_s3, dst_s3, source_bucket, target_bucket, kms_key_arn, "catchup")
+    stats = _Stats(partition="failed-keys", mode="catchup")
+    records: list[tuple[str, dict[str, Any]]] = []
+
+    def one(key: str) -> Outcome | None:
+        obj = _listed(src_s3, source_bucket, key)
+        if obj is None:
+            return None
+        return move_one(ctx, obj, _listed(dst_s3, target_bucket, key))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s3keys") as pool:
+        for key, outcome in zip(keys, pool.map(one, keys), strict=True):
+            stats.seen += 1
+            _account(stats, outcome or Outcome(key, "vanished"), records, [])
+    if records:
+        store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
+        store.put_many(manifest_pk(target_bucket), records)
+    return _finish(stats, source_bucket, target_bucket, "catchup", t0)
 
 
 def _label(stats: _Stats, source_bucket: str, target_bucket: str, mode: str) -> str:

@@ -125,6 +125,41 @@ def replication_role_policies(
     return trust_policy("s3.amazonaws.com"), {"Version": VERSION, "Statement": statements}
 
 
+def batch_role_policies(
+    source_buckets: list[str], reports_bucket: str, region: str, prefix: str
+) -> tuple[Policy, Policy]:
+    """(trust, permissions) for S3 Batch Replication jobs, as the S3 User Guide's "policy if using and storing an
+    Amazon S3 generated manifest": InitiateReplication on the source buckets' objects, their replication
+    configuration and the manifest generator's inventory on the source buckets, and the generated manifests and
+    completion reports read and written under `prefix` of the migration's reports bucket only."""
+    if not source_buckets:
+        raise ValueError("Batch Replication needs at least one source bucket (IAM rejects an empty Resource)")
+    src = sorted(bucket_arn(b, region) for b in source_buckets)
+    under = [f"{bucket_arn(reports_bucket, region)}/{prefix.strip('/')}/*"]
+    statements: list[Policy] = [
+        {
+            "Sid": "InitiateReplication",
+            "Effect": "Allow",
+            "Action": ["s3:InitiateReplication"],
+            "Resource": [f"{a}/*" for a in src],
+        },
+        {
+            "Sid": "GenerateManifestFromReplicationConfig",
+            "Effect": "Allow",
+            "Action": ["s3:GetReplicationConfiguration", "s3:PutInventoryConfiguration"],
+            "Resource": src,
+        },
+        {
+            "Sid": "ReadManifest",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": under,
+        },
+        {"Sid": "WriteManifestAndReport", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": under},
+    ]
+    return trust_policy("batchoperations.s3.amazonaws.com"), {"Version": VERSION, "Statement": statements}
+
+
 def lambda_role_policies(
     cfg: MigrationConfig, account_id: str, names: ResourceNames, kms_key_arn: str, topic_arn: str
 ) -> tuple[Policy, Policy]:
@@ -403,6 +438,16 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
         policy,
         f"S3 replication {cfg.source_region} -> {cfg.target_region} for region-migration {cfg.migration_batch}",
     )
+
+
+@step("provision-batch-role")
+def ensure_batch_role(backend: Backend, cfg: MigrationConfig, prefix: str) -> dict[str, Any]:
+    """The role S3 Batch Operations assumes for the Batch Replication jobs: every source bucket of the config by
+    name (a fixed policy, so buckets taking this path side by side never race on a read-modify-write of it)."""
+    names = resource_names(cfg)
+    trust, policy = batch_role_policies(list(names.buckets), names.reports_bucket, cfg.source_region, prefix)
+    about = f"S3 Batch Replication in {cfg.source_region} for region-migration {cfg.migration_batch}"
+    return ensure_role(backend, cfg, names.batch_role, trust, policy, about)
 
 
 @step("provision-validator-role")

@@ -143,35 +143,41 @@ def _check_owner(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> Non
         )
 
 
+def create_or_claim(s3: Any, cfg: MigrationConfig, bucket: str, region: str) -> bool:
+    """Create the bucket in `region`, or check that the existing one is ours and there; True when created."""
+    if _exists(s3, bucket):
+        _check_owner(s3, cfg, bucket, region)
+        return False
+    created = False
+    # Tags at creation (where supported) close the window in which a crash leaves an untagged bucket
+    # that the next run would call a collision; they are put again below for backends that drop them.
+    conf: dict[str, Any] = {"Tags": tag_list(cfg.tags())}
+    if region != "us-east-1":
+        conf["LocationConstraint"] = region
+    try:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration=conf)
+        created = True
+    except Exception as err:
+        code = error_code(err)
+        if code == "BucketAlreadyExists":
+            raise CollisionError(
+                f"S3 bucket name {bucket} is taken by another AWS account; "
+                "change timestamp or environmentSuffix so the target name is free"
+            ) from None
+        if code != "BucketAlreadyOwnedByYou":  # a parallel run won the race: converge it below
+            raise
+        _check_owner(s3, cfg, bucket, region)
+    s3.get_waiter("bucket_exists").wait(Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return created
+
+
 @step("provision-bucket", run_name="provision-bucket-{spec.name}")
 def ensure_bucket(backend: Backend, cfg: MigrationConfig, spec: BucketSpec, kms_key_arn: str) -> dict[str, Any]:
     """Create or converge one target bucket; return its settings read back plus created/repaired."""
     region = cfg.target_region
     bucket = cfg.target_name(spec.name)
     s3 = backend.client("s3", region)
-    created = False
-    if _exists(s3, bucket):
-        _check_owner(s3, cfg, bucket, region)
-    else:
-        # Tags at creation (where supported) close the window in which a crash leaves an untagged bucket
-        # that the next run would call a collision; they are put again below for backends that drop them.
-        conf: dict[str, Any] = {"Tags": tag_list(cfg.tags())}
-        if region != "us-east-1":
-            conf["LocationConstraint"] = region
-        try:
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration=conf)
-            created = True
-        except Exception as err:
-            code = error_code(err)
-            if code == "BucketAlreadyExists":
-                raise CollisionError(
-                    f"S3 bucket name {bucket} is taken by another AWS account; "
-                    "change timestamp or environmentSuffix so the target name is free"
-                ) from None
-            if code != "BucketAlreadyOwnedByYou":  # a parallel run won the race: converge it below
-                raise
-            _check_owner(s3, cfg, bucket, region)
-        s3.get_waiter("bucket_exists").wait(Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    created = create_or_claim(s3, cfg, bucket, region)
 
     unsupported: dict[str, str] = {}
     fixed = _converge(s3, cfg, spec, bucket, region, kms_key_arn, unsupported)
@@ -213,22 +219,11 @@ def _converge(
 
     A setting the backend cannot carry is rolled back and recorded in `unsupported` with the measurement.
     """
-    fixed: list[str] = []
-
-    tags = bucket_tags(s3, bucket)
-    if any(tags.get(k) != v for k, v in cfg.tags().items()):
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
-        fixed.append("tags")
+    fixed: list[str] = tag_and_block_public(s3, cfg, bucket)
 
     if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         fixed.append("versioning")
-
-    pab = _read(s3.get_public_access_block, Bucket=bucket)
-    conf = pab.get("PublicAccessBlockConfiguration", {}) if isinstance(pab, dict) else {}
-    if any(conf.get(k) is not True for k in PUBLIC_ACCESS_BLOCK):
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(PUBLIC_ACCESS_BLOCK))
-        fixed.append("publicAccessBlock")
 
     enc = _read(s3.get_bucket_encryption, Bucket=bucket)
     rules = enc.get("ServerSideEncryptionConfiguration", {}).get("Rules", []) if isinstance(enc, dict) else []
@@ -262,32 +257,55 @@ def _converge(
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": want_rules})
         fixed.append("lifecycle")
 
+    if ensure_tls_only(s3, bucket, region, unsupported):
+        fixed.append("tlsOnlyPolicy")
+    return fixed
+
+
+def tag_and_block_public(s3: Any, cfg: MigrationConfig, bucket: str) -> list[str]:
+    """Our tags (others' kept) and every public access block setting on; the names of those applied."""
+    fixed: list[str] = []
+    tags = bucket_tags(s3, bucket)
+    if any(tags.get(k) != v for k, v in cfg.tags().items()):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list({**tags, **cfg.tags()})})
+        fixed.append("tags")
+    pab = _read(s3.get_public_access_block, Bucket=bucket)
+    conf = pab.get("PublicAccessBlockConfiguration", {}) if isinstance(pab, dict) else {}
+    if any(conf.get(k) is not True for k in PUBLIC_ACCESS_BLOCK):
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(PUBLIC_ACCESS_BLOCK))
+        fixed.append("publicAccessBlock")
+    return fixed
+
+
+def ensure_tls_only(s3: Any, bucket: str, region: str, unsupported: dict[str, str]) -> bool:
+    """Put the TLS-only statement in the bucket policy (others' statements kept); True when it was put. Rolled back
+    (and recorded in `unsupported`) where the backend then refuses this client's own requests."""
     pol = _read(s3.get_bucket_policy, Bucket=bucket)
     policy = json.loads(pol["Policy"]) if isinstance(pol, dict) and pol.get("Policy") else None
-    if not is_tls_only(policy, bucket):
-        # Keep statements others added (e.g. a replication grant); replace only ours.
-        want = tls_only_policy(bucket, region)
-        others = [
-            s for s in _as_list((policy or {}).get("Statement", [])) if isinstance(s, dict) and s.get("Sid") != TLS_SID
-        ]
-        want["Statement"] = others + want["Statement"]
-        before = _probe(s3, bucket)
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want))
-        if before == "allowed" and _probe(s3, bucket) == "denied":
-            # Our own requests are refused only because of this policy: the backend does not evaluate
-            # aws:SecureTransport (moto 5.2 ignores the Bool operator and denies everything) or its
-            # endpoint is plain HTTP. Leaving it would block the migration, so put back what was there.
-            if policy:
-                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-            else:
-                s3.delete_bucket_policy(Bucket=bucket)
-            unsupported["tlsOnlyPolicy"] = (
-                "with the TLS-only policy applied the backend refused this client's own requests "
-                "(no aws:SecureTransport support or a plain-HTTP endpoint), so the policy was removed"
-            )
+    if is_tls_only(policy, bucket):
+        return False
+    # Keep statements others added (e.g. a replication grant); replace only ours.
+    want = tls_only_policy(bucket, region)
+    others = [
+        s for s in _as_list((policy or {}).get("Statement", [])) if isinstance(s, dict) and s.get("Sid") != TLS_SID
+    ]
+    want["Statement"] = others + want["Statement"]
+    before = _probe(s3, bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want))
+    if before == "allowed" and _probe(s3, bucket) == "denied":
+        # Our own requests are refused only because of this policy: the backend does not evaluate
+        # aws:SecureTransport (moto 5.2 ignores the Bool operator and denies everything) or its
+        # endpoint is plain HTTP. Leaving it would block the migration, so put back what was there.
+        if policy:
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         else:
-            fixed.append("tlsOnlyPolicy")
-    return fixed
+            s3.delete_bucket_policy(Bucket=bucket)
+        unsupported["tlsOnlyPolicy"] = (
+            "with the TLS-only policy applied the backend refused this client's own requests "
+            "(no aws:SecureTransport support or a plain-HTTP endpoint), so the policy was removed"
+        )
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- find / delete (teardown, preflight)

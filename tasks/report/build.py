@@ -210,13 +210,15 @@ def configuration_differences(cfg: MigrationConfig, report: Mapping[str, Any] | 
 
 def source_region_changes(source: Mapping[str, Any]) -> list[str]:
     """What provisioning created or repaired in the source region (the alert key and topic of the S3
-    replication alarms), as sourceChanges lines; teardown removes both."""
+    replication alarms, the S3 Batch Replication reports bucket), as sourceChanges lines; teardown removes them."""
     lines: list[str] = []
-    for what, key in (("KMS key", "kms"), ("SNS topic", "sns")):
+    alerts = "alerts of the S3 replication alarms"
+    kinds = (("KMS key", "kms", alerts), ("SNS topic", "sns", alerts))
+    for what, key, why in (*kinds, ("S3 bucket", "reportsBucket", "manifests and reports of S3 Batch Replication")):
         item = ReadBack.model_validate(source.get(key) or {})
         where = f"{what} {item.alias or item.name or item.arn} in {item.region}"
         if item.created:
-            lines.append(f"created {where} (alerts of the S3 replication alarms)")
+            lines.append(f"created {where} ({why})")
         elif item.repaired:
             lines.append(f"repaired {where}: {', '.join(item.repaired)}")
     return lines

@@ -54,8 +54,19 @@ class Reencryption(Declared):
     update_unsupported: str = Field("", alias="updateObjectEncryptionUnsupported")
 
 
+class BatchJob(Measured):
+    """The S3 Batch Replication job of a bucket's backfill, as DescribeJob last said (tasks/move/s3_batch.py)."""
+
+    job_id: str | None = Field(None, alias="jobId")
+    status: str | None = None
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
 class CopySummary(Declared):
-    """An S3 backfill or catch-up, added up over its partitions (or only `error` when its listing failed)."""
+    """An S3 backfill or catch-up, added up over its partitions (or only `error` when its listing failed); a
+    backfill also names its path (tasks/paths.py) and why, and the Batch Replication job when one ran."""
 
     seen: int = 0
     copied: int = 0
@@ -81,6 +92,9 @@ class CopySummary(Declared):
     reencryption: Reencryption | None = None
     not_supported: dict[str, str] | None = Field(None, alias="notSupportedByBackend")
     error: str | None = None
+    path: str | None = None
+    path_reason: str | None = Field(None, alias="pathReason")
+    job: BatchJob | None = None
 
 
 class SegmentSummary(Declared):

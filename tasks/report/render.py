@@ -144,6 +144,14 @@ def render_markdown(report: Mapping[str, Any] | Report) -> str:
             ]
         )
     lines += _table(header, rows)
+    paths = [(b.name, b.backfill) for b in res.s3_buckets if b.backfill and b.backfill.path_reason]
+    lines += [""] * bool(paths)
+    for name, bf in paths:  # which path the backfill took, and why (tasks/paths.py); the job when one ran
+        lines.append(f"- {name}: backfill by {bf.path_reason}")
+        if bf.job:
+            job = bf.job
+            counts = f"{job.succeeded:,} of {job.total:,} replicated, {job.failed:,} failed"
+            lines.append(f"  - job {job.job_id}: {job.status}, {counts}")
     catchup = s3_catchup_lines(res.s3_buckets)
     if catchup:
         lines += ["", *[f"- {line}" for line in catchup]]

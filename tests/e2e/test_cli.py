@@ -102,6 +102,29 @@ def test_plan_changes_nothing_then_migrate_is_idempotent(
     )  # moto answers "Disabled" for the "Enabled" we put: a run puts it again (and reports notSupportedByBackend)
 
 
+def test_a_forced_batch_path_on_a_backend_without_batch_operations_is_client_copy_and_go(
+    moto_url: str, cli_env: dict[str, str], seeded_config: Path, tmp_path: Path
+) -> None:
+    """`--s3-batch-min-objects 0` sends every bucket to S3 Batch Replication; moto has no S3 Batch Operations, so the
+    capability probe says so, the bucket is copied by the client, the report says which path and why, and it is GO.
+    Nothing of the Batch path (its reports bucket, its role) is created."""
+    report_path = tmp_path / "report.json"
+    args = ["--config", str(seeded_config), "--endpoint-url", moto_url, "--report", str(report_path)]
+    proc = run_cli([*args, "--s3-batch-min-objects", "0"], cli_env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["verdict"]["decision"] == "GO"
+    backfill = report["resources"]["s3Buckets"][0]["backfill"]
+    assert backfill["path"] == "client-copy"
+    no_batch = "the backend has no S3 Batch Operations (S3 Control ListJobs: "
+    assert backfill["pathReason"].startswith(f"client copy: threshold 0: every store, but {no_batch}")
+    assert backfill["notSupportedByBackend"]["s3BatchOperations"].startswith(no_batch)
+    assert "job" not in backfill
+    names = all_names(moto_url)
+    assert not [b for b in names["buckets"] if "batch-reports" in b]
+    assert not [r for r in names["roles"] if "s3-batch" in r]
+
+
 def test_missing_source_is_one_line_and_creates_nothing(
     moto_url: str, cli_env: dict[str, str], seeded_config: Path, tmp_path: Path
 ) -> None:

@@ -345,6 +345,7 @@ def _everything(owned: bool = True) -> dict[str, Any]:
         "kmsKey": res("alias/k", **key),
         "sourceTopic": res("src-topic", SOURCE),
         "sourceKmsKey": res("alias/src", SOURCE, **key),
+        "reportsBucket": res("reports", SOURCE),
     }
 
 
