@@ -60,7 +60,7 @@ def migrate(
     t0, started = time.monotonic(), _now()
     preflight_warnings: list[str] = []
     cfg, backend, account = begin(options, warnings=preflight_warnings)
-    res = provision(backend, cfg, account)
+    res = provision(backend, cfg, account, dynamodb_import_min_bytes)
     moved = move(backend, cfg, res)
     path = report_path_for("migration-report", cfg, report_path)
     validation = run_validation(backend, cfg, validation_level, mismatch_path_for(path))
