@@ -22,6 +22,7 @@ from tasks import preflight, teardown
 from tasks.aws import Backend
 from tasks.emulator import seed_demo
 from tasks.move import dynamodb_import as imp
+from tasks.move import dynamodb_import_plan as plan
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
 from tasks.move.dynamodb import ensure_source_stream
 from tasks.move.dynamodb_plan import encode_item, table_pk
@@ -43,32 +44,35 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def test_lsis_and_the_regions_import_quota_block_the_path() -> None:
-    assert imp.import_blocked({"LocalSecondaryIndexes": [{"IndexName": "l"}]}, DST) is not None
-    assert imp.import_blocked({"TableSizeBytes": 2 * imp.TB}, "eu-west-1") is None  # 15 TB there
-    assert "quota" in str(imp.import_blocked({"TableSizeBytes": 2 * imp.TB}, "eu-central-1"))  # 1 TB there
-    assert imp.import_blocked({"TableSizeBytes": 16 * imp.TB}, "us-west-2") is not None
+    assert plan.import_blocked({"LocalSecondaryIndexes": [{"IndexName": "l"}]}, DST) is not None
+    assert plan.import_blocked({"TableSizeBytes": 2 * plan.TB}, "eu-west-1") is None  # 15 TB there
+    assert "quota" in str(plan.import_blocked({"TableSizeBytes": 2 * plan.TB}, "eu-central-1"))  # 1 TB there
+    assert plan.import_blocked({"TableSizeBytes": 16 * plan.TB}, "us-west-2") is not None
 
 
 def test_the_stream_window_is_bridged_only_when_the_import_ends_too_late() -> None:
-    assert not imp.needs_bridge(T0, T0 + timedelta(hours=21))
-    assert imp.needs_bridge(T0, T0 + timedelta(hours=22))  # less than the replay margin left of 24 h
+    assert not plan.needs_bridge(T0, T0 + timedelta(hours=21))
+    assert plan.needs_bridge(T0, T0 + timedelta(hours=22))  # less than the replay margin left of 24 h
 
 
 def test_incremental_windows_cover_the_gap_in_15_minutes_to_24_hours() -> None:
     end = T0 + timedelta(hours=50, minutes=5)
-    windows = imp.incremental_windows(T0, end)
+    windows = plan.incremental_windows(T0, end)
     assert windows[0] == (T0, T0 + timedelta(hours=24))
     assert windows[1] == (T0 + timedelta(hours=24), T0 + timedelta(hours=48))
     assert windows[2] == (T0 + timedelta(hours=48), end)
     for start, stop in windows:
-        assert imp.INCREMENTAL_MIN <= stop - start <= imp.INCREMENTAL_MAX
+        assert plan.INCREMENTAL_MIN <= stop - start <= plan.INCREMENTAL_MAX
     # a last bit shorter than 15 minutes starts earlier (an overlap replays changes onto the same state)
-    short = imp.incremental_windows(T0, T0 + timedelta(hours=24, minutes=5))
-    assert short[-1] == (T0 + timedelta(hours=24, minutes=5) - imp.INCREMENTAL_MIN, T0 + timedelta(hours=24, minutes=5))
+    short = plan.incremental_windows(T0, T0 + timedelta(hours=24, minutes=5))
+    assert short[-1] == (
+        T0 + timedelta(hours=24, minutes=5) - plan.INCREMENTAL_MIN,
+        T0 + timedelta(hours=24, minutes=5),
+    )
 
 
 def test_an_incremental_exports_records_become_the_latest_put_or_delete_per_key() -> None:
-    writes = imp.incremental_writes(DATA.read_text().splitlines())
+    writes = plan.incremental_writes(DATA.read_text().splitlines())
     by_key = {json.dumps(w.get("PutRequest", {}).get("Item", w.get("DeleteRequest", {}).get("Key"))["pk"]): w
               for w in writes}  # fmt: skip
     assert len(writes) == 3
@@ -88,7 +92,7 @@ def _stubbed(region: str = SRC) -> tuple[Any, Stubber]:
 
 
 def test_the_full_export_request_names_its_moment_token_and_key() -> None:
-    req = imp.export_request("arn:aws:dynamodb:us-east-1:1:table/t", "stage", "123456789012", "t/tok", KMS_ARN,
+    req = plan.export_request("arn:aws:dynamodb:us-east-1:1:table/t", "stage", "123456789012", "t/tok", KMS_ARN,
                              "tok", T0)  # fmt: skip
     client, stub = _stubbed()
     answer = {"ExportDescription": {"ExportArn": "arn:aws:dynamodb:us-east-1:1:table/t/export/01-a"}}
@@ -101,8 +105,8 @@ def test_the_full_export_request_names_its_moment_token_and_key() -> None:
 
 
 def test_the_incremental_export_request_is_valid_and_has_both_images() -> None:
-    full = imp.export_request("arn:aws:dynamodb:us-east-1:1:table/t", "stage", "1", "t/tok", KMS_ARN, "tok", T0)
-    req = imp.incremental_request(full, "tok-i0", T0, T0 + timedelta(hours=1))
+    full = plan.export_request("arn:aws:dynamodb:us-east-1:1:table/t", "stage", "1", "t/tok", KMS_ARN, "tok", T0)
+    req = plan.incremental_request(full, "tok-i0", T0, T0 + timedelta(hours=1))
     client, stub = _stubbed()
     stub.add_response("export_table_to_point_in_time", {"ExportDescription": {}}, expected_params=req)
     with stub:
@@ -128,7 +132,7 @@ def test_the_import_request_comes_from_provisionings_create_request_with_our_key
     }  # fmt: skip
     spec = next(t for t in cfg.dynamodb_tables if t.name == SOURCE)
     create = target_table_request(source, {}, spec, cfg, KMS_ARN)
-    req = imp.import_request(create, "stage", "123456789012", "t/tok/AWSDynamoDB/01-a/data/", "tok")
+    req = plan.import_request(create, "stage", "123456789012", "t/tok/AWSDynamoDB/01-a/data/", "tok")
     client, stub = _stubbed(DST)
     stub.add_response("import_table", {"ImportTableDescription": {}}, expected_params=req)
     with stub:
