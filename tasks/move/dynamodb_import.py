@@ -187,11 +187,23 @@ def recorded(backend: Backend, cfg: MigrationConfig, source: str, checkpoint_tab
 
 def imported_table_arn(backend: Backend, cfg: MigrationConfig, source: str, checkpoint_table: str) -> str | None:
     """The ARN of the table our recorded import created (DescribeImport's TableArn), or None."""
-    arn = recorded(backend, cfg, source, checkpoint_table).get("importArn")
-    if not arn:
-        return None
-    desc = backend.client("dynamodb", cfg.target_region).describe_import(ImportArn=arn)["ImportTableDescription"]
+    rec = recorded(backend, cfg, source, checkpoint_table)
+    ddb = backend.client("dynamodb", cfg.target_region)
+    if not rec.get("importArn"):
+        return _unrecorded_import(ddb, rec)
+    desc = ddb.describe_import(ImportArn=rec["importArn"])["ImportTableDescription"]
     return str(desc.get("TableArn") or "") or None
+
+
+def _unrecorded_import(ddb: Any, rec: dict[str, Any]) -> str | None:
+    """The target table an ImportTable we requested created when a kill came before its ImportArn was recorded:
+    created at or after the request (recorded first). Only our import can create a table of our name after it."""
+    if not rec.get("importRequestedAt"):
+        return None
+    desc = (lookup(ddb.describe_table, TableName=rec["targetTable"]) or {}).get("Table") or {}
+    created, asked = desc.get("CreationDateTime"), datetime.fromisoformat(rec["importRequestedAt"])
+    ours = isinstance(created, datetime) and created >= asked - timedelta(seconds=5)
+    return str(desc["TableArn"]) if ours else None
 
 
 @step("ddb-path", run_name="ddb-path-{source_table}")
@@ -314,18 +326,25 @@ def backfill_by_import(
         store.put(pk, IMPORT_SK, rec)
     exported = wait_export(src, rec["exportArn"])
     _ended(exported, "Export", rec["exportArn"])
-    if not rec.get("importArn"):
+    adopted = None if rec.get("importArn") else _unrecorded_import(dst, rec)
+    if not rec.get("importArn") and adopted is None:
         data = _data_prefix(backend, cfg, rec["s3Bucket"], rec["s3Prefix"], exported)
         create = dynamodb.target_request(backend, cfg, spec, kms_arn)  # the lead's billing rule included
         req = import_request(create, rec["s3Bucket"], account, data, rec["clientToken"])
+        rec["importRequestedAt"] = _iso(datetime.now(UTC))
+        store.put(pk, IMPORT_SK, rec)
         rec["importArn"] = dst.import_table(**req)["ImportTableDescription"]["ImportArn"]
         store.put(pk, IMPORT_SK, rec)
-    imported = wait_import(dst, rec["importArn"])
-    _ended(imported, "Import", rec["importArn"])
+    if adopted:  # the import's ARN was never recorded: its table is CREATING until the import ends
+        desc = dynamodb.wait_active(dst, rec["targetTable"])
+        imported: dict[str, Any] = {"TableArn": adopted, "ImportedItemCount": desc.get("ItemCount")}
+    else:
+        imported = wait_import(dst, rec["importArn"])
+        _ended(imported, "Import", rec["importArn"])
     bridges: list[dict[str, Any]] = []
     if rec.get("bridges") or needs_bridge(datetime.fromisoformat(rec["exportTime"]), datetime.now(UTC)):
         bridges = _bridge(backend, cfg, store, pk, rec, full)
-    provisioned = dynamodb.ensure_table.fn(backend, cfg, spec, kms_arn, imported_arn=imported.get("TableArn"))
+    provisioned = dynamodb.ensure_table.fn(backend, cfg, spec, kms_arn, imported_arn=str(imported.get("TableArn")))
     return {
         "table": source_table,
         "path": DDB_EXPORT_IMPORT,
@@ -334,7 +353,7 @@ def backfill_by_import(
         "exportTime": rec["exportTime"],
         "exportedItems": int(exported.get("ItemCount", 0) or 0),
         "exportedBytes": int(exported.get("BilledSizeBytes", 0) or 0),
-        "importArn": rec["importArn"],
+        "importArn": rec.get("importArn"),
         "importedItems": int(imported.get("ImportedItemCount", 0) or 0),
         "importedBytes": int(imported.get("ProcessedSizeBytes", 0) or 0),
         "importErrors": int(imported.get("ErrorCount", 0) or 0),

@@ -278,6 +278,27 @@ def test_an_imported_table_not_tagged_yet_is_ours_by_its_import_arn(
     assert cfg.owns(got["provisioned"]["tags"]) and not got["provisioned"]["created"]
 
 
+def test_a_kill_between_import_table_and_recording_its_arn_adopts_the_table_by_its_creation_time(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    def killed(**_: Any) -> None:
+        raise KeyboardInterrupt("killed before the ImportArn was recorded")
+
+    env["dst"].meta.events.register("after-call.dynamodb.ImportTable", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(backend, cfg, env)
+    env["dst"].meta.events.unregister("after-call.dynamodb.ImportTable", killed)
+    rec = CheckpointStore(backend, DST, env["cp"]).get(table_pk(SOURCE), IMPORT_SK) or {}
+    assert not rec.get("importArn")
+    pf = preflight.check.fn(backend, cfg)
+    assert not [e for e in pf.errors if SOURCE in e], pf.errors
+    imports = _count_calls(env["dst"], "ImportTable")
+    got = _run(backend, cfg, env)
+    assert not imports and cfg.owns(got["provisioned"]["tags"])  # adopted, not imported again
+    catch_up(backend, cfg, SOURCE, cfg.target_name(SOURCE), env["cp"])
+    assert _dump(env["src"], SOURCE) == _dump(env["dst"], cfg.target_name(SOURCE))
+
+
 def test_a_backend_that_refuses_the_export_falls_back_to_the_scan(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
