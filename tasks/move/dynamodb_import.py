@@ -32,6 +32,7 @@ from tasks.aws import Backend, error_code, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.dynamodb import describe_source
 from tasks.move.dynamodb_import_plan import (
+    IMPORT_MAX_OBJECTS,
     PITR_LAG,
     export_request,
     import_blocked,
@@ -239,6 +240,19 @@ def _data_prefix(backend: Backend, cfg: MigrationConfig, bucket: str, prefix: st
     return f"{folders[0]}data/"
 
 
+def _count_files(backend: Backend, cfg: MigrationConfig, bucket: str, prefix: str) -> int:
+    """Objects under the export's data/ folder, counted up to just past ImportTable's limit."""
+    pages = (
+        backend.client("s3", cfg.target_region).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    )
+    count = 0
+    for page in pages:
+        count += int(page.get("KeyCount", 0))
+        if count > IMPORT_MAX_OBJECTS:
+            break
+    return count
+
+
 def apply_incremental(
     backend: Backend, cfg: MigrationConfig, bucket: str, manifest_key: str, target_table: str
 ) -> dict[str, int]:
@@ -322,13 +336,18 @@ def backfill_by_import(
         except Exception as err:
             if error_code(err) not in _REFUSED:
                 raise
-            return _fallback(backend, cfg, spec, kms_arn, store, pk, f"the backend refuses the export ({err})")
+            why = f"the backend refuses the export ({err})"
+            return _fallback(backend, cfg, spec, kms_arn, store, pk, why, {"exportTableToPointInTime": why})
         store.put(pk, IMPORT_SK, rec)
     exported = wait_export(src, rec["exportArn"])
     _ended(exported, "Export", rec["exportArn"])
     adopted = None if rec.get("importArn") else _unrecorded_import(dst, rec)
     if not rec.get("importArn") and adopted is None:
         data = _data_prefix(backend, cfg, rec["s3Bucket"], rec["s3Prefix"], exported)
+        files = _count_files(backend, cfg, rec["s3Bucket"], data)
+        if files > IMPORT_MAX_OBJECTS:
+            why = f"the export wrote over {IMPORT_MAX_OBJECTS:,} files, more than ImportTable reads"
+            return _fallback(backend, cfg, spec, kms_arn, store, pk, why, {})
         create = dynamodb.target_request(backend, cfg, spec, kms_arn)  # the lead's billing rule included
         req = import_request(create, rec["s3Bucket"], account, data, rec["clientToken"])
         rec["importRequestedAt"] = _iso(datetime.now(UTC))
@@ -379,15 +398,17 @@ def _fallback(
     store: CheckpointStore,
     pk: str,
     why: str,
+    gaps: dict[str, str],
 ) -> dict[str, Any]:
-    """The backend cannot export: record the scan path (a re-run does not try again), provision the table."""
+    """The export cannot be imported (the backend refuses it, too many files): record the scan path (a re-run
+    does not try again) and provision the table for it; `gaps` is what the backend lacks, if that is why."""
     store.put(pk, IMPORT_SK, {"path": DDB_SCAN, "refused": why})
     return {
         "table": spec.name,
         "path": DDB_SCAN,
         "pathReason": f"parallel scan: {why}",
         "fallback": True,
-        "notSupportedByBackend": {"exportTableToPointInTime": why},
+        "notSupportedByBackend": gaps,
         "sourceChanged": [],
         "provisioned": dynamodb.ensure_table.fn(backend, cfg, spec, kms_arn),
     }

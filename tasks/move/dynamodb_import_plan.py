@@ -14,6 +14,7 @@ from tasks.move.dynamodb_plan import encode_item
 GB = 1000**3
 TB = 1000 * GB
 # ImportTable's quota, per import, in compressed bytes of source data (Service Quotas for DynamoDB, 2026-12).
+IMPORT_MAX_OBJECTS = 50_000  # S3 objects one ImportTable reads at most
 BIG_IMPORT_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 STREAM_WINDOW = timedelta(hours=24)
 # The replay itself needs time after the import ends: bridge when less than this is left of the stream's window.

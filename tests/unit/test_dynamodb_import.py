@@ -315,6 +315,16 @@ def test_a_backend_that_refuses_the_export_falls_back_to_the_scan(
     assert again["path"] == DDB_SCAN and "refuses the export" in again["reason"]
 
 
+def test_an_export_of_more_files_than_import_table_reads_falls_back_to_the_scan(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imp, "IMPORT_MAX_OBJECTS", 0)  # moto writes one data file: over a limit of 0
+    imports = _count_calls(env["dst"], "ImportTable")
+    got = _run(backend, cfg, env)
+    assert got["fallback"] and got["path"] == DDB_SCAN and "more than ImportTable reads" in got["pathReason"]
+    assert not imports and got["provisioned"]["created"]
+
+
 def test_an_incremental_export_is_applied_from_its_manifest(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
