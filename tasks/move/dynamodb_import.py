@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.model import MigrationConfig, TableSpec
+from config.model import MigrationConfig
 from tasks.aws import Backend, error_code, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.dynamodb import describe_source
@@ -313,6 +313,21 @@ def backfill_by_import(
     account = backend.account_id(cfg.target_region)
     desc = describe_source(src, cfg, source_table)
     pitr = ensure_source_pitr(backend, cfg, source_table, checkpoint_table)
+
+    def fall_back(why: str, gaps: dict[str, str]) -> dict[str, Any]:
+        """The export cannot be imported (the backend refuses it, too many files): record the scan path (a re-run
+        does not try again) and provision the table for it; `gaps`: what the backend lacks, if that is why."""
+        store.put(pk, IMPORT_SK, {"path": DDB_SCAN, "refused": why})
+        return {
+            "table": spec.name,
+            "path": DDB_SCAN,
+            "pathReason": f"parallel scan: {why}",
+            "fallback": True,
+            "notSupportedByBackend": gaps,
+            "sourceChanged": [],
+            "provisioned": dynamodb.ensure_table.fn(backend, cfg, spec, kms_arn),
+        }
+
     rec = store.get(pk, IMPORT_SK) or {}
     if not rec:  # the intent: moment, token and place, fixed before the first request so a retry repeats it
         token = uuid.uuid4().hex
@@ -337,7 +352,7 @@ def backfill_by_import(
             if error_code(err) not in _REFUSED:
                 raise
             why = f"the backend refuses the export ({err})"
-            return _fallback(backend, cfg, spec, kms_arn, store, pk, why, {"exportTableToPointInTime": why})
+            return fall_back(why, {"exportTableToPointInTime": why})
         store.put(pk, IMPORT_SK, rec)
     exported = wait_export(src, rec["exportArn"])
     _ended(exported, "Export", rec["exportArn"])
@@ -347,7 +362,7 @@ def backfill_by_import(
         files = _count_files(backend, cfg, rec["s3Bucket"], data)
         if files > IMPORT_MAX_OBJECTS:
             why = f"the export wrote over {IMPORT_MAX_OBJECTS:,} files, more than ImportTable reads"
-            return _fallback(backend, cfg, spec, kms_arn, store, pk, why, {})
+            return fall_back(why, {})
         create = dynamodb.target_request(backend, cfg, spec, kms_arn)  # the lead's billing rule included
         req = import_request(create, rec["s3Bucket"], account, data, rec["clientToken"])
         rec["importRequestedAt"] = _iso(datetime.now(UTC))
@@ -388,27 +403,3 @@ def _span(exported: dict[str, Any], imported: dict[str, Any]) -> float:
     """Export start to import end as the jobs report them (0 when a backend does not say)."""
     start, end = exported.get("StartTime"), imported.get("EndTime")
     return round((end - start).total_seconds(), 1) if isinstance(start, datetime) and isinstance(end, datetime) else 0.0
-
-
-def _fallback(
-    backend: Backend,
-    cfg: MigrationConfig,
-    spec: TableSpec,
-    kms_arn: str,
-    store: CheckpointStore,
-    pk: str,
-    why: str,
-    gaps: dict[str, str],
-) -> dict[str, Any]:
-    """The export cannot be imported (the backend refuses it, too many files): record the scan path (a re-run
-    does not try again) and provision the table for it; `gaps` is what the backend lacks, if that is why."""
-    store.put(pk, IMPORT_SK, {"path": DDB_SCAN, "refused": why})
-    return {
-        "table": spec.name,
-        "path": DDB_SCAN,
-        "pathReason": f"parallel scan: {why}",
-        "fallback": True,
-        "notSupportedByBackend": gaps,
-        "sourceChanged": [],
-        "provisioned": dynamodb.ensure_table.fn(backend, cfg, spec, kms_arn),
-    }
