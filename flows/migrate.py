@@ -69,7 +69,7 @@ def migrate(
     cfg, backend, account = begin(options, warnings=preflight_warnings)
     # Table sizes before anything moves; a failed estimate leaves the report without one, never fails the run.
     estimates_f = source_estimates.submit(backend, cfg, prices, dynamodb_import_min_bytes)
-    res = provision(backend, cfg, account)
+    res = provision(backend, cfg, account, dynamodb_import_min_bytes)
     moved = move(backend, cfg, res, s3_batch_min_objects)
     estimates = result_of(estimates_f)
     path = report_path_for("migration-report", cfg, report_path)

@@ -19,7 +19,7 @@ from flows.common import RunOptions, jsonable
 from tasks import compound
 from tasks.aws import Backend
 from tasks.move import dynamodb as move_ddb
-from tasks.move import lock, s3_batch
+from tasks.move import dynamodb_import, lock, s3_batch
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
 from tasks.move.dynamodb_plan import segment_groups
@@ -28,10 +28,10 @@ from tasks.move.s3_batch import REPORT_PREFIX
 from tasks.move.s3_plan import plan_summary
 from tasks.move.s3_replication import ensure_replication
 from tasks.names import resource_names
-from tasks.paths import S3_BATCH_REPLICATION, PathChoice, s3_path
+from tasks.paths import DDB_EXPORT_IMPORT, S3_BATCH_REPLICATION, PathChoice, s3_path
 from tasks.preflight import check as preflight_check
 from tasks.provision import dynamodb, dynamodb_capacity, iam, kms, lambda_, s3, s3_reports, sns
-from tasks.report.build import summarize_copies, summarize_segments
+from tasks.report.build import summarize_copies, summarize_import, summarize_segments, with_path
 from tasks.report.render import s3_catchup_lines
 from tasks.steps import S3_COPY_WORKERS
 from tasks.validate import dynamodb as validate_ddb
@@ -136,8 +136,11 @@ def begin(
     return cfg, backend, pf.account_id
 
 
-def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[str, Any]:
-    """KMS first (everything is encrypted with it), then the rest side by side."""
+def provision(
+    backend: Backend, cfg: MigrationConfig, account_id: str, dynamodb_import_min_bytes: int | None = None
+) -> dict[str, Any]:
+    """KMS first (everything is encrypted with it), then the rest side by side. A table whose path is export +
+    ImportTable is not created here: the import creates it (the move step), then provisioning converges it."""
     key = kms.ensure_key(backend, cfg, account_id)
     arn = key["arn"]
     topic_f = sns.ensure_topic.submit(backend, cfg, arn)
@@ -147,7 +150,18 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
     ckpt_f = ensure_checkpoint_table.submit(backend, cfg.target_region, ckpt_table, cfg.tags(), arn)
     repl_role_f = iam.ensure_replication_role.submit(backend, cfg, arn)
     bucket_fs = [s3.ensure_bucket.submit(backend, cfg, spec, arn) for spec in cfg.s3_buckets]
-    table_fs = [dynamodb.ensure_table.submit(backend, cfg, spec, arn) for spec in cfg.dynamodb_tables]
+    paths = {
+        t.name: dynamodb_import.choose_path.submit(
+            backend, cfg, t.name, dynamodb_import_min_bytes, ckpt_table, return_state=False, wait_for=[ckpt_f]
+        )
+        for t in cfg.dynamodb_tables
+    }
+    chosen = {name: result_of(fut) for name, fut in paths.items()}
+    table_fs = [
+        dynamodb.ensure_table.submit(backend, cfg, spec, arn)
+        for spec in cfg.dynamodb_tables
+        if chosen[spec.name].get("path") != DDB_EXPORT_IMPORT
+    ]
     topic = topic_f.result()
     lambda_role = iam.ensure_lambda_role(backend, cfg, arn, topic["arn"])
     lam_f = lambda_.ensure_validator.submit(backend, cfg, lambda_role["arn"], topic["arn"], arn)
@@ -162,6 +176,7 @@ def provision(backend: Backend, cfg: MigrationConfig, account_id: str) -> dict[s
         "iam": {"replicationRole": repl_role_f.result(), "validatorRole": lambda_role},
         "s3Buckets": [f.result() for f in bucket_fs],
         "dynamodbTables": [f.result() for f in table_fs],
+        "dynamodbPaths": chosen,
         "lambda": lam_f.result(),
         "alarms": watch["alarms"],
         "dashboard": watch["dashboard"],
@@ -193,14 +208,23 @@ def move(
         s: move_s3.plan_partitions.submit(backend, cfg.source_region, s, return_state=False, wait_for=[repl[s]])
         for s in names.buckets
     }
-    segs = {
-        s: move_ddb.plan_segments.submit(backend, cfg, s, ckpt, return_state=False, wait_for=[streams[s]])
+    table_paths = res.pop("dynamodbPaths", None) or {}
+    imports = {  # the source stream on before the export time: replaying it converges the imported table
+        s: dynamodb_import.backfill_by_import.submit(
+            backend, cfg, s, kms_arn, ckpt, table_paths[s], return_state=False, wait_for=[streams[s]]
+        )
         for s in names.tables
+        if (table_paths.get(s) or {}).get("path") == DDB_EXPORT_IMPORT
     }
+
+    def plan(s: str) -> Any:
+        return move_ddb.plan_segments.submit(backend, cfg, s, ckpt, return_state=False, wait_for=[streams[s]])
+
+    segs = {s: plan(s) for s in names.tables if s not in imports}
 
     progress = Progress()
     running: dict[Any, str] = {}
-    paths: dict[str, PathChoice] = {}
+    bucket_paths: dict[str, PathChoice] = {}
     batch: dict[str, Any] = {}
     jobs: dict[str, Any] = {}
     copies: dict[str, list[Any]] = {}
@@ -212,12 +236,12 @@ def move(
             out[s]["error"] = ranges["error"]
             continue
         out[s]["plan"] = plan_summary(ranges)  # the count planning measured, in parallel: no second listing
-        paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects)
-        if paths[s].path == S3_BATCH_REPLICATION:
+        bucket_paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects)
+        if bucket_paths[s].path == S3_BATCH_REPLICATION:
             if "blocked" not in batch:  # one probe per run, and only once a bucket is big enough to need it
                 batch["blocked"] = s3_batch.probe(backend, cfg.source_region)
-            paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects, batch["blocked"])
-        if paths[s].path == S3_BATCH_REPLICATION:
+            bucket_paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects, batch["blocked"])
+        if bucket_paths[s].path == S3_BATCH_REPLICATION:
             if "role" not in batch:  # the reports bucket and the Batch role exist only once a bucket needs them
                 res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(backend, cfg)
                 batch["role"] = res["iam"]["batchRole"] = iam.ensure_batch_role(backend, cfg, REPORT_PREFIX)
@@ -230,16 +254,31 @@ def move(
             move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))
         )
         running.update({f: s for f in copies[s]})
-    for s, t in names.tables.items():
-        out[s] = {"stream": result_of(streams[s])}
-        total = result_of(segs[s])
+
+    def scan(s: str, t: str, planned: Any) -> None:
+        total = result_of(planned)
         if isinstance(total, dict):
             out[s]["error"] = total["error"]
-            continue
+            return
         groups = segment_groups(total, SETTINGS.ddb_backfill_tasks)  # a bounded number of task runs per table
         progress.start(s, len(groups), "DynamoDB backfill")
         fills[s] = list(move_ddb.backfill_segments.map(b, c, s, t, groups, total, ckpt))
         running.update({f: s for f in fills[s]})
+
+    for s, t in names.tables.items():
+        out[s] = {"stream": result_of(streams[s])}
+        if s in segs:
+            scan(s, t, segs[s])
+    for s, fut in imports.items():  # their scans (a backend that refuses the export) start late, after the import
+        got = result_of(fut)
+        if "error" in got:
+            out[s]["error"] = got["error"]
+            continue
+        res["dynamodbTables"].append(got.pop("provisioned"))
+        (out[s]["stream"].setdefault("sourceChanged", [])).extend(got.get("sourceChanged") or [])
+        out[s]["backfill"] = summarize_import(got)
+        if got.get("fallback"):
+            scan(s, names.tables[s], plan(s))
 
     for fut in as_completed(list(running)):
         name = running[fut]
@@ -253,17 +292,21 @@ def move(
         done = result_of(fut)
         out[s]["backfill"] = {"error": done["error"]} if "error" in done else summarize_copies([done["copy"]])
         out[s]["backfill"]["job"] = done.get("job")
-    for s, choice in paths.items():
+    for s, choice in bucket_paths.items():
         out[s]["backfill"] |= {"path": choice.path, "pathReason": choice.reason}
         if batch.get("blocked") and s3_path(out[s]["plan"]["objects"], s3_batch_min_objects).path != choice.path:
             gaps = out[s]["backfill"].setdefault("notSupportedByBackend", {})
             gaps["s3BatchOperations"] = batch["blocked"]
-    for s in fills:
-        out[s]["backfill"] = summarize_segments([result_of(f) for f in fills[s]])
+    for s in fills:  # the path and its reason: the choice's, or the refused import's (a fallback)
+        route = out[s].get("backfill") or {
+            "path": (table_paths.get(s) or {}).get("path"),
+            "pathReason": (table_paths.get(s) or {}).get("reason"),
+        }
+        out[s]["backfill"] = with_path(summarize_segments([result_of(f) for f in fills[s]]), route)
         if out[s]["backfill"]["failedSegments"]:
             failed.add(s)
     settle_capacities(backend, cfg, res, kms_arn, [s for s in fills if s not in failed], out)
-    started = set(copies) | set(fills) | set(jobs)
+    started = set(copies) | set(fills) | set(jobs) | {s for s in imports if "backfill" in out[s]}
     skip = frozenset(failed | (set(out) - started))
     for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
         out[s].update(caught)

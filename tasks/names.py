@@ -128,6 +128,15 @@ def derived_names(
     )
 
 
+STAGING = "migration-ddb-staging"
+
+
+def staging_bucket(cfg: MigrationConfig) -> str:
+    """The target-region bucket DynamoDB exports land in for ImportTable (created only when a table takes that
+    path; its name is checked by S3's rules in tasks/provision/s3.ensure_staging_bucket's BucketSpec)."""
+    return cfg.target_name(STAGING)
+
+
 def resource_names(cfg: MigrationConfig) -> ResourceNames:
     """Every name follows `{name}-{regionprefix}-{timestamp}-{environmentSuffix}`."""
     return derived_names(

@@ -26,6 +26,7 @@ from config.prices import PriceTable, load_prices
 from config.settings import SETTINGS
 from tasks import plan_estimate
 from tasks.aws import Backend, bucket_region, error_code, is_not_found
+from tasks.move.dynamodb_import import imported_table_arn
 from tasks.move.s3_listing import survey
 from tasks.move.s3_plan import SAMPLE_BUDGET
 from tasks.names import resource_names
@@ -175,6 +176,9 @@ def _check_tables(backend: Backend, cfg: MigrationConfig, pf: Preflight) -> None
             continue
         if found["owned"]:
             pf.targets.append({"type": "dynamodb table", "name": target, "state": "ours"})
+        elif found["arn"] == imported_table_arn(backend, cfg, spec.name, resource_names(cfg).checkpoint_table):
+            # ImportTable cannot tag: a run that crashed before tagging left it, and recorded its ImportArn.
+            pf.targets.append({"type": "dynamodb table", "name": target, "state": "ours (imported, not tagged yet)"})
         else:
             pf.errors.append(
                 f"{where}: target table {target!r} already exists in {cfg.target_region} and was not "

@@ -8,8 +8,8 @@ Resources are found by the names the migration gives them (tasks.names) and conf
 (cfg.owns): a resource that has one of our names but not our tags is listed as "skipped (not ours)" and
 never touched. On the source side only our own changes are undone: our replication rule (by ID, other
 rules kept), source versioning this migration enabled (suspended: S3 cannot switch versioning off once it
-was on) and source streams this migration enabled (recorded as enabledByUs in the checkpoint table, which
-is therefore read first and deleted last). Source objects and items are never touched.
+was on), source streams and PITR (for an export) this migration enabled (recorded as enabledByUs in the
+checkpoint table, which is therefore read first and deleted last). Source objects and items are never touched.
 
 Target buckets and tables that hold data are kept unless the caller passes delete_target_data, and the
 KMS key stays while any data encrypted with it is kept. Every result is measured: after each deletion the
@@ -28,10 +28,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from config.model import MigrationConfig
 from tasks.aws import Backend, error_code
 from tasks.errors import UserError
+from tasks.move import dynamodb_import
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.keys import STREAM_SK, VERSIONING_SK, table_pk, versioning_pk
 from tasks.move.s3_plan import replication_rule_id
-from tasks.names import ResourceNames, resource_names
+from tasks.names import ResourceNames, resource_names, staging_bucket
 from tasks.provision import cloudwatch, dynamodb, iam, kms, lambda_, s3, s3_reports, sns
 from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED
 from tasks.steps import step
@@ -51,6 +52,7 @@ CHANGE_ACTIONS = frozenset(
         "delete-replication-configuration",
         "suspend-versioning",
         "disable-stream",
+        "disable-pitr",
     }
 )
 
@@ -138,6 +140,8 @@ def discover(backend: Backend, cfg: MigrationConfig, *, report_path: str | Path 
     found["replicationRules"] = replication
     found["sourceVersioning"] = versioning
     found["sourceStreams"] = _find_streams(backend, cfg, names, store)
+    found["sourcePitr"] = dynamodb_import.find_pitr(backend, cfg, names.tables, store)
+    found["stagingBucket"] = s3.find_bucket(backend, cfg, "", staging_bucket(cfg))  # export copies: always removed
     if found["checkpointTable"] is None:
         found["notes"].append(
             "no checkpoint table: no record of source streams or versioning enabled by this migration "
@@ -295,6 +299,7 @@ def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[s
         *(_rule_action(r) for r in found.get("replicationRules", [])),
         *(_versioning_action(v) for v in found.get("sourceVersioning", [])),
         *(_stream_action(s) for s in found.get("sourceStreams", [])),
+        *(_act("source", "source-pitr", p, "disable-pitr") for p in found.get("sourcePitr", [])),
     ]
     for a in found.get("alarms", []):
         plan.append(_owned_or_skip("target", "cloudwatch-alarm", a, "delete"))
@@ -303,6 +308,7 @@ def teardown_plan(cfg: MigrationConfig, found: Mapping[str, Any]) -> list[dict[s
         ("lambda", "lambda-function"),
         ("logGroup", "log-group"),
         ("reportsBucket", "reports-bucket"),  # manifests and completion reports only: no migrated data
+        ("stagingBucket", "staging-bucket"),
     ):
         if found.get(field):
             plan.append(_owned_or_skip("target", resource, found[field], "delete"))
@@ -399,6 +405,8 @@ DELETES: dict[str, Delete] = {
     "s3-replication-rule": lambda b, c, a, d: s3.remove_replication_rule(b, a["region"], a["name"], a["ruleId"]),
     "source-versioning": lambda b, c, a, d: s3.suspend_versioning(b, a["region"], a["name"]),
     "source-stream": lambda b, c, a, d: dynamodb.disable_stream(b, a["region"], a["name"], a["streamArn"]),
+    "source-pitr": lambda b, c, a, d: dynamodb_import.disable_pitr(b, a["region"], a["name"]),
+    "staging-bucket": lambda b, c, a, d: s3.delete_bucket(b, a["region"], a["name"], True),
     "cloudwatch-alarm": lambda b, c, a, d: cloudwatch.delete_alarm(b, a["region"], a["name"]),
     "cloudwatch-dashboard": lambda b, c, a, d: cloudwatch.delete_dashboard(b, a["region"], a["name"]),
     "lambda-function": lambda b, c, a, d: lambda_.delete_function(b, a["region"], a["name"]),

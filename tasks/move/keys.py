@@ -11,6 +11,7 @@ zip ships only handler.py and digest.py) and tests/unit/test_names.py checks the
     s3range#{target bucket}     range#{sha256}           digest of a finished key range
     s3src#{source bucket}       versioning               the source bucket's versioning before us
     ddb#{source table}          stream | plan            the source stream record; the scan plan
+    ddb#{source table}          import | pitr            export/import ARNs and intent; source PITR record
     ddb#{source table}          segment#{total}#{n}      one scan segment's progress
     ddb#{source table}          shard#{label}#{shard}    one stream shard's position
     lock                        sync                     the sync lease (tasks/move/lock.py)
@@ -35,6 +36,8 @@ RESULT_PK = "validator"
 VERSIONING_SK = "versioning"
 STREAM_SK = "stream"  # the source stream record under table_pk: enabledByUs, streamArn, when
 PLAN_SK = "plan"
+IMPORT_SK = "import"  # the export/import path: token, export time, staging prefix, ExportArn, ImportArn
+PITR_SK = "pitr"  # the source's point-in-time recovery: enabledByUs, when
 SEGMENT_PREFIX = "segment#"
 SHARD_PREFIX = "shard#"
 BATCH_JOB_SK = "job"

@@ -286,9 +286,17 @@ def _ttl_summary(source_ttl: dict[str, Any]) -> str:
     return f"{status} on {d['AttributeName']}" if d.get("AttributeName") else str(status)
 
 
+def target_request(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
+    """ensure_table's CreateTable request (ImportTable's TableCreationParameters start from it)."""
+    return target_table_request(*read_source(backend, cfg, spec), spec, cfg, kms_key_arn)
+
+
 @step("provision-table", run_name="provision-table-{spec.name}")
-def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
-    """Create or converge one target table from its source's description; return it read back."""
+def ensure_table(
+    backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str, imported_arn: str | None = None
+) -> dict[str, Any]:
+    """Create or converge one target table from its source's description; return it read back. `imported_arn`:
+    the table our recorded ImportTable created, ours though untagged (ImportTable cannot tag)."""
     source_desc, source_ttl = read_source(backend, cfg, spec)
     req = target_table_request(source_desc, source_ttl, spec, cfg, kms_key_arn)
     name = req["TableName"]
@@ -305,7 +313,7 @@ def ensure_table(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_ke
                 raise
     desc = wait_active(ddb, name)
     tags = table_tags(ddb, desc["TableArn"])
-    if not created and not cfg.owns(tags):
+    if not created and not cfg.owns(tags) and desc["TableArn"] != imported_arn:
         raise CollisionError(
             f"DynamoDB table {name} already exists in {cfg.target_region} but this migration did not "
             "create it (tags lack ManagedBy/MigrationBatch/Environment); delete it or change "

@@ -13,6 +13,7 @@ from config.model import BucketSpec, MigrationConfig
 from tasks.aws import Backend, bucket_arn, error_code, is_not_found, tag_dict, tag_list
 from tasks.aws import bucket_region as normalize_region
 from tasks.errors import CollisionError, UserError
+from tasks.names import STAGING
 from tasks.provision.common import ALREADY_GONE, FAILED, REMOVED, lookup
 from tasks.provision.s3_settings import (  # the pure half of this module (tests import them from here too)
     PUBLIC_ACCESS_BLOCK,
@@ -189,6 +190,16 @@ def ensure_bucket(backend: Backend, cfg: MigrationConfig, spec: BucketSpec, kms_
         "repaired": [] if created else fixed,
         "notSupportedByBackend": unsupported,
     }
+
+
+STAGING_DAYS = 7  # exports are copies of source data: gone a week later even if teardown never runs
+
+
+@step("provision-staging-bucket")
+def ensure_staging_bucket(backend: Backend, cfg: MigrationConfig, kms_key_arn: str) -> dict[str, Any]:
+    """The DynamoDB export/import staging bucket (tasks.names.staging_bucket): a target bucket like the others
+    (tagged, SSE-KMS with the migration key, public access blocked, TLS-only), whose objects expire."""
+    return ensure_bucket.fn(backend, cfg, BucketSpec(name=STAGING, lifecycleDays=STAGING_DAYS), kms_key_arn)
 
 
 def _probe(s3: Any, bucket: str) -> str:

@@ -20,6 +20,7 @@ from tasks.report.models import (
     Bucket,
     CopySummary,
     EstimateCheck,
+    ExportImport,
     LifecycleRule,
     ReadBack,
     Reencryption,
@@ -122,6 +123,36 @@ def summarize_segments(segs: list[dict[str, Any]]) -> dict[str, Any]:
         limits.update(s.get("notSupportedByBackend") or {})
     if limits:
         summary.not_supported = limits
+    return summary.dump()
+
+
+def with_path(summary: dict[str, Any], route: Mapping[str, Any]) -> dict[str, Any]:
+    """A backfill summary with the path it took and why (tasks/paths.py), and what a refused path measured."""
+    out = {**summary, **{k: route[k] for k in ("path", "pathReason") if route.get(k)}}
+    gaps = {**(summary.get("notSupportedByBackend") or {}), **(route.get("notSupportedByBackend") or {})}
+    return out | ({"notSupportedByBackend": gaps} if gaps else {})
+
+
+_IMPORT_KEYS = ("exportArn", "exportTime", "exportedItems", "exportedBytes", "importArn", "importedItems",
+                "importedBytes", "importErrors", "staging", "incrementalExports")  # fmt: skip
+
+
+def summarize_import(got: Mapping[str, Any]) -> dict[str, Any]:
+    """A table's export + ImportTable backfill (tasks/move/dynamodb_import.py) as a SegmentSummary: items and bytes
+    as DescribeImport counted them, the ARNs; a refused export (`fallback`) only says so (its scan follows)."""
+    if got.get("fallback"):
+        return with_path({}, got)
+    written, seconds = int(got.get("importedItems", 0)), float(got.get("durationSeconds", 0.0))
+    summary = SegmentSummary(
+        scanned=int(got.get("exportedItems", 0)),
+        written=written,
+        bytes=int(got.get("importedBytes", 0)),
+        duration_seconds=seconds,
+        items_per_second=_rate(written, seconds),
+        path=got.get("path"),
+        path_reason=got.get("pathReason"),
+        export_import=ExportImport.model_validate({k: got[k] for k in _IMPORT_KEYS if k in got}),
+    )
     return summary.dump()
 
 

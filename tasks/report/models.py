@@ -97,6 +97,14 @@ class CopySummary(Declared):
     job: BatchJob | None = None
 
 
+class ExportImport(Measured):
+    """The export + ImportTable path as DescribeExport/DescribeImport measured it (passed through)."""
+
+    export_arn: str | None = Field(None, alias="exportArn")
+    import_arn: str | None = Field(None, alias="importArn")
+    import_errors: int = Field(0, alias="importErrors")
+
+
 class SegmentSummary(Declared):
     """A DynamoDB backfill, added up over its scan segments."""
 
@@ -114,6 +122,9 @@ class SegmentSummary(Declared):
     consumed_read_units: float | None = Field(None, alias="consumedReadUnits")
     paced_seconds: float | None = Field(None, alias="pacedSeconds")
     not_supported: dict[str, str] | None = Field(None, alias="notSupportedByBackend")
+    path: str | None = None  # tasks/paths.py: scan or export-import
+    path_reason: str | None = Field(None, alias="pathReason")
+    export_import: ExportImport | None = Field(None, alias="exportImport")
 
 
 class StreamCatchUp(Measured):

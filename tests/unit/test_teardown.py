@@ -333,6 +333,8 @@ def _everything(owned: bool = True) -> dict[str, Any]:
         "sourceStreams": [
             {"name": EVENTS, "region": SOURCE, "streamArn": "s", "recordedArn": "s", "enabledByUs": True}
         ],
+        "sourcePitr": [{"name": EVENTS, "region": SOURCE, "enabledAt": "t"}],
+        "stagingBucket": res("stage"),
         "alarms": [res("alarm")],
         "dashboard": res("dash"),
         "lambda": res("fn"),
@@ -360,6 +362,7 @@ def test_every_planned_change_has_exactly_one_delete_in_the_table(cfg: Migration
         "s3-replication-rule",
         "source-versioning",
         "source-stream",
+        "source-pitr",
     }  # nothing of the target side is touched when no tag says it is ours
 
 
