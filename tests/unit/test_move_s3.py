@@ -404,6 +404,23 @@ def test_rerun_lists_only_the_target_when_planning_summed_the_source(
     assert [r["copied"] for r in again] == [0, 0, 1, 0] and _body(dst, DST, "obj/020") == b"v2 twenty"
 
 
+def test_first_copy_into_an_empty_target_reads_no_manifest(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """Nothing in the target range means nothing the manifest could prove done: no Query before the copies."""
+    for i in range(12):
+        _put(env["src"], f"m/{i:02d}", b"x")
+    ddb_calls: Counter[str] = Counter()
+    ddb = backend.client("dynamodb", TARGET)
+    ddb.meta.events.register("before-call.dynamodb.*", lambda event_name, **_: ddb_calls.update([event_name]))
+    assert _sync(backend, cfg, env, max_keys_per_partition=5)["copied"] == 12
+    assert ddb_calls["before-call.dynamodb.Query"] == 0 and ddb_calls["before-call.dynamodb.BatchWriteItem"] == 3
+    # With objects in the target (a resumed range) the records are read as before.
+    env["dst"].delete_object(Bucket=DST, Key="m/00")
+    assert _sync(backend, cfg, env, max_keys_per_partition=5)["copied"] == 1
+    assert ddb_calls["before-call.dynamodb.Query"] == 1
+
+
 def test_resume_after_interruption_copies_only_the_rest(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:
