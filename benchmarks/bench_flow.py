@@ -201,15 +201,13 @@ def memory(sizes: list[int], object_size: int, timeout_s: float) -> list[dict[st
         server = _Server()
         try:
             seed_s = server.seed("us-east-1", "bench-memory-src", objects, object_size)
-            with tempfile.TemporaryDirectory(prefix="bench-flow-memory-") as tmp:
-                out = run(server.url, flow_config("us-east-1", "eu-west-1", "bench-memory-src"), Path(tmp), timeout_s)
+            tmp = Path(tempfile.mkdtemp(prefix=f"bench-flow-memory-{objects}-"))  # kept: the reports are in it
+            out = run(server.url, flow_config("us-east-1", "eu-west-1", "bench-memory-src"), tmp, timeout_s)
         finally:
             server.stop()
         first, rerun = out["runs"]
         if first["verdict"] != "GO" or first["copied"] != objects or rerun["copied"]:
-            raise RuntimeError(
-                f"{objects} objects: {first['verdict']}, copied {first['copied']}, re-run {rerun['copied']}"
-            )
+            raise RuntimeError(f"{objects} objects: {first['verdict']}, {first}, re-run {rerun} (reports in {tmp})")
         row = {
             "objects": objects,
             "seedS": round(seed_s, 1),
