@@ -160,6 +160,11 @@ class _Server:
         self.url = f"http://127.0.0.1:{port}"
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
+        # moto's backends are this process's globals, which outlive a stopped server: start every size from none.
+        import urllib.request
+
+        with urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")):
+            pass
 
     def seed(self, region: str, bucket: str, objects: int, size: int) -> float:
         """A versioned source bucket (created over HTTP) holding `objects` objects of `size` bytes, put through
