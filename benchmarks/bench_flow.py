@@ -8,6 +8,11 @@ CPU never share this benchmark's process. For each run it writes to OUT.json wha
 backfill `durationSeconds`, verdict, copied/skipped) and what Prefect recorded: task runs in all and per task,
 seconds from the flow run's start to the first S3 backfill copy, and the backfill's wall from the planning task's
 start to the last backfill copy's end. bench_move.py times s5cmd on the same server in the same repetition.
+
+    python benchmarks/bench_flow.py --memory 2000,20000
+
+instead runs the flow (first run + re-run) at each object count against a moto server in this process, seeded through
+moto's backend, and prints the flow process's own peak RSS (VmHWM) at each: it must not grow with the object count.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -206,13 +212,14 @@ def memory(sizes: list[int], object_size: int, timeout_s: float) -> list[dict[st
         server = _Server()
         try:
             seed_s = server.seed("us-east-1", "bench-memory-src", objects, object_size)
-            tmp = Path(tempfile.mkdtemp(prefix=f"bench-flow-memory-{objects}-"))  # kept: the reports are in it
+            tmp = Path(tempfile.mkdtemp(prefix=f"bench-flow-memory-{objects}-"))  # removed once its checks pass
             out = run(server.url, flow_config("us-east-1", "eu-west-1", "bench-memory-src"), tmp, timeout_s)
         finally:
             server.stop()
         first, rerun = out["runs"]
         if first["verdict"] != "GO" or first["copied"] != objects or rerun["copied"]:
             raise RuntimeError(f"{objects} objects: {first['verdict']}, {first}, re-run {rerun} (reports in {tmp})")
+        shutil.rmtree(tmp, ignore_errors=True)
         row = {
             "objects": objects,
             "seedS": round(seed_s, 1),
