@@ -8,6 +8,11 @@ CPU never share this benchmark's process. For each run it writes to OUT.json wha
 backfill `durationSeconds`, verdict, copied/skipped) and what Prefect recorded: task runs in all and per task,
 seconds from the flow run's start to the first S3 backfill copy, and the backfill's wall from the planning task's
 start to the last backfill copy's end. bench_move.py times s5cmd on the same server in the same repetition.
+
+    python benchmarks/bench_flow.py --memory 2000,20000
+
+instead runs the flow (first run + re-run) at each object count against a moto server in this process, seeded through
+moto's backend, and prints the flow process's own peak RSS (VmHWM) at each: it must not grow with the object count.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -91,11 +97,20 @@ def _timeline(flow_run_id: Any) -> dict[str, Any]:
     return out
 
 
+def _status_mib(field: str) -> float:
+    """A field of /proc/self/status in MiB (VmHWM: peak RSS since exec, VmRSS: now)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _child(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     from config.options import RunOptions
     from flows.migrate import migrate
 
+    rss_start_mib = _status_mib("VmRSS")  # the interpreter with Prefect, boto3 and the flow imported
     results = []
     for label in ("first", "rerun"):
         report_path = str(Path(args.report) / f"report-{label}.json")
@@ -107,6 +122,7 @@ def _child(args: argparse.Namespace) -> int:
             return_state=True,
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak_mib = _status_mib("VmHWM")  # this process's peak so far (the temporary Prefect server is a child)
         if not state.is_completed():
             print(f"migrate {label}: {state.name}: {state.message}", file=sys.stderr)
             return 1
@@ -124,6 +140,8 @@ def _child(args: argparse.Namespace) -> int:
                 "flowWallS": round(wall, 2),
                 "flowProcessCpuS": round(cpu, 2),
                 "reportedDurationS": report.get("durationSeconds"),
+                "rssAtStartMiB": rss_start_mib,
+                "peakRssMiB": peak_mib,
                 **_timeline(state.state_details.flow_run_id),
             }
         )
@@ -131,13 +149,123 @@ def _child(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Server:
+    """A moto server in THIS process (ThreadedMotoServer on 127.0.0.1), seeded through moto's backend: PutObject
+    over HTTP runs at ~190/s here. The flow runs in a child process and reaches it over HTTP, as in bench_move."""
+
+    def __init__(self) -> None:
+        import logging
+        import socket
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # it logs every request otherwise
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server.start()
+        # moto's backends are this process's globals, which outlive a stopped server: start every size from none.
+        import urllib.request
+
+        with urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")):
+            pass
+
+    def seed(self, region: str, bucket: str, objects: int, size: int) -> float:
+        """A versioned source bucket (created over HTTP) holding `objects` objects of `size` bytes, put through
+        moto's backend; returns the seconds it took."""
+        import gc
+
+        import boto3
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        from tasks.aws import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
+
+        s3 = boto3.client(
+            "s3",
+            region_name=region,
+            endpoint_url=self.url,
+            aws_access_key_id=EMULATOR_ACCESS_KEY,
+            aws_secret_access_key=EMULATOR_SECRET_KEY,
+        )
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        store, body, t0 = s3_backends[DEFAULT_ACCOUNT_ID]["global"], b"m" * size, time.monotonic()
+        for i in range(objects):
+            store.put_object(bucket, f"events/dt=2026-11-{1 + i % 28:02d}/part-{i:07d}.bin", body)
+        gc.freeze()  # the server's collector would otherwise walk every seeded object, again and again
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def memory(sizes: list[int], object_size: int, timeout_s: float) -> list[dict[str, Any]]:
+    """The flow process's peak RSS (VmHWM of the flow's own process, not its temporary Prefect server's) after a
+    first run and a re-run of `flows.migrate.migrate` on a bucket of each size, one fresh server per size."""
+    import tempfile
+
+    rows: list[dict[str, Any]] = []
+    for objects in sizes:
+        server = _Server()
+        try:
+            seed_s = server.seed("us-east-1", "bench-memory-src", objects, object_size)
+            tmp = Path(tempfile.mkdtemp(prefix=f"bench-flow-memory-{objects}-"))  # removed once its checks pass
+            out = run(server.url, flow_config("us-east-1", "eu-west-1", "bench-memory-src"), tmp, timeout_s)
+        finally:
+            server.stop()
+        first, rerun = out["runs"]
+        if first["verdict"] != "GO" or first["copied"] != objects or rerun["copied"]:
+            raise RuntimeError(f"{objects} objects: {first['verdict']}, {first}, re-run {rerun} (reports in {tmp})")
+        shutil.rmtree(tmp, ignore_errors=True)
+        row = {
+            "objects": objects,
+            "seedS": round(seed_s, 1),
+            "partitions": first["partitions"],
+            "taskRuns": first["taskRuns"],
+            "rssAtStartMiB": first["rssAtStartMiB"],
+            "peakFirstMiB": first["peakRssMiB"],
+            "peakRerunMiB": rerun["peakRssMiB"],
+            "backfillS": first["backfillDurationS"],
+            "flowWallS": first["flowWallS"],
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint-url", required=True)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--report", required=True, help="directory for the two runs' reports")
-    parser.add_argument("--out", required=True, help="where to write the measurements (JSON)")
-    return _child(parser.parse_args(argv))
+    parser.add_argument("--endpoint-url")
+    parser.add_argument("--config")
+    parser.add_argument("--report", help="directory for the two runs' reports")
+    parser.add_argument("--out", help="where to write the measurements (JSON)")
+    parser.add_argument(
+        "--memory",
+        metavar="N,M",
+        help="instead: the flow process's peak RSS at these object counts (a moto server in this process)",
+    )
+    parser.add_argument("--object-size", type=int, default=1024, help="bytes per object (--memory)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per flow child (--memory)")
+    args = parser.parse_args(argv)
+    if args.memory:
+        sizes = [int(n) for n in args.memory.split(",")]
+        rows = memory(sizes, args.object_size, args.timeout)
+        print("\n| objects | partitions | task runs | flow RSS at start MiB | peak, first run MiB | peak, re-run MiB |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(
+                f"| {r['objects']:,} | {r['partitions']} | {r['taskRuns']} | {r['rssAtStartMiB']} | "
+                f"{r['peakFirstMiB']} | {r['peakRerunMiB']} |"
+            )
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=2))
+        return 0
+    if not (args.endpoint_url and args.config and args.report and args.out):
+        parser.error("--endpoint-url, --config, --report and --out are required (or --memory)")
+    return _child(args)
 
 
 if __name__ == "__main__":

@@ -680,13 +680,17 @@ class Bench:
             ("2p", lambda: self.s3_processes(buckets["2p"], 2)),
             *([("flow", self.s3_flow)] if a.flow else []),
         ]  # fmt: skip
+        if a.only:  # a subset of the S3 tools, in their rotated order, and no DynamoDB steps
+            s3_steps = [s for s in s3_steps if s[0] in a.only]
         rot = rep % len(s3_steps)
         for _, run in s3_steps[rot:] + s3_steps[:rot]:
             run()
         for tool, bucket in buckets.items():
             n = len(list_keys(self.s3_dst, bucket))
-            if n != a.objects:
+            if n != a.objects and (not a.only or tool in a.only):
                 raise RuntimeError(f"{tool}: target bucket {bucket} holds {n} of {a.objects} objects")
+        if a.only:
+            return
 
         tables = {t: self.target_table(t) for t in ("ours", "naive", "raw")}
         ddb_steps = [
@@ -975,6 +979,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw samples as JSON")
     parser.add_argument(
         "--no-flow", dest="flow", action="store_false", help="skip the migrate flow step (s3-flow, s3-flow-rerun)"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda v: {t.strip() for t in v.split(",") if t.strip()},
+        default=set(),
+        metavar="TOOLS",
+        help="only these S3 steps, e.g. 'flow,s5cmd' (of ours, s5cmd, awscli, boto3, 2p, flow), and no DynamoDB steps",
     )
     parser.add_argument(
         "--diagnose", action="store_true", help="instead: measure server CPU per operation kind (scan, write, copy)"

@@ -3,7 +3,9 @@
 Replication (tasks/move/s3_replication.py) never copies objects that existed before the rule, so a server-side
 copy backfills them range by range; one object's copy is tasks/move/s3_object.py, the catch-up's delete mirror
 tasks/move/s3_mirror.py. A manifest in the checkpoint table links each source ETag to the target ETag it produced,
-so a re-run decides what is already done from three listings alone and issues no per-object call on the skip path.
+so a re-run decides what is already done from listings alone and issues no per-object call on the skip path; an
+unchanged range (its source rows summed by planning, its target listing matching the sums stored when it finished
+clean) lists only its target side.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tasks.move.s3_plan import (
     cut_ranges,
     is_done,
     listing_rows,
+    listing_sum,
     manifest_pk,
     partition_size,
     range_digest,
@@ -198,14 +201,24 @@ def copy_partition(
     pk = manifest_pk(target_bucket)
     digest_key = (range_pk(target_bucket), range_sk(start_after, end))
 
-    # Both listings and the stored digest are independent reads: do them at once (a re-run is only these).
+    stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
+    # The listings and the stored digest are independent reads: done at once. A re-run is only these, and
+    # where planning summed this range's source as it listed it (srcSum), only the target's listing.
+    planned = key_range.get("srcSum") if int(key_range.get("keys") or 0) else None
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="s3list") as reads:
-        src_f = reads.submit(_list_range, src_s3, source_bucket, start_after, end)
         dst_f = reads.submit(_list_range, dst_s3, target_bucket, start_after, end)
         stored_f = reads.submit(store.get, *digest_key)
-        src = src_f.result()
-        dst, stored = dst_f.result(), stored_f.result()
-    stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
+        src_f = None if planned else reads.submit(_list_range, src_s3, source_bucket, start_after, end)
+        stored = stored_f.result()
+        same_source = _same_source(stored, planned, int(key_range.get("keys") or 0))
+        if src_f is None and not same_source:
+            src_f = reads.submit(_list_range, src_s3, source_bucket, start_after, end)
+        dst = dst_f.result()
+        if stored and same_source and _same_target(stored, dst):
+            stats.seen = stats.skipped = int(stored["objects"])
+            stats.bytes_seen = int(stored.get("bytes") or 0)
+            return _finish(stats, source_bucket, target_bucket, mode, t0)
+        src = src_f.result() if src_f is not None else _list_range(src_s3, source_bucket, start_after, end)
     stats.seen = len(src)
     stats.bytes_seen = sum(o["size"] for o in src.values())
     target_only = [k for k in dst if k not in src and not k.startswith(PROBE_PREFIX)]
@@ -221,7 +234,9 @@ def copy_partition(
         stats.skipped = stats.seen
         return _finish(stats, source_bucket, target_bucket, mode, t0)
 
-    manifest = dict(store.query_range(pk, start_after, end, attributes=["srcEtag", "dstEtag"]))
+    # Only an object the target holds can be proven done by its record: a first pass over an empty target reads none.
+    held = any(key in dst for key in src)
+    manifest = dict(store.query_range(pk, start_after, end, attributes=["srcEtag", "dstEtag"])) if held else {}
     todo: list[dict[str, Any]] = []
     done_rows: list[tuple[str, str, int, str, int]] = []
     for key, obj in src.items():
@@ -268,7 +283,7 @@ def copy_partition(
     if todo and ctx.kms_key_arn:
         stats.update_unsupported = update_support(ctx) or ""
     if stats.failed == 0 and stats.pending_replication == 0:
-        store.put(*digest_key, {"digest": range_digest(done_rows), "objects": len(done_rows)})
+        store.put(*digest_key, {"digest": range_digest(done_rows), "objects": len(done_rows), **_sums(done_rows)})
     elif stored:
         store.delete(*digest_key)
     return _finish(stats, source_bucket, target_bucket, mode, t0)
@@ -328,6 +343,26 @@ def copy_keys(
         store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
         store.put_many(manifest_pk(target_bucket), records)
     return _finish(stats, source_bucket, target_bucket, "catchup", t0)
+
+
+def _sums(done_rows: list[tuple[str, str, int, str, int]]) -> dict[str, Any]:
+    """What a later pass compares without listing the source: both sides' listing sums, and the bytes."""
+    return {
+        "srcSum": listing_sum((key, etag, size) for key, etag, size, _, _ in done_rows),
+        "dstSum": listing_sum((key, etag, size) for key, _, _, etag, size in done_rows),
+        "bytes": sum(row[2] for row in done_rows),
+    }
+
+
+def _same_source(stored: dict[str, Any] | None, planned: str | None, keys: int) -> bool:
+    """True when the source listing planning summed is the one this range last finished clean with."""
+    return bool(stored and planned and stored.get("srcSum") == planned and int(stored.get("objects", -1)) == keys)
+
+
+def _same_target(stored: dict[str, Any], dst: dict[str, dict[str, Any]]) -> bool:
+    """True when the target holds exactly the objects the range last finished clean with (none else)."""
+    rows = [(k, str(d["etag"]), int(d["size"])) for k, d in dst.items() if not k.startswith(PROBE_PREFIX)]
+    return len(rows) == int(stored.get("objects", -1)) and listing_sum(rows) == stored.get("dstSum")
 
 
 def _label(stats: _Stats, source_bucket: str, target_bucket: str, mode: str) -> str:

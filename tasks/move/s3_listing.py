@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.move.s3_plan import SAMPLE_BUDGET, Piece, common_prefix, split_points
+from tasks.move.s3_plan import SAMPLE_BUDGET, Piece, common_prefix, row_sum, split_points
 
 LIST_WORKERS = 16  # LIST calls in flight while planning one bucket
 TARGET_PIECES = 2 * LIST_WORKERS  # pieces kept open, so every listing thread has one
@@ -145,9 +145,15 @@ def _page(
     resp = s3.list_objects_v2(**kwargs)
     contents = resp.get("Contents", [])
     piece.pages += 1
-    piece.take(((str(o["Key"]), int(o.get("Size", 0)), bool(mark and mark(o))) for o in contents), step)
+    piece.take((_row(o, mark) for o in contents), step)
     if not resp.get("IsTruncated") or not contents:
         piece.done = True
+
+
+def _row(obj: Mapping[str, Any], mark: Callable[[Mapping[str, Any]], bool] | None) -> tuple[str, int, bool, int]:
+    """(key, size, marked, row_sum) of one listing entry, as Piece.take counts it."""
+    key, size = str(obj["Key"]), int(obj.get("Size", 0))
+    return key, size, bool(mark and mark(obj)), row_sum(key, str(obj.get("ETag", "")), size)
 
 
 def _cut(piece: Piece, points: list[str]) -> list[Piece]:

@@ -37,6 +37,22 @@ def range_digest(rows: Iterable[tuple[str, str, int, str, int]]) -> str:
     return h.hexdigest()
 
 
+ROW_SUM_MOD = 1 << 256
+
+
+def row_sum(key: str, etag: str, size: int) -> int:
+    """One object's share of a range's listing sum: the SHA-256 of (key, ETag, size) as a number.
+
+    Shares add up (mod 2^256) over any split of a range, in any order, so planning sums the source page by
+    page as it lists, and a re-run proves a range unchanged without listing the source a second time."""
+    return int.from_bytes(hashlib.sha256(f"{key}\0{etag}\0{size}".encode()).digest(), "big")
+
+
+def listing_sum(rows: Iterable[tuple[str, str, int]]) -> str:
+    """The sum of (key, ETag, size) rows as planning writes it in a range ("srcSum"), and the store keeps it."""
+    return f"{sum(row_sum(*r) for r in rows) % ROW_SUM_MOD:064x}"
+
+
 def listing_rows(
     src: Mapping[str, Mapping[str, Any]], dst: Mapping[str, Mapping[str, Any]]
 ) -> list[tuple[str, str, int, str, int]]:
@@ -311,26 +327,31 @@ class Piece:
     samples: list[tuple[int, str]] = field(default_factory=list)
     marked: int = 0  # keys the listing's `mark` picked (e.g. objects full validation must stream)
     marked_bytes: int = 0
+    sum: int = 0  # row_sum of every key counted (mod ROW_SUM_MOD)
+    sample_sums: list[int] = field(default_factory=list)  # the running sum at each sample
 
-    def take(self, keys: Iterable[tuple[str, int, bool]], step: int) -> None:
+    def take(self, keys: Iterable[tuple[str, int, bool, int]], step: int) -> None:
         """Count the keys of one page that lie in the piece (listing order), sampling every step-th;
-        each key comes with its size and whether it is marked."""
-        for key, size, mark in keys:
+        each key comes with its size, whether it is marked, and its row_sum."""
+        for key, size, mark, share in keys:
             if self.hi is not None and key > self.hi:
                 self.done = True
                 return
             self.count += 1
             self.bytes += size
+            self.sum = (self.sum + share) % ROW_SUM_MOD
             if mark:
                 self.marked += 1
                 self.marked_bytes += size
             self.cursor = key
             if self.count % step == 0:
                 self.samples.append((self.count, key))
+                self.sample_sums.append(self.sum)
 
     def thin(self, step: int) -> None:
         """Keep only the samples on multiples of a (doubled) step."""
-        self.samples = [s for s in self.samples if s[0] % step == 0]
+        kept = [(s, t) for s, t in zip(self.samples, self.sample_sums, strict=True) if s[0] % step == 0]
+        self.samples, self.sample_sums = [s for s, _ in kept], [t for _, t in kept]
 
 
 def cut_ranges(pieces: Iterable[Piece], size: int) -> list[dict[str, Any]]:
@@ -339,27 +360,29 @@ def cut_ranges(pieces: Iterable[Piece], size: int) -> list[dict[str, Any]]:
     Ranges end only at a sample key or a piece's upper bound, and tile the key space exactly as the
     pieces do: each range starts after the previous range's end, the first after nothing, the last is
     open-ended (new keys still land somewhere). A range holds `size` keys or more; "keys" is exact,
-    "bytes" is split by the keys' share within a piece (exact at piece ends)."""
-    marks: list[tuple[int, str, int]] = []  # (cumulative count, key, cumulative bytes estimate)
-    base = nbytes = 0
+    "bytes" is split by the keys' share within a piece (exact at piece ends). A range that holds keys also
+    carries "srcSum", the listing_sum of its source rows as listed, exact (copy_partition's re-run proof)."""
+    marks: list[tuple[int, str, int, int]] = []  # (cumulative count, key, cumulative bytes estimate, running sum)
+    base = nbytes = total = 0
     for p in pieces:
-        for local, key in p.samples:
-            marks.append((base + local, key, nbytes + (p.bytes * local // p.count if p.count else 0)))
-        base, nbytes = base + p.count, nbytes + p.bytes
+        for (local, key), at in zip(p.samples, p.sample_sums, strict=True):
+            marks.append((base + local, key, nbytes + (p.bytes * local // p.count if p.count else 0), total + at))
+        base, nbytes, total = base + p.count, nbytes + p.bytes, total + p.sum
         if p.hi is not None:
-            marks.append((base, p.hi, nbytes))
+            marks.append((base, p.hi, nbytes, total))
     ranges: list[dict[str, Any]] = []
-    start, last, last_bytes = None, 0, 0
-    for cum, key, cum_bytes in marks:
+    start, last, last_bytes, last_sum = None, 0, 0, 0
+    for cum, key, cum_bytes, cum_sum in marks:
         if cum - last >= size and cum < base:
-            ranges.append(_range(len(ranges), start, key, cum - last, cum_bytes - last_bytes))
-            start, last, last_bytes = key, cum, cum_bytes
-    ranges.append(_range(len(ranges), start, None, base - last, nbytes - last_bytes))
+            ranges.append(_range(len(ranges), start, key, cum - last, cum_bytes - last_bytes, cum_sum - last_sum))
+            start, last, last_bytes, last_sum = key, cum, cum_bytes, cum_sum
+    ranges.append(_range(len(ranges), start, None, base - last, nbytes - last_bytes, total - last_sum))
     return ranges
 
 
-def _range(i: int, start: str | None, end: str | None, keys: int, nbytes: int) -> dict[str, Any]:
-    return {"id": f"p{i:05d}", "start_after": start, "end": end, "keys": keys, "bytes": nbytes}
+def _range(i: int, start: str | None, end: str | None, keys: int, nbytes: int, rows: int) -> dict[str, Any]:
+    out = {"id": f"p{i:05d}", "start_after": start, "end": end, "keys": keys, "bytes": nbytes}
+    return {**out, "srcSum": f"{rows % ROW_SUM_MOD:064x}"} if keys else out
 
 
 def plan_summary(ranges: Iterable[Mapping[str, Any]]) -> dict[str, int]:

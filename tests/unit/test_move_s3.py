@@ -366,6 +366,61 @@ def test_rerun_makes_no_copy_and_recopies_only_changes(
     assert _body(dst, DST, "obj/005") == b"v1 5"
 
 
+def test_rerun_lists_only_the_target_when_planning_summed_the_source(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """Planning lists the source anyway and sums each range's rows (srcSum): an unchanged range's re-run
+    lists only its target side, never its source range a second time; any change still goes the long way."""
+    src, dst = env["src"], env["dst"]
+    for i in range(30):
+        _put(src, f"obj/{i:03d}", f"v1 {i}".encode())
+    assert _sync(backend, cfg, env, max_keys_per_partition=8)["copied"] == 30
+
+    ranges = plan_partitions.fn(backend, cfg.source_region, SRC, 8)
+    assert len(ranges) == 4 and all(r["srcSum"] for r in ranges)
+    src_lists, dst_lists = _count_calls(src, "ListObjectsV2"), _count_calls(dst, "ListObjectsV2")
+
+    def rerun() -> list[dict[str, Any]]:
+        return [copy_partition.fn(backend, cfg, SRC, DST, r, env["key"], TABLE) for r in ranges]
+
+    results = rerun()
+    assert [r["skipped"] for r in results] == [8, 8, 8, 6] and sum(r["copied"] for r in results) == 0
+    assert sum(r["seen"] for r in results) == 30 and sum(r["bytes_seen"] for r in results) == sum(
+        len(f"v1 {i}".encode()) for i in range(30)
+    )
+    assert src_lists["ListObjectsV2"] == 0 and dst_lists["ListObjectsV2"] == 4
+
+    # A target object changed behind our back: that range lists its source and repairs the object.
+    dst.put_object(Bucket=DST, Key="obj/005", Body=b"tampered")
+    results = rerun()
+    assert [r["copied"] for r in results] == [1, 0, 0, 0] and src_lists["ListObjectsV2"] == 1
+    assert _body(dst, DST, "obj/005") == b"v1 5"
+
+    # A source change after the plan it was summed in: the stale sum no longer matches, so the range is listed.
+    _put(src, "obj/020", b"v2 twenty")
+    fresh = plan_partitions.fn(backend, cfg.source_region, SRC, 8)
+    assert [r["srcSum"] for r in fresh][:2] == [r["srcSum"] for r in ranges][:2] and fresh[2] != ranges[2]
+    again = [copy_partition.fn(backend, cfg, SRC, DST, r, env["key"], TABLE) for r in fresh]
+    assert [r["copied"] for r in again] == [0, 0, 1, 0] and _body(dst, DST, "obj/020") == b"v2 twenty"
+
+
+def test_first_copy_into_an_empty_target_reads_no_manifest(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
+) -> None:
+    """Nothing in the target range means nothing the manifest could prove done: no Query before the copies."""
+    for i in range(12):
+        _put(env["src"], f"m/{i:02d}", b"x")
+    ddb_calls: Counter[str] = Counter()
+    ddb = backend.client("dynamodb", TARGET)
+    ddb.meta.events.register("before-call.dynamodb.*", lambda event_name, **_: ddb_calls.update([event_name]))
+    assert _sync(backend, cfg, env, max_keys_per_partition=5)["copied"] == 12
+    assert ddb_calls["before-call.dynamodb.Query"] == 0 and ddb_calls["before-call.dynamodb.BatchWriteItem"] == 3
+    # With objects in the target (a resumed range) the records are read as before.
+    env["dst"].delete_object(Bucket=DST, Key="m/00")
+    assert _sync(backend, cfg, env, max_keys_per_partition=5)["copied"] == 1
+    assert ddb_calls["before-call.dynamodb.Query"] == 1
+
+
 def test_resume_after_interruption_copies_only_the_rest(
     backend: Backend, cfg: MigrationConfig, env: dict[str, Any]
 ) -> None:

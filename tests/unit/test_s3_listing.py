@@ -18,6 +18,7 @@ from tasks.move.s3_plan import (
     PARTITIONS_PER_WORKER,
     cut_ranges,
     in_range,
+    listing_sum,
     partition_ranges,
     partition_size,
     split_points,
@@ -63,7 +64,7 @@ class FakeS3:
             if cut >= 0:
                 prefixes.append(key[: cut + 1])
             else:
-                contents.append({"Key": key, "Size": len(key.encode())})
+                contents.append({"Key": key, "Size": len(key.encode()), "ETag": f'"{len(key)}"'})
         resp: dict[str, Any] = {"Contents": contents, "IsTruncated": truncated}
         if prefixes:
             resp["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
@@ -112,6 +113,25 @@ def test_ranges_tile_a_big_flat_bucket_split_by_probing(monkeypatch: pytest.Monk
     # delimiter discovery one call: the overhead grows with the pieces, not with the objects
     assert len(s3.calls) <= pages + len(found.pieces) + 1
     _assert_tiles(cut_ranges(found.pieces, 400), s3.keys)
+
+
+def test_each_range_carries_the_exact_sum_of_its_source_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """srcSum (what a re-run compares instead of listing the source again) is exactly listing_sum of the
+    range's (key, ETag, size) rows, whatever the pieces, sample thinning and range cuts were."""
+    rng = random.Random(11)
+    keys = [f"{rng.getrandbits(40):010x}" for _ in range(3000)] + ADVERSARIAL
+    monkeypatch.setattr(s3_listing, "PAGE", 100)
+    monkeypatch.setattr(s3_listing, "SAMPLE_BUDGET", 40)  # the step doubles: samples thinned mid-listing
+    s3 = FakeS3(keys)
+    found = survey(s3, "b", step=7)
+    assert found.step > 7 and len(found.pieces) > 1
+    ranges = cut_ranges(found.pieces, 250)
+    _assert_tiles(ranges, s3.keys)
+    assert len(ranges) > 2
+    for r in ranges:
+        rows = [(k, f'"{len(k)}"', len(k.encode())) for k in s3.keys if in_range(k, r["start_after"], r["end"])]
+        assert r["srcSum"] == listing_sum(rows), r["id"]
+    assert listing_sum([("a", '"1"', 1)]) != listing_sum([("a", '"2"', 1)])  # the ETag counts
 
 
 def test_empty_bucket_is_one_open_range() -> None:
