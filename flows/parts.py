@@ -189,128 +189,167 @@ def move(
     """S3 replication + backfill and DynamoDB stream + backfill, all submitted at once, then catch-up.
 
     A bucket of at least `s3_batch_min_objects` objects (None: never) is backfilled by S3 Batch Replication where
-    the backend has S3 Batch Operations (probed once), else by the client copy; its backfill says which and why."""
-    logger = get_run_logger()
-    names = resource_names(cfg)
-    kms_arn, ckpt = res["kms"]["arn"], names.checkpoint_table
-    role_arn = res["iam"]["replicationRole"]["arn"]
-    b, c = unmapped(backend), unmapped(cfg)
-    out: dict[str, dict[str, Any]] = {}
+    the backend has S3 Batch Operations (probed once), else by the client copy; a table on the export/import path
+    (chosen at provisioning) by its import. Each store's backfill says which path and why."""
+    moves = _Moves(backend, cfg, res, s3_batch_min_objects)
+    moves.start_buckets()
+    moves.start_tables()
+    moves.wait()
+    skip = moves.summarize()
+    for s, caught in catch_up_all(backend, cfg, moves.kms_arn, skip).items():
+        moves.out[s].update(caught)
+    return moves.out
 
-    # Streams must be on before the scans start, so writes during the backfill are captured.
-    repl = {
-        s: ensure_replication.submit(backend, cfg, s, t, role_arn, kms_arn, checkpoint_table=ckpt)
-        for s, t in names.buckets.items()
-    }
-    streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}
-    # (Prefect's typed overload for wait_for is the one that also names return_state)
-    parts = {
-        s: move_s3.plan_partitions.submit(backend, cfg.source_region, s, return_state=False, wait_for=[repl[s]])
-        for s in names.buckets
-    }
-    table_paths = res.pop("dynamodbPaths", None) or {}
-    imports = {  # the source stream on before the export time: replaying it converges the imported table
-        s: dynamodb_import.backfill_by_import.submit(
-            backend, cfg, s, kms_arn, ckpt, table_paths[s], return_state=False, wait_for=[streams[s]]
+
+class _Moves:
+    """One run's backfill futures, store by store: what `move` submits, waits for and summarizes."""
+
+    def __init__(
+        self, backend: Backend, cfg: MigrationConfig, res: dict[str, Any], s3_batch_min_objects: int | None
+    ) -> None:
+        self.backend, self.cfg, self.res, self.min_objects = backend, cfg, res, s3_batch_min_objects
+        self.names = names = resource_names(cfg)
+        self.kms_arn, self.ckpt = res["kms"]["arn"], names.checkpoint_table
+        self.out: dict[str, dict[str, Any]] = {}
+        self.progress = Progress()
+        self.running: dict[Any, str] = {}
+        self.bucket_paths: dict[str, PathChoice] = {}
+        self.batch: dict[str, Any] = {}
+        self.jobs: dict[str, Any] = {}
+        self.copies: dict[str, list[Any]] = {}
+        self.fills: dict[str, list[Any]] = {}
+        ckpt, role_arn = self.ckpt, res["iam"]["replicationRole"]["arn"]
+        # Streams must be on before the scans start, so writes during the backfill are captured.
+        self.repl = {
+            s: ensure_replication.submit(backend, cfg, s, t, role_arn, self.kms_arn, checkpoint_table=ckpt)
+            for s, t in names.buckets.items()
+        }
+        self.streams = {s: move_ddb.ensure_source_stream.submit(backend, cfg, s, ckpt) for s in names.tables}
+        # (Prefect's typed overload for wait_for is the one that also names return_state)
+        self.parts = {
+            s: move_s3.plan_partitions.submit(
+                backend, cfg.source_region, s, return_state=False, wait_for=[self.repl[s]]
+            )
+            for s in names.buckets
+        }
+        self.table_paths = res.pop("dynamodbPaths", None) or {}
+        self.imports = {  # the source stream on before the export time: replaying it converges the imported table
+            s: dynamodb_import.backfill_by_import.submit(
+                backend, cfg, s, self.kms_arn, ckpt, self.table_paths[s], return_state=False, wait_for=[self.streams[s]]
+            )
+            for s in names.tables
+            if (self.table_paths.get(s) or {}).get("path") == DDB_EXPORT_IMPORT
+        }
+        self.segs = {s: self._plan(s) for s in names.tables if s not in self.imports}
+
+    def _plan(self, s: str) -> Any:
+        return move_ddb.plan_segments.submit(
+            self.backend, self.cfg, s, self.ckpt, return_state=False, wait_for=[self.streams[s]]
         )
-        for s in names.tables
-        if (table_paths.get(s) or {}).get("path") == DDB_EXPORT_IMPORT
-    }
 
-    def plan(s: str) -> Any:
-        return move_ddb.plan_segments.submit(backend, cfg, s, ckpt, return_state=False, wait_for=[streams[s]])
+    def start_buckets(self) -> None:
+        """Each bucket's backfill once its listing is planned: a Batch Replication job or the partitioned copy."""
+        b, c = unmapped(self.backend), unmapped(self.cfg)
+        for s, t in self.names.buckets.items():
+            self.out[s] = {"replication": result_of(self.repl[s])}
+            ranges = result_of(self.parts[s])
+            if isinstance(ranges, dict):  # listing failed
+                self.out[s]["error"] = ranges["error"]
+                continue
+            self.out[s]["plan"] = plan_summary(ranges)  # the count planning measured, in parallel: no second listing
+            if self._bucket_path(s).path == S3_BATCH_REPLICATION:
+                self._start_job(s)
+                continue
+            self.progress.start(s, len(ranges), "S3 backfill")
+            self.copies[s] = list(
+                move_s3.copy_partition.map(
+                    b, c, s, t, ranges, self.kms_arn, self.ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS)
+                )
+            )
+            self.running.update({f: s for f in self.copies[s]})
 
-    segs = {s: plan(s) for s in names.tables if s not in imports}
+    def _bucket_path(self, s: str) -> PathChoice:
+        objects = self.out[s]["plan"]["objects"]
+        choice = s3_path(objects, self.min_objects)
+        if choice.path == S3_BATCH_REPLICATION:
+            if "blocked" not in self.batch:  # one probe per run, and only once a bucket is big enough to need it
+                self.batch["blocked"] = s3_batch.probe(self.backend, self.cfg.source_region)
+            choice = s3_path(objects, self.min_objects, self.batch["blocked"])
+        self.bucket_paths[s] = choice
+        return choice
 
-    progress = Progress()
-    running: dict[Any, str] = {}
-    bucket_paths: dict[str, PathChoice] = {}
-    batch: dict[str, Any] = {}
-    jobs: dict[str, Any] = {}
-    copies: dict[str, list[Any]] = {}
-    fills: dict[str, list[Any]] = {}
-    for s, t in names.buckets.items():
-        out[s] = {"replication": result_of(repl[s])}
-        ranges = result_of(parts[s])
-        if isinstance(ranges, dict):  # listing failed
-            out[s]["error"] = ranges["error"]
-            continue
-        out[s]["plan"] = plan_summary(ranges)  # the count planning measured, in parallel: no second listing
-        bucket_paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects)
-        if bucket_paths[s].path == S3_BATCH_REPLICATION:
-            if "blocked" not in batch:  # one probe per run, and only once a bucket is big enough to need it
-                batch["blocked"] = s3_batch.probe(backend, cfg.source_region)
-            bucket_paths[s] = s3_path(out[s]["plan"]["objects"], s3_batch_min_objects, batch["blocked"])
-        if bucket_paths[s].path == S3_BATCH_REPLICATION:
-            if "role" not in batch:  # the reports bucket and the Batch role exist only once a bucket needs them
-                res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(backend, cfg)
-                batch["role"] = res["iam"]["batchRole"] = iam.ensure_batch_role(backend, cfg, REPORT_PREFIX)
-            progress.start(s, 1, "S3 Batch Replication")
-            jobs[s] = s3_batch.batch_backfill.submit(backend, cfg, s, batch["role"]["arn"], kms_arn)
-            running[jobs[s]] = s
-            continue
-        progress.start(s, len(ranges), "S3 backfill")
-        copies[s] = list(
-            move_s3.copy_partition.map(b, c, s, t, ranges, kms_arn, ckpt, "backfill", workers=unmapped(S3_COPY_WORKERS))
+    def _start_job(self, s: str) -> None:
+        if "role" not in self.batch:  # the reports bucket and the Batch role exist only once a bucket needs them
+            self.res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(self.backend, self.cfg)
+            role = iam.ensure_batch_role(self.backend, self.cfg, REPORT_PREFIX)
+            self.batch["role"] = self.res["iam"]["batchRole"] = role
+        self.progress.start(s, 1, "S3 Batch Replication")
+        self.jobs[s] = s3_batch.batch_backfill.submit(
+            self.backend, self.cfg, s, self.batch["role"]["arn"], self.kms_arn
         )
-        running.update({f: s for f in copies[s]})
+        self.running[self.jobs[s]] = s
 
-    def scan(s: str, t: str, planned: Any) -> None:
+    def start_tables(self) -> None:
+        """Each table's segment groups; an imported table's scan starts only where its import fell back to one."""
+        for s in self.names.tables:
+            self.out[s] = {"stream": result_of(self.streams[s])}
+            if s in self.segs:
+                self._scan(s, self.segs[s])
+        for s, fut in self.imports.items():
+            got = result_of(fut)
+            if "error" in got:
+                self.out[s]["error"] = got["error"]
+                continue
+            self.res["dynamodbTables"].append(got.pop("provisioned"))
+            (self.out[s]["stream"].setdefault("sourceChanged", [])).extend(got.get("sourceChanged") or [])
+            self.out[s]["backfill"] = summarize_import(got)
+            if got.get("fallback"):
+                self._scan(s, self._plan(s))
+
+    def _scan(self, s: str, planned: Any) -> None:
         total = result_of(planned)
         if isinstance(total, dict):
-            out[s]["error"] = total["error"]
+            self.out[s]["error"] = total["error"]
             return
         groups = segment_groups(total, SETTINGS.ddb_backfill_tasks)  # a bounded number of task runs per table
-        progress.start(s, len(groups), "DynamoDB backfill")
-        fills[s] = list(move_ddb.backfill_segments.map(b, c, s, t, groups, total, ckpt))
-        running.update({f: s for f in fills[s]})
+        self.progress.start(s, len(groups), "DynamoDB backfill")
+        b, c = unmapped(self.backend), unmapped(self.cfg)
+        self.fills[s] = list(move_ddb.backfill_segments.map(b, c, s, self.names.tables[s], groups, total, self.ckpt))
+        self.running.update({f: s for f in self.fills[s]})
 
-    for s, t in names.tables.items():
-        out[s] = {"stream": result_of(streams[s])}
-        if s in segs:
-            scan(s, t, segs[s])
-    for s, fut in imports.items():  # their scans (a backend that refuses the export) start late, after the import
-        got = result_of(fut)
-        if "error" in got:
-            out[s]["error"] = got["error"]
-            continue
-        res["dynamodbTables"].append(got.pop("provisioned"))
-        (out[s]["stream"].setdefault("sourceChanged", [])).extend(got.get("sourceChanged") or [])
-        out[s]["backfill"] = summarize_import(got)
-        if got.get("fallback"):
-            scan(s, names.tables[s], plan(s))
+    def wait(self) -> None:
+        """Every partition, segment group and job to its end, the progress artifacts updated as each ends."""
+        for fut in as_completed(list(self.running)):
+            name = self.running[fut]
+            get_run_logger().info("%s: %s%% of partitions done", name, self.progress.step(name))
 
-    for fut in as_completed(list(running)):
-        name = running[fut]
-        pct = progress.step(name)
-        logger.info("%s: %s%% of partitions done", name, pct)
-
-    failed: set[str] = set()
-    for s in copies:
-        out[s]["backfill"] = summarize_copies([result_of(f) for f in copies[s]])
-    for s, fut in jobs.items():
-        done = result_of(fut)
-        out[s]["backfill"] = {"error": done["error"]} if "error" in done else summarize_copies([done["copy"]])
-        out[s]["backfill"]["job"] = done.get("job")
-    for s, choice in bucket_paths.items():
-        out[s]["backfill"] |= {"path": choice.path, "pathReason": choice.reason}
-        if batch.get("blocked") and s3_path(out[s]["plan"]["objects"], s3_batch_min_objects).path != choice.path:
-            gaps = out[s]["backfill"].setdefault("notSupportedByBackend", {})
-            gaps["s3BatchOperations"] = batch["blocked"]
-    for s in fills:  # the path and its reason: the choice's, or the refused import's (a fallback)
-        route = out[s].get("backfill") or {
-            "path": (table_paths.get(s) or {}).get("path"),
-            "pathReason": (table_paths.get(s) or {}).get("reason"),
-        }
-        out[s]["backfill"] = with_path(summarize_segments([result_of(f) for f in fills[s]]), route)
-        if out[s]["backfill"]["failedSegments"]:
-            failed.add(s)
-    settle_capacities(backend, cfg, res, kms_arn, [s for s in fills if s not in failed], out)
-    started = set(copies) | set(fills) | set(jobs) | {s for s in imports if "backfill" in out[s]}
-    skip = frozenset(failed | (set(out) - started))
-    for s, caught in catch_up_all(backend, cfg, kms_arn, skip).items():
-        out[s].update(caught)
-    return out
+    def summarize(self) -> frozenset[str]:
+        """Each store's backfill summary (and path); settles the backfilled tables' capacity. Returns the stores
+        the catch-up must skip: a failed backfill (replaying onto a partial copy would hide the gap) or none."""
+        out, failed = self.out, set()
+        for s in self.copies:
+            out[s]["backfill"] = summarize_copies([result_of(f) for f in self.copies[s]])
+        for s, fut in self.jobs.items():
+            done = result_of(fut)
+            out[s]["backfill"] = {"error": done["error"]} if "error" in done else summarize_copies([done["copy"]])
+            out[s]["backfill"]["job"] = done.get("job")
+        for s, choice in self.bucket_paths.items():
+            out[s]["backfill"] |= {"path": choice.path, "pathReason": choice.reason}
+            unblocked = s3_path(out[s]["plan"]["objects"], self.min_objects).path
+            if self.batch.get("blocked") and unblocked != choice.path:
+                out[s]["backfill"].setdefault("notSupportedByBackend", {})["s3BatchOperations"] = self.batch["blocked"]
+        for s in self.fills:  # the path and its reason: the choice's, or the refused import's (a fallback)
+            chosen = self.table_paths.get(s) or {}
+            route = out[s].get("backfill") or {"path": chosen.get("path"), "pathReason": chosen.get("reason")}
+            out[s]["backfill"] = with_path(summarize_segments([result_of(f) for f in self.fills[s]]), route)
+            if out[s]["backfill"]["failedSegments"]:
+                failed.add(s)
+        settled = [s for s in self.fills if s not in failed]
+        settle_capacities(self.backend, self.cfg, self.res, self.kms_arn, settled, out)
+        started = (
+            set(self.copies) | set(self.fills) | set(self.jobs) | {s for s in self.imports if "backfill" in out[s]}
+        )
+        return frozenset(failed | (set(out) - started))
 
 
 def settle_capacities(

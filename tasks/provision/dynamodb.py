@@ -20,12 +20,15 @@ from tasks.provision.dynamodb_request import (  # noqa: F401 (re-exported: the s
     STREAM_VIEW,
     _projection,
     _spec_index,
+    applied,
     backfill_request,
     billing_mode,
     check_spec_against_source,
     target_table_request,
     ttl_attribute,
+    ttl_drift,
     ttl_plan,
+    ttl_summary,
 )
 from tasks.steps import step
 
@@ -280,12 +283,6 @@ def _enable_pitr(ddb: Any, name: str) -> None:
             time.sleep(min(2 + attempt, 10))
 
 
-def _ttl_summary(source_ttl: dict[str, Any]) -> str:
-    d = source_ttl.get("TimeToLiveDescription", source_ttl)
-    status = d.get("TimeToLiveStatus", "DISABLED")
-    return f"{status} on {d['AttributeName']}" if d.get("AttributeName") else str(status)
-
-
 def target_request(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
     """ensure_table's CreateTable request (ImportTable's TableCreationParameters start from it)."""
     return target_table_request(*read_source(backend, cfg, spec), spec, cfg, kms_key_arn)
@@ -329,7 +326,7 @@ def ensure_table(
     out = describe_table(backend, cfg.target_region, name)
     # A repair the backend accepted but did not apply is reported as measured, not claimed as done.
     for f in fixed:
-        if not _applied(f, out, req, want_ttl):
+        if not applied(f, out, req, want_ttl):
             unsupported[f] = "the backend accepted the change but the read-back does not show it"
     return {
         "source": spec.name,
@@ -340,38 +337,13 @@ def ensure_table(
             "writeCapacity": source_throughput.get("WriteCapacityUnits") if source_mode == "PROVISIONED" else None,
             "scalingFactor": spec.scaling_factor,
         },
-        "sourceTtl": _ttl_summary(source_ttl),
+        "sourceTtl": ttl_summary(source_ttl),
         "ttlFrom": "config ttlAttribute" if spec.ttl_attribute else "source",
-        "ttlDrift": _ttl_drift(drift, out["ttl"], want_ttl),
+        "ttlDrift": ttl_drift(drift, out["ttl"], want_ttl),
         "created": created,
         "repaired": [] if created else [f for f in fixed if f not in unsupported],
         "notSupportedByBackend": unsupported,
     }
-
-
-def _ttl_drift(messages: list[str], ttl: dict[str, Any], want: str | None) -> dict[str, Any] | None:
-    """What is left to change on the target's TTL; `targetMayDelete` when the target may expire items that
-    the source (or the config) keeps: TTL on where none is wanted, or on another attribute."""
-    if not messages:
-        return None
-    on = ttl.get("status") in ("ENABLED", "ENABLING")
-    return {"message": "; ".join(messages), "targetMayDelete": on and ttl.get("attribute") != want}
-
-
-def _applied(fix: str, out: dict[str, Any], req: dict[str, Any], want_ttl: str | None = None) -> bool:
-    """Whether the read-back shows a repair took effect (only the ones a backend may silently ignore)."""
-    if fix == "ttl":
-        on = out["ttl"]["status"] in ("ENABLED", "ENABLING")
-        return on and out["ttl"]["attribute"] == want_ttl if want_ttl else not on
-    if fix == "sse":
-        return bool(
-            out["sse"]["type"] == "KMS" and out["sse"]["kmsKeyArn"] == req["SSESpecification"]["KMSMasterKeyId"]
-        )
-    if fix == "stream":
-        return bool(out["streamViewType"] == STREAM_VIEW)
-    if fix == "pitr":
-        return bool(out["pitr"] == "ENABLED")
-    return True
 
 
 def describe_table(backend: Backend, region: str, name: str) -> dict[str, Any]:

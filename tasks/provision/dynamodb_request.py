@@ -220,3 +220,34 @@ def ttl_plan(current: dict[str, Any], want: str | None) -> tuple[dict[str, Any] 
     if status == "DISABLING":
         return None, f"TTL is still DISABLING; it is turned on {want!r} by a run an hour or more after the last change"
     return {"Enabled": True, "AttributeName": want}, None
+
+
+def ttl_summary(source_ttl: dict[str, Any]) -> str:
+    d = source_ttl.get("TimeToLiveDescription", source_ttl)
+    status = d.get("TimeToLiveStatus", "DISABLED")
+    return f"{status} on {d['AttributeName']}" if d.get("AttributeName") else str(status)
+
+
+def ttl_drift(messages: list[str], ttl: dict[str, Any], want: str | None) -> dict[str, Any] | None:
+    """What is left to change on the target's TTL; `targetMayDelete` when the target may expire items that
+    the source (or the config) keeps: TTL on where none is wanted, or on another attribute."""
+    if not messages:
+        return None
+    on = ttl.get("status") in ("ENABLED", "ENABLING")
+    return {"message": "; ".join(messages), "targetMayDelete": on and ttl.get("attribute") != want}
+
+
+def applied(fix: str, out: dict[str, Any], req: dict[str, Any], want_ttl: str | None = None) -> bool:
+    """Whether the read-back shows a repair took effect (only the ones a backend may silently ignore)."""
+    if fix == "ttl":
+        on = out["ttl"]["status"] in ("ENABLED", "ENABLING")
+        return on and out["ttl"]["attribute"] == want_ttl if want_ttl else not on
+    if fix == "sse":
+        return bool(
+            out["sse"]["type"] == "KMS" and out["sse"]["kmsKeyArn"] == req["SSESpecification"]["KMSMasterKeyId"]
+        )
+    if fix == "stream":
+        return bool(out["streamViewType"] == STREAM_VIEW)
+    if fix == "pitr":
+        return bool(out["pitr"] == "ENABLED")
+    return True
