@@ -363,10 +363,9 @@ def settle_capacities(
     for s, fut in futs.items():
         out[s]["capacity"] = result_of(fut)
         if s in provisioned and "billingMode" in out[s]["capacity"]:
-            provisioned[s].update({k: out[s]["capacity"][k] for k in _CAPACITY_KEYS})
+            provisioned[s].update({k: out[s]["capacity"][k] for k in dynamodb_capacity.CAPACITY_KEYS})
 
 
-_CAPACITY_KEYS = ("billingMode", "readCapacity", "writeCapacity", "gsiCapacity")
 MISMATCH_ROWS_IN_ARTIFACT = 50
 COUNT_KEYS = ("missing", "extra", "different", "encryption")
 
