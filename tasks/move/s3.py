@@ -5,15 +5,15 @@ copy backfills them range by range; one object's copy is tasks/move/s3_object.py
 tasks/move/s3_mirror.py. A manifest in the checkpoint table links each source ETag to the target ETag it produced,
 so a re-run decides what is already done from listings alone and issues no per-object call on the skip path; an
 unchanged range (its source rows summed by planning, its target listing matching the sums stored when it finished
-clean) lists only its target side.
+clean) lists only its target side. A range is walked page by page (tasks/move/s3_walk.py), so a task's memory is a
+page of each listing and a window of copies, whatever its range's size.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,14 +32,12 @@ from tasks.move.s3_plan import (
     PENDING_GRACE_S,
     cut_ranges,
     is_done,
-    listing_rows,
-    listing_sum,
     manifest_pk,
     partition_size,
-    range_digest,
     range_pk,
     range_sk,
 )
+from tasks.move.s3_walk import Done, Records, listing_total, merged, range_pages, read_ahead, row
 from tasks.steps import step
 
 log = logging.getLogger(__name__)
@@ -48,6 +46,8 @@ PROGRESS_EVERY_S = 5.0
 MANIFEST_FLUSH = 25  # one BatchWriteItem: a kill -9 loses at most this many records (plus copies in flight)
 MULTIPART_CONCURRENCY = 4  # threads per large object, on top of the partition's workers
 KEYS_LISTED = 100  # deleted / foreign keys named per partition result (the counts are exact)
+WINDOW_PER_WORKER = 4  # copies in flight per copy worker: the walk lists no further ahead than this (and a page)
+MIRROR_CHUNK = 1_000  # target-only keys handed to the catch-up's delete mirror at a time
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,56 +84,10 @@ def plan_partitions(
     return ranges
 
 
-def _iter_listing(
-    s3: Any, bucket: str, start_after: str | None, page_size: int | None = None
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, {key, etag, size, lastModified, storageClass}) of current objects after start_after, in order."""
-    kwargs: dict[str, Any] = {"Bucket": bucket}
-    if start_after is not None:
-        kwargs["StartAfter"] = start_after
-    if page_size:
-        kwargs["PaginationConfig"] = {"PageSize": page_size}
-    for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
-        for obj in page.get("Contents", []):
-            yield obj["Key"], _row(obj)
-
-
-def _row(obj: dict[str, Any]) -> dict[str, Any]:
-    """One ListObjectsV2 entry as the copy loop reads it."""
-    return {
-        "key": obj["Key"],
-        "etag": obj["ETag"],
-        "size": int(obj["Size"]),
-        "lastModified": obj.get("LastModified"),
-        "storageClass": obj.get("StorageClass"),
-        "checksumAlgorithm": obj.get("ChecksumAlgorithm"),  # which checksums S3 holds, if any
-        "checksumType": obj.get("ChecksumType"),
-    }
-
-
 def _listed(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     """One key's listing row (a prefix listing starts with the key itself when it exists), or None."""
     found = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
-    return _row(found[0]) if found and found[0]["Key"] == key else None
-
-
-def _list_range(
-    s3: Any, bucket: str, start_after: str | None, end: str | None, expect: int | None = None
-) -> dict[str, dict[str, Any]]:
-    """Current objects with start_after < key <= end, in key order, as key -> {etag, size, ...}.
-
-    Stops at `end` itself rather than fetching the next page to see a key past it, and when about
-    `expect` keys are expected asks for pages of that size: a moto page of 1,000 keys costs ~0.3 s.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    page_size = min(1000, max(expect + 1, 50)) if expect is not None else None
-    for key, obj in _iter_listing(s3, bucket, start_after, page_size):
-        if end is not None and key > end:
-            break
-        out[key] = obj
-        if key == end:
-            break
-    return out
+    return row(found[0]) if found and found[0]["Key"] == key else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,8 +141,9 @@ def copy_partition(
 ) -> dict[str, Any]:
     """Copy one key range server-side from the source region, skipping what the manifest proves done.
 
-    Per-object errors are counted and listed, never raised, so one bad object does not redo a whole
-    partition; an interruption (KeyboardInterrupt, cancellation) still records every finished copy
+    Both listings are merged as they stream, with at most WINDOW_PER_WORKER copies per worker in flight and the
+    range's sums built as it goes. Per-object errors are counted and listed, never raised, so one bad object does
+    not redo a whole partition; an interruption (KeyboardInterrupt, cancellation) still records every finished copy
     in the manifest before it propagates, so the re-run copies only the rest.
     """
     if mode not in ("backfill", "catchup"):
@@ -198,95 +153,137 @@ def copy_partition(
     src_s3 = backend.client("s3", cfg.source_region)
     dst_s3 = backend.client("s3", cfg.target_region)
     store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
-    pk = manifest_pk(target_bucket)
     digest_key = (range_pk(target_bucket), range_sk(start_after, end))
-
     stats = _Stats(partition=str(key_range.get("id", "")), mode=mode)
-    # The listings and the stored digest are independent reads: done at once. A re-run is only these, and
-    # where planning summed this range's source as it listed it (srcSum), only the target's listing.
-    planned = key_range.get("srcSum") if int(key_range.get("keys") or 0) else None
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="s3list") as reads:
-        dst_f = reads.submit(_list_range, dst_s3, target_bucket, start_after, end)
-        stored_f = reads.submit(store.get, *digest_key)
-        src_f = None if planned else reads.submit(_list_range, src_s3, source_bucket, start_after, end)
-        stored = stored_f.result()
-        same_source = _same_source(stored, planned, int(key_range.get("keys") or 0))
-        if src_f is None and not same_source:
-            src_f = reads.submit(_list_range, src_s3, source_bucket, start_after, end)
-        dst = dst_f.result()
-        if stored and same_source and _same_target(stored, dst):
-            stats.seen = stats.skipped = int(stored["objects"])
-            stats.bytes_seen = int(stored.get("bytes") or 0)
-            return _finish(stats, source_bucket, target_bucket, mode, t0)
-        src = src_f.result() if src_f is not None else _list_range(src_s3, source_bucket, start_after, end)
-    stats.seen = len(src)
-    stats.bytes_seen = sum(o["size"] for o in src.values())
-    target_only = [k for k in dst if k not in src and not k.startswith(PROBE_PREFIX)]
-    stats.target_only = len(target_only)
-    if target_only and mode == "catchup":
-        mirrored = mirror_deletes(src_s3, dst_s3, store, pk, source_bucket, target_bucket, target_only, dst)
-        stats.target_only_foreign, stats.foreign_keys = len(mirrored.foreign), mirrored.foreign
-        stats.deleted, stats.deleted_keys = len(mirrored.deleted), mirrored.deleted
-        stats.failed, stats.failures = len(mirrored.failures), mirrored.failures
-
-    # Fast path: both listings match the digest stored when this range last finished clean.
-    if src and stored and stored.get("digest") == range_digest(listing_rows(src, dst)):
-        stats.skipped = stats.seen
+    stored = store.get(*digest_key)
+    if stored and _unchanged(stored, key_range, src_s3, dst_s3, source_bucket, target_bucket):
+        stats.seen = stats.skipped = int(stored["objects"])
+        stats.bytes_seen = int(stored.get("bytes") or 0)
         return _finish(stats, source_bucket, target_bucket, mode, t0)
-
-    # Only an object the target holds can be proven done by its record: a first pass over an empty target reads none.
-    held = any(key in dst for key in src)
-    manifest = dict(store.query_range(pk, start_after, end, attributes=["srcEtag", "dstEtag"])) if held else {}
-    todo: list[dict[str, Any]] = []
-    done_rows: list[tuple[str, str, int, str, int]] = []
-    for key, obj in src.items():
-        d = dst.get(key)
-        if d is not None and is_done(obj, d, manifest.get(key)):
-            stats.skipped += 1
-            done_rows.append((key, obj["etag"], obj["size"], d["etag"], int(d["size"])))
-        else:
-            todo.append(obj)
-    del manifest
 
     ctx = _context(backend, src_s3, dst_s3, source_bucket, target_bucket, kms_key_arn, mode, multipart_threshold)
     ctx.transfer.multipart_chunksize, ctx.pending_grace_s = multipart_chunksize or multipart_threshold, pending_grace_s
-    label = _label(stats, source_bucket, target_bucket, mode)
-    records: list[tuple[str, dict[str, Any]]] = []
-    last_log = time.monotonic()
-    if todo:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s3copy")
-        futures: dict[Future[Outcome], str] = {
-            pool.submit(move_one, ctx, obj, dst.get(obj["key"])): obj["key"] for obj in todo
-        }
-        consumed: set[Future[Outcome]] = set()
-        try:
-            for fut in as_completed(futures):
-                consumed.add(fut)
-                _account(stats, fut.result(), records, done_rows)
-                if len(records) >= MANIFEST_FLUSH:
-                    store.put_many(pk, records)
-                    records.clear()
-                if time.monotonic() - last_log >= PROGRESS_EVERY_S:
-                    last_log = time.monotonic()
-                    _log_progress(label, stats, len(todo), t0)
-        finally:
-            # Finish in-flight copies and record them, so an interruption loses no finished work.
-            pool.shutdown(wait=True, cancel_futures=True)
-            for fut in futures:
-                if fut not in consumed and fut.done() and not fut.cancelled() and fut.exception() is None:
-                    _account(stats, fut.result(), records, done_rows)
-            if records:
-                store.put_many(pk, records)
-                records.clear()
-
-    # Only a range whose every object is done gets a digest (written after its records).
-    if todo and ctx.kms_key_arn:
+    walk = _Walk(ctx, store, manifest_pk(target_bucket), stats, max(1, workers), int(key_range.get("keys") or 0))
+    walk.run(start_after, end)
+    # Only a range whose every object is done gets its record (written after the objects' records).
+    if walk.copies and ctx.kms_key_arn:
         stats.update_unsupported = update_support(ctx) or ""
     if stats.failed == 0 and stats.pending_replication == 0:
-        store.put(*digest_key, {"digest": range_digest(done_rows), "objects": len(done_rows), **_sums(done_rows)})
+        store.put(*digest_key, walk.done.record())
     elif stored:
         store.delete(*digest_key)
     return _finish(stats, source_bucket, target_bucket, mode, t0)
+
+
+def _unchanged(
+    stored: dict[str, Any], key_range: dict[str, Any], src_s3: Any, dst_s3: Any, source_bucket: str, target_bucket: str
+) -> bool:
+    """True when both sides of the range are what it last finished clean with: the target's listing summed as it
+    streams, and the source's taken from planning's sum (srcSum) where it has one, else summed the same way. A
+    re-run of an unchanged range is this: one GetItem and the target's listing, no manifest read."""
+    start_after, end, keys = key_range.get("start_after"), key_range.get("end"), int(key_range.get("keys") or 0)
+    planned = key_range.get("srcSum") if keys else None
+    if planned and (stored.get("srcSum") != planned or int(stored.get("objects", -1)) != keys):
+        return False  # the source changed since: the walk decides
+
+    def total(s3: Any, bucket: str, skip_probes: bool) -> tuple[int, str]:
+        rows = (r for page in range_pages(s3, bucket, start_after, end) for r in page)
+        return listing_total(r for r in rows if not (skip_probes and r["key"].startswith(PROBE_PREFIX)))
+
+    want = int(stored.get("objects", -1))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3sum") as reads:
+        dst_f = reads.submit(total, dst_s3, target_bucket, True)
+        src = (keys, planned) if planned else total(src_s3, source_bucket, False)
+        return src == (want, stored.get("srcSum")) and dst_f.result() == (want, stored.get("dstSum"))
+
+
+class _Walk:
+    """One range's walk: the merged listings decide object by object, a bounded window of copies in flight."""
+
+    def __init__(self, ctx: CopyContext, store: CheckpointStore, pk: str, stats: _Stats, workers: int, expect: int):
+        self.ctx, self.store, self.pk, self.stats, self.workers, self.expect = ctx, store, pk, stats, workers, expect
+        self.done = Done()
+        self.records: list[tuple[str, dict[str, Any]]] = []
+        self.orphans: dict[str, dict[str, Any]] = {}  # target-only keys waiting for the catch-up's delete mirror
+        self.copies = 0
+        self.t0 = self.last_log = time.monotonic()
+        self.label = _label(stats, ctx.source_bucket, ctx.target_bucket, ctx.mode)
+
+    def run(self, start_after: str | None, end: str | None) -> None:
+        """Walk the range; an interruption still records every finished copy before it propagates."""
+        ctx, stats = self.ctx, self.stats
+        records = Records(self.store, self.pk, start_after, end)
+        window: dict[Future[Outcome], str] = {}
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="s3copy")
+        reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3list")
+        try:
+            src = read_ahead(range_pages(ctx.src, ctx.source_bucket, start_after, end), reads)
+            dst = read_ahead(range_pages(ctx.dst, ctx.target_bucket, start_after, end), reads)
+            for key, s, d in merged(src, dst):
+                if s is None:
+                    self._target_only(key, d)
+                    continue
+                stats.seen += 1
+                stats.bytes_seen += s["size"]
+                if d is not None and is_done(s, d, records.get(key)):
+                    stats.skipped += 1
+                    self.done.add(key, s["etag"], s["size"], d["etag"], int(d["size"]))
+                    continue
+                window[pool.submit(move_one, ctx, s, d)] = key
+                self.copies += 1
+                if len(window) >= WINDOW_PER_WORKER * self.workers:
+                    finished, _ = wait(window, return_when=FIRST_COMPLETED)
+                    self._settle(window, finished)
+            self._settle(window, set(window))
+            self._mirror()
+        finally:
+            # Finish in-flight copies and record them, so an interruption loses no finished work.
+            pool.shutdown(wait=True, cancel_futures=True)
+            reads.shutdown(wait=True, cancel_futures=True)
+            for fut in window:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    _account(stats, fut.result(), self.records, self.done)
+            self._flush()
+
+    def _settle(self, window: dict[Future[Outcome], str], finished: set[Future[Outcome]]) -> None:
+        for fut in finished:
+            outcome = fut.result()  # an interruption raised by a copy propagates from here
+            del window[fut]
+            _account(self.stats, outcome, self.records, self.done)
+            if len(self.records) >= MANIFEST_FLUSH:
+                self._flush()
+        if time.monotonic() - self.last_log >= PROGRESS_EVERY_S:
+            self.last_log = time.monotonic()
+            _log_progress(self.label, self.stats, self.expect, self.t0)
+
+    def _flush(self) -> None:
+        if self.records:
+            self.store.put_many(self.pk, self.records)
+            self.records.clear()
+
+    def _target_only(self, key: str, d: dict[str, Any] | None) -> None:
+        if key.startswith(PROBE_PREFIX) or d is None:
+            return
+        self.stats.target_only += 1
+        if self.ctx.mode == "catchup":
+            self.orphans[key] = d
+            if len(self.orphans) >= MIRROR_CHUNK:
+                self._mirror()
+
+    def _mirror(self) -> None:
+        """The catch-up's delete mirror over the target-only keys gathered so far (a chunk at a time)."""
+        if not self.orphans:
+            return
+        ctx, stats = self.ctx, self.stats
+        keys, rows = list(self.orphans), dict(self.orphans)
+        self.orphans.clear()
+        out = mirror_deletes(ctx.src, ctx.dst, self.store, self.pk, ctx.source_bucket, ctx.target_bucket, keys, rows)
+        stats.target_only_foreign += len(out.foreign)
+        stats.foreign_keys.extend(out.foreign[: max(0, KEYS_LISTED - len(stats.foreign_keys))])
+        stats.deleted += len(out.deleted)
+        stats.deleted_keys.extend(out.deleted[: max(0, KEYS_LISTED - len(stats.deleted_keys))])
+        stats.failed += len(out.failures)
+        stats.failures.extend(out.failures)
 
 
 def _context(
@@ -338,31 +335,11 @@ def copy_keys(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s3keys") as pool:
         for key, outcome in zip(keys, pool.map(one, keys), strict=True):
             stats.seen += 1
-            _account(stats, outcome or Outcome(key, "vanished"), records, [])
+            _account(stats, outcome or Outcome(key, "vanished"), records, Done())
     if records:
         store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
         store.put_many(manifest_pk(target_bucket), records)
     return _finish(stats, source_bucket, target_bucket, "catchup", t0)
-
-
-def _sums(done_rows: list[tuple[str, str, int, str, int]]) -> dict[str, Any]:
-    """What a later pass compares without listing the source: both sides' listing sums, and the bytes."""
-    return {
-        "srcSum": listing_sum((key, etag, size) for key, etag, size, _, _ in done_rows),
-        "dstSum": listing_sum((key, etag, size) for key, _, _, etag, size in done_rows),
-        "bytes": sum(row[2] for row in done_rows),
-    }
-
-
-def _same_source(stored: dict[str, Any] | None, planned: str | None, keys: int) -> bool:
-    """True when the source listing planning summed is the one this range last finished clean with."""
-    return bool(stored and planned and stored.get("srcSum") == planned and int(stored.get("objects", -1)) == keys)
-
-
-def _same_target(stored: dict[str, Any], dst: dict[str, dict[str, Any]]) -> bool:
-    """True when the target holds exactly the objects the range last finished clean with (none else)."""
-    rows = [(k, str(d["etag"]), int(d["size"])) for k, d in dst.items() if not k.startswith(PROBE_PREFIX)]
-    return len(rows) == int(stored.get("objects", -1)) and listing_sum(rows) == stored.get("dstSum")
 
 
 def _label(stats: _Stats, source_bucket: str, target_bucket: str, mode: str) -> str:
@@ -418,14 +395,14 @@ def _account(
     stats: _Stats,
     o: Outcome,
     records: list[tuple[str, dict[str, Any]]],
-    done_rows: list[tuple[str, str, int, str, int]],
+    done: Done,
 ) -> None:
     if o.reencrypted == "update":
         stats.reencrypted_update += 1
     elif o.reencrypted == "copy":
         stats.reencrypted_copy += 1
     if o.status in ("copied", "replicated", "adopted"):
-        done_rows.append((o.key, o.src_etag, o.size, o.dst_etag, o.size))
+        done.add(o.key, o.src_etag, o.size, o.dst_etag, o.size)
         records.append((o.key, {"srcEtag": o.src_etag, "size": o.size, "dstEtag": o.dst_etag}))
     if o.status == "copied":
         stats.copied += 1
@@ -452,15 +429,15 @@ def _account(
         stats.failures.append({"key": o.key, "error": o.error})
 
 
-def _log_progress(label: str, stats: _Stats, todo: int, t0: float) -> None:
-    done = stats.copied + stats.failed + stats.vanished + stats.replicated + stats.pending_replication
+def _log_progress(label: str, stats: _Stats, expect: int, t0: float) -> None:
     elapsed = max(time.monotonic() - t0, 1e-6)
     log.info(
-        "%s: %d/%d to copy handled (%d copied, %d failed), %.0f objects/s, %.1f MiB copied",
+        "%s: %d of ~%d objects walked (%d copied, %d skipped, %d failed), %.0f objects/s, %.1f MiB copied",
         label,
-        done,
-        todo,
+        stats.seen,
+        expect,
         stats.copied,
+        stats.skipped,
         stats.failed,
         stats.copied / elapsed,
         stats.bytes_copied / 2**20,

@@ -26,17 +26,6 @@ KEPT_STORAGE_CLASSES = frozenset({"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIER
 CatchupAction = Literal["replicated", "pending", "copy"]
 
 
-def range_digest(rows: Iterable[tuple[str, str, int, str, int]]) -> str:
-    """Digest of (key, source ETag, source size, target ETag, target size) rows, in key order.
-
-    Stored when a range finishes clean; a re-run whose two listings give the same digest knows every
-    object is done without reading a single manifest record."""
-    h = hashlib.sha256()
-    for key, src_etag, src_size, dst_etag, dst_size in sorted(rows):
-        h.update(f"{key}\0{src_etag}\0{src_size}\0{dst_etag}\0{dst_size}\n".encode())
-    return h.hexdigest()
-
-
 ROW_SUM_MOD = 1 << 256
 
 
@@ -51,17 +40,6 @@ def row_sum(key: str, etag: str, size: int) -> int:
 def listing_sum(rows: Iterable[tuple[str, str, int]]) -> str:
     """The sum of (key, ETag, size) rows as planning writes it in a range ("srcSum"), and the store keeps it."""
     return f"{sum(row_sum(*r) for r in rows) % ROW_SUM_MOD:064x}"
-
-
-def listing_rows(
-    src: Mapping[str, Mapping[str, Any]], dst: Mapping[str, Mapping[str, Any]]
-) -> list[tuple[str, str, int, str, int]]:
-    """Digest rows from a source and a target listing of the same range ('' / -1 for a missing target)."""
-    rows = []
-    for key, s in src.items():
-        d = dst.get(key)
-        rows.append((key, s["etag"], int(s["size"]), d["etag"] if d else "", int(d["size"]) if d else -1))
-    return rows
 
 
 def partition_ranges(keys: Iterable[str], max_keys: int = 1000) -> list[dict[str, Any]]:
@@ -250,7 +228,7 @@ PARTITIONS_PER_WORKER = 4  # so a slow partition does not leave the other task w
 # Below this a partition's own cost (a Prefect task run, a listing of its range on each side) is a large share of
 # its copies: 1,000 keys is the size every benchmark before issue 10 ran with, so small buckets plan as before.
 MIN_PARTITION_KEYS = 1_000
-MAX_PARTITION_KEYS = 100_000  # a partition's listings are held in memory by its copy task
+MAX_PARTITION_KEYS = 100_000  # a retried partition re-walks its listings (its copies are skipped by the manifest)
 MAX_PARTITIONS = 10_000  # Prefect (and a Dask scheduler) stay healthy at ~10^4 task runs per flow
 SAMPLE_BUDGET = 4 * MAX_PARTITIONS  # boundary keys a plan keeps at most, whatever the object count
 

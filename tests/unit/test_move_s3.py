@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 from config.model import MigrationConfig
 from tasks.aws import Backend
 from tasks.errors import UserError
-from tasks.move import s3_object, s3_plan, s3_replication
+from tasks.move import s3 as s3_move
+from tasks.move import s3_object, s3_plan, s3_replication, s3_walk
 from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
 from tasks.move.s3 import copy_partition, plan_partitions
 from tasks.move.s3_replication import ensure_replication
@@ -419,6 +420,45 @@ def test_first_copy_into_an_empty_target_reads_no_manifest(
     env["dst"].delete_object(Bucket=DST, Key="m/00")
     assert _sync(backend, cfg, env, max_keys_per_partition=5)["copied"] == 1
     assert ddb_calls["before-call.dynamodb.Query"] == 1
+
+
+def test_a_range_is_walked_page_by_page_with_a_bounded_window_of_copies(
+    backend: Backend, cfg: MigrationConfig, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task holds a page of each listing and its copies in flight, never its whole range: when any copy starts,
+    the source has been listed no further than that copy, the window and two pages ahead (the old walk listed the
+    whole range before its first copy). Walked across many pages, it still decides every key right."""
+    monkeypatch.setattr(s3_walk, "LIST_PAGE", 5)
+    src, dst = env["src"], env["dst"]
+    for i in range(60):
+        _put(src, f"w/{i:03d}", f"walk {i}".encode())
+    listed = Counter[str]()
+    ahead: list[int] = []
+
+    def on_page(parsed: dict[str, Any], **_: Any) -> None:
+        listed["keys"] += len(parsed.get("Contents", []))
+
+    def at_copy(**_: Any) -> None:
+        ahead.append(listed["keys"] - len(ahead))  # keys listed beyond the copies started
+
+    src.meta.events.register("after-call.s3.ListObjectsV2", on_page)
+
+    undo = _hook(dst, "CopyObject", at_copy)
+    first = copy_partition.fn(backend, cfg, SRC, DST, {"id": "p0"}, env["key"], TABLE, workers=1)
+    undo()
+    assert first["copied"] == 60 and first["seen"] == 60 and len(ahead) == 60
+    window = s3_move.WINDOW_PER_WORKER * 1
+    assert max(ahead) <= window + 2 * 5, ahead
+
+    # Across page boundaries, the merge and the manifest read beside it still tell done from not done.
+    for i in range(0, 60, 7):
+        dst.delete_object(Bucket=DST, Key=f"w/{i:03d}")
+    dst.put_object(Bucket=DST, Key="w/030", Body=b"tampered")
+    dst.put_object(Bucket=DST, Key="w/zz-target-only", Body=b"theirs")
+    again = copy_partition.fn(backend, cfg, SRC, DST, {"id": "p0"}, env["key"], TABLE, workers=2)
+    assert again["copied"] == len(range(0, 60, 7)) + 1 and again["skipped"] == 60 - again["copied"]
+    assert again["target_only"] == 1 and _body(dst, DST, "w/030") == b"walk 30"
+    assert copy_partition.fn(backend, cfg, SRC, DST, {"id": "p0"}, env["key"], TABLE)["copied"] == 0
 
 
 def test_resume_after_interruption_copies_only_the_rest(
