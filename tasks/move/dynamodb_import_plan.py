@@ -30,13 +30,18 @@ def import_quota(region: str) -> int:
     return 15 * TB if region in BIG_IMPORT_REGIONS else TB
 
 
-def import_blocked(source_desc: dict[str, Any], target_region: str) -> str | None:
-    """Why ImportTable cannot create this table's target (None: it can)."""
+def import_blocked(source_desc: dict[str, Any], target_region: str, size_bytes: int | None = None) -> str | None:
+    """Why ImportTable cannot create this table's target (None: it can): the one check the plan and the run share.
+
+    `size_bytes` is the plan's size where DescribeTable reports none (estimated from a sample); the run passes none
+    and reads TableSizeBytes. The quota is counted in decimal TB: whether AWS means TB or TiB is not in the stored
+    docs, and the smaller reading only ever sends a table near the quota to the scan path, never into a refusal."""
     if source_desc.get("LocalSecondaryIndexes"):
         return "it has local secondary indexes, which ImportTable cannot create"
-    size, quota = int(source_desc.get("TableSizeBytes", 0) or 0), import_quota(target_region)
+    size = int(source_desc.get("TableSizeBytes", 0) or 0) if size_bytes is None else size_bytes
+    quota = import_quota(target_region)
     if size > quota:
-        return f"{size:,} bytes is over the ImportTable quota of {quota:,} bytes in {target_region}"
+        return f"{size:,} bytes is over the ImportTable quota of {quota:,} bytes ({quota // TB} TB) in {target_region}"
     return None
 
 

@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 from config.model import MigrationConfig
 from tasks import plan_estimate
 from tasks.aws import Backend, bucket_arn
+from tasks.move import dynamodb_import_plan
 from tasks.move.checkpoints import ensure_checkpoint_table
 from tasks.move.dynamodb_plan import item_size
 from tasks.move.s3_plan import replication_rule, replication_rule_id
@@ -146,8 +147,15 @@ def test_a_reported_size_is_taken_and_item_count_scales_the_sample() -> None:
 
 
 def test_import_cannot_serve_lsis_or_more_than_the_regions_quota() -> None:
-    assert plan_estimate.import_blocked({"LocalSecondaryIndexes": [{}]}, "eu-west-1", 1) == (
-        "the table has local secondary indexes, which ImportTable cannot create"
+    """The plan asks the run's own check, with its estimated size: both decide alike, in decimal TB."""
+    blocked = plan_estimate.import_blocked
+    assert blocked is dynamodb_import_plan.import_blocked
+    assert blocked({"LocalSecondaryIndexes": [{}]}, "eu-west-1", 1) == (
+        "it has local secondary indexes, which ImportTable cannot create"
     )
-    assert plan_estimate.import_blocked({}, "eu-west-1", 14 * 1024**4) is None
-    assert "1 TB quota in ap-south-1" in (plan_estimate.import_blocked({}, "ap-south-1", 2 * 1024**4) or "")
+    assert blocked({}, "eu-west-1", 15 * 10**12) is None and blocked({}, "eu-west-1", 14 * 10**12 + 1) is None
+    assert "(15 TB) in eu-west-1" in (blocked({}, "eu-west-1", 15 * 10**12 + 1) or "")
+    assert blocked({}, "eu-west-1", 14 * 1024**4) is not None  # 14 TiB is 15.4 TB: over, read the smaller way
+    assert "(1 TB) in ap-south-1" in (blocked({}, "ap-south-1", 2 * 1024**4) or "")
+    # The plan's size wins over DescribeTable's (which reports 0 until its ~6-hourly update, and on moto).
+    assert blocked({"TableSizeBytes": 0}, "ap-south-1", 2 * 10**12) is not None
