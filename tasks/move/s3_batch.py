@@ -277,10 +277,25 @@ def batch_backfill(
 ) -> dict[str, Any]:
     """One bucket's backfill by S3 Batch Replication: the job (started once), followed to its end, then the keys
     its completion report lists as failed copied by the client. Returns {"job": ..., "copy": copy_keys' stats}."""
+    job = start_job(backend, cfg, source_bucket, role_arn, resource_names(cfg).checkpoint_table)
+    return finish_job(backend, cfg, source_bucket, job, cfg.source_region, kms_key_arn, "S3 Batch Replication", delay)
+
+
+def finish_job(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    job: Mapping[str, Any],
+    region: str,
+    kms_key_arn: str,
+    title: str,
+    delay: float = 5.0,
+) -> dict[str, Any]:
+    """A started job of `source_bucket` (in `region`) followed to its end, then the keys its completion report
+    lists as failed copied by the client. Returns {"job": ..., "copy": copy_keys' stats}."""
     names = resource_names(cfg)
-    job = start_job(backend, cfg, source_bucket, role_arn, names.checkpoint_table)
-    shown = prefect_progress(f"S3 Batch Replication s3://{source_bucket}")
-    done = follow_job(backend, cfg.source_region, str(job["jobId"]), shown, delay=delay)
+    shown = prefect_progress(f"{title} s3://{source_bucket}")
+    done = follow_job(backend, region, str(job["jobId"]), shown, delay=delay)
     keys: list[str] = []
     if done["total"] or done["status"] != "Complete":
         # "As long as at least one task has been invoked successfully, S3 Batch Operations generates a report for
