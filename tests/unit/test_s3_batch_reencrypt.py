@@ -1,0 +1,246 @@
+"""The re-encryption job of a Batch-replicated bucket (tasks/move/s3_batch_reencrypt.py): its CreateJob request
+against botocore's real S3 Control model (Stubber), the JobId recorded before the wait and never a second job, its
+failed keys re-encrypted by the client copy (moto), the Batch role's added rights scoped, and the flow's wiring."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.stub import Stubber
+
+from config.model import MigrationConfig, parse_config
+from tasks.aws import Backend, tag_list
+from tasks.move import s3_batch, s3_batch_reencrypt
+from tasks.move.checkpoints import CheckpointStore, ensure_checkpoint_table
+from tasks.move.keys import BATCH_JOB_SK, BATCH_REENCRYPT_SK, batch_pk
+from tasks.names import resource_names
+from tasks.provision import iam
+
+ACCOUNT = "123456789012"  # moto's
+SRC = "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/migration-s3-batch-eu-20261128-dev"
+JOB = "1d2c3b4a-0d7a-4b7e-9d6f-3a2b1c0d9e8f"
+REPL_JOB = "8f5b2c1e-0d7a-4b7e-9d6f-3a2b1c0d9e8f"
+KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+@pytest.fixture
+def control(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stubber, list[str]]]:
+    """S3 Control answered by a Stubber (requests checked against botocore's model), the regions it was asked for."""
+    client = boto3.client("s3control", region_name=SRC, aws_access_key_id="x", aws_secret_access_key="x")
+    real, regions = Backend.client, []
+
+    def client_for(self: Backend, service: str, region: str, max_attempts: int = 8) -> Any:
+        if service != "s3control":
+            return real(self, service, region, max_attempts)
+        regions.append(region)
+        return client
+
+    monkeypatch.setattr(Backend, "client", client_for)
+    with Stubber(client) as stub:
+        yield stub, regions
+        stub.assert_no_pending_responses()
+
+
+def _store(backend: Backend, cfg: MigrationConfig) -> CheckpointStore:
+    table = resource_names(cfg).checkpoint_table
+    ensure_checkpoint_table.fn(backend, cfg.target_region, table, cfg.tags(), None)
+    return CheckpointStore(backend, cfg.target_region, table)
+
+
+def _described(job: str, status: str, total: int, ok: int, failed: int) -> dict[str, Any]:
+    summary = {"TotalNumberOfTasks": total, "NumberOfTasksSucceeded": ok, "NumberOfTasksFailed": failed}
+    return {"Job": {"JobId": job, "Status": status, "ProgressSummary": summary}}
+
+
+def test_the_model_has_the_filter_and_copy_fields_the_request_uses() -> None:
+    model = botocore.session.get_session().get_service_model("s3control")
+    filt = model.shape_for("JobManifestGeneratorFilter").members
+    assert set(s3_batch_reencrypt.FILTER) <= set(filt)
+    assert "REPLICA" in filt["ObjectReplicationStatuses"].member.enum  # type: ignore[attr-defined]
+    assert "SSES3" in filt["MatchAnyObjectEncryption"].member.members  # type: ignore[attr-defined]
+    copy = model.shape_for("S3CopyObjectOperation").members
+    assert {"TargetResource", "MetadataDirective", "SSEAwsKmsKeyId", "BucketKeyEnabled"} <= set(copy)
+
+
+def test_the_request_copies_sse_s3_replicas_onto_themselves_under_the_key(cfg: MigrationConfig) -> None:
+    names = resource_names(cfg)
+    source = cfg.s3_buckets[0].name
+    target = f"arn:aws:s3:::{names.buckets[source]}"
+    req = s3_batch_reencrypt.reencrypt_job_request(cfg, ACCOUNT, source, ROLE, KEY)
+    assert req["Operation"] == {
+        "S3PutObjectCopy": {
+            "TargetResource": target,
+            "MetadataDirective": "COPY",
+            "SSEAwsKmsKeyId": KEY,
+            "BucketKeyEnabled": True,
+        }
+    }
+    generator = req["ManifestGenerator"]["S3JobManifestGenerator"]
+    assert generator["SourceBucket"] == target and generator["EnableManifestOutput"] is False
+    assert generator["Filter"] == {
+        "ObjectReplicationStatuses": ["REPLICA"],
+        "MatchAnyObjectEncryption": [{"SSES3": {}}],
+        "MatchAnyStorageClass": ["STANDARD"],
+        "ObjectSizeLessThanBytes": 5 * 1024**3 + 1,  # CopyObject's 5 GB limit, inclusive
+    }
+    assert req["Report"] == {
+        "Bucket": f"arn:aws:s3:::{names.reports_bucket}",
+        "Format": "Report_CSV_20180820",
+        "Enabled": True,
+        "Prefix": f"batch-replication/{source}/reencrypt",
+        "ReportScope": "FailedTasksOnly",
+    }
+    token = s3_batch.client_request_token(cfg.migration_batch, source, "reencrypt")
+    assert req["ClientRequestToken"] == token and req["RoleArn"] == ROLE and req["Tags"] == tag_list(cfg.tags())
+    assert token != s3_batch.create_job_request(cfg, ACCOUNT, source, ROLE)["ClientRequestToken"]
+    assert s3_batch_reencrypt.replicated_any({"succeeded": 3}) and not s3_batch_reencrypt.replicated_any({})
+
+
+def test_the_job_is_created_in_the_target_region_recorded_before_the_wait_and_never_again(
+    backend: Backend, cfg: MigrationConfig, control: tuple[Stubber, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub, regions = control
+    store = _store(backend, cfg)
+    source = cfg.s3_buckets[0].name
+    store.put(batch_pk(source), BATCH_JOB_SK, {"jobId": REPL_JOB})  # the replication job of the same bucket
+    monkeypatch.setattr(s3_batch, "prefect_progress", lambda _what: lambda _pct, _text: None)
+    expected = s3_batch_reencrypt.reencrypt_job_request(cfg, ACCOUNT, source, ROLE, KEY)
+    stub.add_response("create_job", {"JobId": JOB}, expected_params=expected)  # validated against the model
+    stub.add_client_error("describe_job", service_error_code="InternalError", http_status_code=500)
+
+    with pytest.raises(Exception, match="InternalError"):  # the wait fails: the job must already be recorded
+        s3_batch_reencrypt.reencrypt_replicas.fn(backend, cfg, source, ROLE, KEY, delay=0)
+    assert regions == [cfg.target_region] * 2
+    recorded = store.get(batch_pk(source), BATCH_REENCRYPT_SK)
+    assert recorded is not None and recorded["jobId"] == JOB
+    assert recorded["clientRequestToken"] == expected["ClientRequestToken"]
+    assert (store.get(batch_pk(source), BATCH_JOB_SK) or {})["jobId"] == REPL_JOB  # untouched
+
+    # The retry reads the JobId back: no second CreateJob is stubbed, so one would fail the test.
+    stub.add_response(
+        "describe_job", _described(JOB, "Complete", 0, 0, 0), expected_params={"AccountId": ACCOUNT, "JobId": JOB}
+    )
+    out = s3_batch_reencrypt.reencrypt_replicas.fn(backend, cfg, source, ROLE, KEY, delay=0)
+    assert out["job"]["jobId"] == JOB and out["job"]["created"] is False and out["copy"]["seen"] == 0
+
+
+def test_the_failed_keys_of_the_job_are_reencrypted_by_the_client_copy(
+    backend: Backend, cfg: MigrationConfig, control: tuple[Stubber, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two SSE-S3 replicas; the job's report says one failed: that one is re-copied under the migration key."""
+    from tasks.provision import kms
+    from tasks.provision.s3_reports import ensure_reports_bucket
+
+    stub, _regions = control
+    names = resource_names(cfg)
+    store = _store(backend, cfg)
+    source, target = cfg.s3_buckets[0].name, names.buckets[cfg.s3_buckets[0].name]
+    key = kms.ensure_key.fn(backend, cfg, ACCOUNT)["arn"]
+    s3s, s3t = backend.client("s3", SRC), backend.client("s3", cfg.target_region)
+    s3s.create_bucket(Bucket=source)
+    s3t.create_bucket(Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.target_region})
+    for k in ("a/failed", "b/done"):
+        s3s.put_object(Bucket=source, Key=k, Body=k.encode(), ServerSideEncryption="AES256")
+        s3t.put_object(Bucket=target, Key=k, Body=k.encode(), ServerSideEncryption="AES256")  # a replica: SSE-S3
+    ensure_reports_bucket.fn(backend, cfg)
+    prefix = s3_batch_reencrypt.reencrypt_prefix(source)
+    csv_key = f"{prefix}/job-{JOB}/results/f.csv"
+    manifest = {
+        "Format": "Report_CSV_20180820",
+        "Results": [{"TaskExecutionStatus": "failed", "Bucket": names.reports_bucket, "Key": csv_key}],
+    }
+    s3s.put_object(Bucket=names.reports_bucket, Key=f"{prefix}/job-{JOB}/manifest.json", Body=json.dumps(manifest))
+    row = f"{target},a/failed,,failed,500,InternalError,retry\n"
+    s3s.put_object(Bucket=names.reports_bucket, Key=csv_key, Body=row)
+    store.put(batch_pk(source), BATCH_REENCRYPT_SK, {"jobId": JOB, "reportPrefix": prefix})
+    stub.add_response(
+        "describe_job", _described(JOB, "Complete", 2, 1, 1), expected_params={"AccountId": ACCOUNT, "JobId": JOB}
+    )
+    monkeypatch.setattr(s3_batch, "prefect_progress", lambda _what: lambda _pct, _text: None)
+
+    out = s3_batch_reencrypt.reencrypt_replicas.fn(backend, cfg, source, ROLE, key, delay=0)
+
+    assert out["job"]["reportFailedKeys"] == 1 and out["job"]["status"] == "Complete"
+    assert out["copy"]["seen"] == 1 and out["copy"]["failed"] == 0
+    assert s3t.head_object(Bucket=target, Key="a/failed")["SSEKMSKeyId"] == key
+    assert s3t.head_object(Bucket=target, Key="b/done")["ServerSideEncryption"] == "AES256"  # the job's, not ours
+
+
+def test_the_batch_role_gains_only_the_target_objects_and_the_key(backend: Backend, cfg: MigrationConfig) -> None:
+    names = resource_names(cfg)
+    role = iam.ensure_batch_role.fn(backend, cfg, "batch-replication", KEY)
+    client = backend.client("iam", cfg.target_region)
+    got = client.list_role_policies(RoleName=role["name"])["PolicyNames"]
+    policy = client.get_role_policy(RoleName=role["name"], PolicyName=got[0])["PolicyDocument"]
+    by_sid = {st["Sid"]: st for st in policy["Statement"]}
+    dst = sorted(f"arn:aws:s3:::{t}" for t in names.buckets.values())
+    assert by_sid["ReencryptTargetObjects"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    assert by_sid["ReencryptTargetObjects"]["Resource"] == [f"{a}/*" for a in dst]
+    assert by_sid["GenerateManifestOfTargets"]["Resource"] == dst
+    assert by_sid["UseMigrationKey"] == {
+        "Sid": "UseMigrationKey",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"],
+        "Resource": [KEY],
+    }
+    under = [f"arn:aws:s3:::{names.reports_bucket}/batch-replication/*"]
+    assert by_sid["ReadManifest"]["Resource"] == by_sid["WriteManifestAndReport"]["Resource"] == under
+    assert iam.wildcard_actions(policy) == [] and iam.wildcard_resources(policy) == []
+    with pytest.raises(ValueError, match="migration key"):
+        iam.reencrypt_statements(list(names.buckets.values()), cfg.target_region, "")
+
+
+def test_migrate_reencrypts_after_a_job_that_replicated(
+    prefect_harness: None, backend: Backend, control: tuple[Stubber, list[str]], tmp_path: Path
+) -> None:
+    """The flow's wiring: the replication job replicated (stubbed: 2 tasks succeeded), so the re-encryption job
+    is created in the target region and followed, and the report's backfill carries it as reencryptJob."""
+    from flows.common import RunOptions
+    from flows.migrate import migrate
+
+    stub, regions = control
+    conf = {
+        "sourceRegion": SRC,
+        "targetRegion": "eu-west-1",
+        "migrationBatch": "reencflow",
+        "timestamp": "20261128",
+        "environmentSuffix": "t",
+        "s3Buckets": [{"name": "reenc-src-bucket"}],
+        "dynamodbTables": [],
+    }
+    s3 = backend.client("s3", SRC)
+    s3.create_bucket(Bucket="reenc-src-bucket")
+    for i in range(2):
+        s3.put_object(Bucket="reenc-src-bucket", Key=f"k/{i}", Body=b"x" * i)
+    cfg = parse_config(conf)
+    names = resource_names(cfg)
+    role = f"arn:aws:iam::{ACCOUNT}:role/{names.batch_role}"
+    stub.add_response("list_jobs", {"Jobs": []}, expected_params={"AccountId": ACCOUNT, "MaxResults": 1})
+    stub.add_response("create_job", {"JobId": REPL_JOB}, expected_params=None)
+    # No report is read: the stubbed job reports no failure and there is no manifest.json (NoSuchKey is tolerated).
+    stub.add_response("describe_job", _described(REPL_JOB, "Complete", 2, 2, 0), expected_params=None)
+    stub.add_response("create_job", {"JobId": JOB}, expected_params=None)
+    stub.add_response(
+        "describe_job", _described(JOB, "Complete", 0, 0, 0), expected_params={"AccountId": ACCOUNT, "JobId": JOB}
+    )
+    path = tmp_path / "migration.json"
+    path.write_text(json.dumps(conf))
+
+    report = migrate(RunOptions(config_path=str(path), use_aws=True), str(tmp_path / "r.json"), "quick", 0)
+
+    bucket = report["resources"]["s3Buckets"][0]
+    assert bucket["backfill"]["job"]["jobId"] == REPL_JOB
+    assert bucket["backfill"]["reencryptJob"]["jobId"] == JOB
+    assert bucket["backfill"]["reencryptJob"]["status"] == "Complete"
+    assert regions[-2:] == ["eu-west-1", "eu-west-1"]  # CreateJob and DescribeJob of the target bucket's job
+    store = CheckpointStore(backend, cfg.target_region, names.checkpoint_table)
+    recorded = store.get(batch_pk("reenc-src-bucket"), BATCH_REENCRYPT_SK)
+    assert recorded is not None and recorded["jobId"] == JOB
+    assert role.endswith(names.batch_role)
