@@ -13,14 +13,12 @@ by one, as before.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from config.model import MigrationConfig
-from tasks.aws import Backend, bucket_arn, tag_list
-from tasks.move.checkpoints import CheckpointStore
-from tasks.move.keys import BATCH_REENCRYPT_SK, batch_pk
-from tasks.move.s3_batch import PRIORITY, REPORT_FORMAT, client_request_token, finish_job, job_prefix
+from tasks.aws import Backend, bucket_arn
+from tasks.move.keys import BATCH_REENCRYPT_SK
+from tasks.move.s3_batch import client_request_token, finish_job, job_common, job_prefix, start_once
 from tasks.names import resource_names
 from tasks.steps import step
 
@@ -50,29 +48,12 @@ def reencrypt_job_request(
     names = resource_names(cfg)
     target = bucket_arn(names.buckets[source_bucket], cfg.target_region)
     description = f"region-migration {cfg.migration_batch}: re-encrypt SSE-S3 replicas of s3://{source_bucket}"
-    return {
-        "AccountId": account_id,
-        "ConfirmationRequired": False,
-        "Operation": {
-            "S3PutObjectCopy": {
-                "TargetResource": target,
-                "MetadataDirective": "COPY",
-                "SSEAwsKmsKeyId": kms_key_arn,
-                "BucketKeyEnabled": True,
-            }
-        },
-        "Report": {
-            "Bucket": bucket_arn(names.reports_bucket, cfg.source_region),
-            "Format": REPORT_FORMAT,
-            "Enabled": True,
-            "Prefix": reencrypt_prefix(source_bucket),
-            "ReportScope": "FailedTasksOnly",
-        },
-        "ClientRequestToken": client_request_token(cfg.migration_batch, source_bucket, "reencrypt"),
-        "Description": description[:256],
-        "Priority": PRIORITY,
-        "RoleArn": role_arn,
-        "Tags": tag_list(cfg.tags()),
+    reports = bucket_arn(names.reports_bucket, cfg.source_region)
+    token = client_request_token(cfg.migration_batch, source_bucket, "reencrypt")
+    common = job_common(cfg, account_id, role_arn, token, description, reports, reencrypt_prefix(source_bucket))
+    copy = {"TargetResource": target, "MetadataDirective": "COPY", "SSEAwsKmsKeyId": kms_key_arn}
+    return common | {
+        "Operation": {"S3PutObjectCopy": copy | {"BucketKeyEnabled": True}},
         "ManifestGenerator": {
             "S3JobManifestGenerator": {
                 "ExpectedBucketOwner": account_id,
@@ -94,21 +75,13 @@ def start_reencrypt_job(
     backend: Backend, cfg: MigrationConfig, source_bucket: str, role_arn: str, kms_key_arn: str, checkpoint_table: str
 ) -> dict[str, Any]:
     """The bucket's re-encryption job: the recorded one, else a new one, recorded before anyone waits."""
-    store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
-    recorded = store.get(batch_pk(source_bucket), BATCH_REENCRYPT_SK)
-    if recorded and recorded.get("jobId"):
-        return recorded | {"created": False}
-    region = cfg.target_region
-    request = reencrypt_job_request(cfg, backend.account_id(region), source_bucket, role_arn, kms_key_arn)
-    job_id = backend.client("s3control", region).create_job(**request)["JobId"]
-    record = {
-        "jobId": job_id,
-        "clientRequestToken": request["ClientRequestToken"],
-        "reportPrefix": reencrypt_prefix(source_bucket),
-        "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    store.put(batch_pk(source_bucket), BATCH_REENCRYPT_SK, record)
-    return record | {"created": True}
+    return start_once(
+        backend,
+        cfg,
+        (source_bucket, BATCH_REENCRYPT_SK, cfg.target_region, checkpoint_table),
+        lambda account: reencrypt_job_request(cfg, account, source_bucket, role_arn, kms_key_arn),
+        {"reportPrefix": reencrypt_prefix(source_bucket)},
+    )
 
 
 @step("s3-batch-reencrypt", retries=3, run_name="s3-batch-reencrypt-{source_bucket}")

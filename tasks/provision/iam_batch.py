@@ -14,23 +14,9 @@ def reencrypt_statements(target_buckets: list[str], region: str, kms_key_arn: st
     if not target_buckets or not kms_key_arn:
         raise ValueError("re-encryption needs the target buckets and the migration key (IAM rejects an empty Resource)")
     dst = sorted(bucket_arn(b, region) for b in target_buckets)
-    return [
-        {
-            "Sid": "ReencryptTargetObjects",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            "Resource": [f"{a}/*" for a in dst],
-        },
-        {
-            "Sid": "GenerateManifestOfTargets",
-            "Effect": "Allow",
-            "Action": ["s3:PutInventoryConfiguration"],
-            "Resource": dst,
-        },
-        {
-            "Sid": "UseMigrationKey",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"],
-            "Resource": [kms_key_arn],
-        },
+    rights = [
+        ("ReencryptTargetObjects", ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], [f"{a}/*" for a in dst]),
+        ("GenerateManifestOfTargets", ["s3:PutInventoryConfiguration"], dst),
+        ("UseMigrationKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"], [kms_key_arn]),
     ]
+    return [{"Sid": sid, "Effect": "Allow", "Action": acts, "Resource": res} for sid, acts, res in rights]

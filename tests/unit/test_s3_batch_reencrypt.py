@@ -139,16 +139,17 @@ def test_the_failed_keys_of_the_job_are_reencrypted_by_the_client_copy(
     from tasks.provision.s3_reports import ensure_reports_bucket
 
     stub, _regions = control
-    names = resource_names(cfg)
-    store = _store(backend, cfg)
-    source, target = cfg.s3_buckets[0].name, names.buckets[cfg.s3_buckets[0].name]
-    key = kms.ensure_key.fn(backend, cfg, ACCOUNT)["arn"]
+    names, store, key = resource_names(cfg), _store(backend, cfg), kms.ensure_key.fn(backend, cfg, ACCOUNT)["arn"]
+    source = cfg.s3_buckets[0].name
+    target = names.buckets[source]
+    sides = {SRC: source, cfg.target_region: target}
+    for region, bucket in sides.items():
+        s3 = backend.client("s3", region)
+        where = {} if region == SRC else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **where)
+        for k in ("a/failed", "b/done"):  # both SSE-S3: the target's are replicas of SSE-S3 objects
+            s3.put_object(Bucket=bucket, Key=k, Body=k.encode(), ServerSideEncryption="AES256")
     s3s, s3t = backend.client("s3", SRC), backend.client("s3", cfg.target_region)
-    s3s.create_bucket(Bucket=source)
-    s3t.create_bucket(Bucket=target, CreateBucketConfiguration={"LocationConstraint": cfg.target_region})
-    for k in ("a/failed", "b/done"):
-        s3s.put_object(Bucket=source, Key=k, Body=k.encode(), ServerSideEncryption="AES256")
-        s3t.put_object(Bucket=target, Key=k, Body=k.encode(), ServerSideEncryption="AES256")  # a replica: SSE-S3
     ensure_reports_bucket.fn(backend, cfg)
     prefix = s3_batch_reencrypt.reencrypt_prefix(source)
     csv_key = f"{prefix}/job-{JOB}/results/f.csv"
@@ -206,22 +207,14 @@ def test_migrate_reencrypts_after_a_job_that_replicated(
     from flows.migrate import migrate
 
     stub, regions = control
-    conf = {
-        "sourceRegion": SRC,
-        "targetRegion": "eu-west-1",
-        "migrationBatch": "reencflow",
-        "timestamp": "20261128",
-        "environmentSuffix": "t",
-        "s3Buckets": [{"name": "reenc-src-bucket"}],
-        "dynamodbTables": [],
-    }
-    s3 = backend.client("s3", SRC)
-    s3.create_bucket(Bucket="reenc-src-bucket")
-    for i in range(2):
-        s3.put_object(Bucket="reenc-src-bucket", Key=f"k/{i}", Body=b"x" * i)
+    conf: dict[str, Any] = {"sourceRegion": SRC, "targetRegion": "eu-west-1", "migrationBatch": "reencflow"}
+    conf |= {"timestamp": "20261128", "environmentSuffix": "t", "s3Buckets": [{"name": "reenc-src-bucket"}]}
+    conf["dynamodbTables"] = []
     cfg = parse_config(conf)
-    names = resource_names(cfg)
-    role = f"arn:aws:iam::{ACCOUNT}:role/{names.batch_role}"
+    names, s3 = resource_names(cfg), backend.client("s3", SRC)
+    s3.create_bucket(Bucket="reenc-src-bucket")
+    for k in ("k/0", "k/1"):
+        s3.put_object(Bucket="reenc-src-bucket", Key=k, Body=k.encode())
     stub.add_response("list_jobs", {"Jobs": []}, expected_params={"AccountId": ACCOUNT, "MaxResults": 1})
     stub.add_response("create_job", {"JobId": REPL_JOB}, expected_params=None)
     # No report is read: the stubbed job reports no failure and there is no manifest.json (NoSuchKey is tolerated).
@@ -243,4 +236,3 @@ def test_migrate_reencrypts_after_a_job_that_replicated(
     store = CheckpointStore(backend, cfg.target_region, names.checkpoint_table)
     recorded = store.get(batch_pk("reenc-src-bucket"), BATCH_REENCRYPT_SK)
     assert recorded is not None and recorded["jobId"] == JOB
-    assert role.endswith(names.batch_role)
