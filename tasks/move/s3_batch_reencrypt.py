@@ -7,7 +7,9 @@ BucketKeyEnabled) over a manifest S3 generates from the target bucket, filtered 
 STANDARD of at most 5 GB. Like the replication job, its JobId is recorded (its own sort key) before it is waited on,
 a re-run reads it back, and the keys its completion report lists as failed go to the client copy. What the filter
 leaves out (bigger objects, other storage classes, replicas written after the job) the catch-up re-encrypts one
-by one, as before.
+by one, as before. The target is versioned and the filter has no "current version only": should S3 list a
+noncurrent SSE-S3 replica version and copy it onto its key, the catch-up that follows finds the target differing
+from the source and copies the source's object again (the source is never touched).
 """
 
 from __future__ import annotations

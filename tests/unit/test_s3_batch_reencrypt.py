@@ -205,6 +205,7 @@ def test_migrate_reencrypts_after_a_job_that_replicated(
     is created in the target region and followed, and the report's backfill carries it as reencryptJob."""
     from flows.common import RunOptions
     from flows.migrate import migrate
+    from tasks.report.render import render_markdown
 
     stub, regions = control
     conf: dict[str, Any] = {"sourceRegion": SRC, "targetRegion": "eu-west-1", "migrationBatch": "reencflow"}
@@ -232,6 +233,7 @@ def test_migrate_reencrypts_after_a_job_that_replicated(
     assert bucket["backfill"]["job"]["jobId"] == REPL_JOB
     assert bucket["backfill"]["reencryptJob"]["jobId"] == JOB
     assert bucket["backfill"]["reencryptJob"]["status"] == "Complete"
+    assert f"  - re-encryption job {JOB}: Complete, 0 of 0 re-encrypted, 0 failed" in render_markdown(report)
     assert regions[-2:] == ["eu-west-1", "eu-west-1"]  # CreateJob and DescribeJob of the target bucket's job
     store = CheckpointStore(backend, cfg.target_region, names.checkpoint_table)
     recorded = store.get(batch_pk("reenc-src-bucket"), BATCH_REENCRYPT_SK)
