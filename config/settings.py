@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +29,7 @@ def off_or_count(value: Any) -> Any:
 
 # A size threshold of a bulk path: at or above it the store takes the server-side path; 0 forces it, off disables it.
 Threshold = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(off_or_count)]
+THRESHOLD: TypeAdapter[int | None] = TypeAdapter(Threshold)  # the CLI flags parse with it too
 
 
 class Settings(BaseSettings):

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from pydantic import ValidationError
+
 from config.model import EXAMPLE_CONFIG, ConfigError, MigrationConfig
 from config.options import (  # noqa: F401 - re-exported: the flows' CLIs import them from here
     EXIT_BAD_INPUT,
@@ -24,7 +26,7 @@ from config.options import (  # noqa: F401 - re-exported: the flows' CLIs import
     quiet_prefect_defaults,
     runner_problem,
 )
-from config.settings import SETTINGS, off_or_count
+from config.settings import SETTINGS, THRESHOLD
 from tasks.aws import Backend
 from tasks.errors import UserError
 
@@ -100,12 +102,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def threshold(text: str) -> int | None:
     """A bulk path's size threshold on the command line: a whole number >= 0, or `off` (argparse's type)."""
-    value = off_or_count(text)
-    if value is None:
-        return None
-    if not str(value).isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0, or off")
-    return int(value)
+    try:  # the settings' own type: the flag and REGION_MIGRATION_* accept exactly the same values
+        return THRESHOLD.validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0, or off") from None
 
 
 def add_threshold_args(parser: argparse.ArgumentParser) -> None:

@@ -215,6 +215,7 @@ class _Moves:
         self.running: dict[Any, str] = {}
         self.bucket_paths: dict[str, PathChoice] = {}
         self.batch: dict[str, Any] = {}
+        self.unsupported: dict[str, str] = {}  # bucket -> why Batch Replication could not serve it
         self.jobs: dict[str, Any] = {}
         self.copies: dict[str, list[Any]] = {}
         self.fills: dict[str, list[Any]] = {}
@@ -274,7 +275,9 @@ class _Moves:
         if choice.path == S3_BATCH_REPLICATION:
             if "blocked" not in self.batch:  # one probe per run, and only once a bucket is big enough to need it
                 self.batch["blocked"] = s3_batch.probe(self.backend, self.cfg.source_region)
-            choice = s3_path(objects, self.min_objects, self.batch["blocked"])
+            if self.batch["blocked"]:  # big enough, but the backend has no Batch Operations: the report says so
+                choice = s3_path(objects, self.min_objects, self.batch["blocked"])
+                self.unsupported[s] = self.batch["blocked"]
         self.bucket_paths[s] = choice
         return choice
 
@@ -283,11 +286,10 @@ class _Moves:
             self.res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(self.backend, self.cfg)
             role = iam.ensure_batch_role(self.backend, self.cfg, REPORT_PREFIX, self.kms_arn)
             self.batch["role"] = self.res["iam"]["batchRole"] = role
-        self.progress.start(s, 1, "S3 Batch Replication")
+        # Its progress artifact is the job's own (s3_batch.batch_backfill follows DescribeJob); summarize waits for it.
         self.jobs[s] = s3_batch.batch_backfill.submit(
             self.backend, self.cfg, s, self.batch["role"]["arn"], self.kms_arn
         )
-        self.running[self.jobs[s]] = s
 
     def start_tables(self) -> None:
         """Each table's segment groups; an imported table's scan starts only where its import fell back to one."""
@@ -318,7 +320,8 @@ class _Moves:
         self.running.update({f: s for f in self.fills[s]})
 
     def wait(self) -> None:
-        """Every partition, segment group and job to its end, the progress artifacts updated as each ends."""
+        """Every partition and segment group to its end, the progress artifacts updated as each ends (a Batch job
+        publishes its own progress, and summarize waits for it)."""
         for fut in as_completed(list(self.running)):
             name = self.running[fut]
             get_run_logger().info("%s: %s%% of partitions done", name, self.progress.step(name))
@@ -339,9 +342,8 @@ class _Moves:
                 out[s]["backfill"]["reencryptJob"] = fix.get("job") or {"error": fix.get("error")}
         for s, choice in self.bucket_paths.items():
             out[s]["backfill"] |= {"path": choice.path, "pathReason": choice.reason}
-            unblocked = s3_path(out[s]["plan"]["objects"], self.min_objects).path
-            if self.batch.get("blocked") and unblocked != choice.path:
-                out[s]["backfill"].setdefault("notSupportedByBackend", {})["s3BatchOperations"] = self.batch["blocked"]
+            if s in self.unsupported:
+                out[s]["backfill"].setdefault("notSupportedByBackend", {})["s3BatchOperations"] = self.unsupported[s]
         for s in self.fills:  # the path and its reason: the choice's, or the refused import's (a fallback)
             chosen = self.table_paths.get(s) or {}
             route = out[s].get("backfill") or {"path": chosen.get("path"), "pathReason": chosen.get("reason")}
@@ -376,10 +378,9 @@ def settle_capacities(
     for s, fut in futs.items():
         out[s]["capacity"] = result_of(fut)
         if s in provisioned and "billingMode" in out[s]["capacity"]:
-            provisioned[s].update({k: out[s]["capacity"][k] for k in _CAPACITY_KEYS})
+            provisioned[s].update({k: out[s]["capacity"][k] for k in dynamodb_capacity.CAPACITY_KEYS})
 
 
-_CAPACITY_KEYS = ("billingMode", "readCapacity", "writeCapacity", "gsiCapacity")
 MISMATCH_ROWS_IN_ARTIFACT = 50
 COUNT_KEYS = ("missing", "extra", "different", "encryption")
 

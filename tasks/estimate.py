@@ -248,6 +248,11 @@ def _wru(size: TableSize) -> float:
     return size.items * max(1, math.ceil(size.item_bytes / WRITE_UNIT_BYTES))
 
 
+def _rate(units: float) -> str:
+    """A rate as people read it: 2.5, 1,000 (a small budget keeps its fraction)."""
+    return f"{units:,.1f}".removesuffix(".0")
+
+
 def ddb_scan(prices: PriceTable, size: TableSize, rates: TableRates) -> dict[str, Any]:
     """The project's parallel scan + BatchWriteItem backfill, paced by the read budget and the write capacity."""
     bill = Bill(prices)
@@ -281,8 +286,8 @@ def ddb_scan(prices: PriceTable, size: TableSize, rates: TableRates) -> dict[str
     bill.transfer(size.bytes, "backfill: items read in the source region, written in the target")
     validate_s = _ddb_common(bill, size, rates)
     bill.assumptions += [
-        f"read budget {rates.read:,.0f} RCU/s ({rates.read_why}), 8 KB per unit: {duration(read_s)}",
-        f"writes {write_rate:,.0f} WCU/s ({write_why}), {max(1, math.ceil(size.item_bytes / 1024))} unit(s) "
+        f"read budget {_rate(rates.read)} RCU/s ({rates.read_why}), 8 KB per unit: {duration(read_s)}",
+        f"writes {_rate(write_rate)} WCU/s ({write_why}), {max(1, math.ceil(size.item_bytes / 1024))} unit(s) "
         f"per item: {duration(write_s)}",
         f"full validation at the same read budget: {duration(validate_s)} (not added: it runs after the move)",
         "keys spread over the partitions (one partition serves at most 1,000 WCU/s and 3,000 RCU/s)",

@@ -14,6 +14,7 @@ from config.prices import PriceTable, as_json, load_prices
 from config.settings import SETTINGS
 from tasks import estimate as est
 from tasks.aws import Backend, bucket_arn
+from tasks.move.dynamodb_import_plan import BIG_IMPORT_REGIONS
 from tasks.move.dynamodb_plan import item_size, table_read_rate, target_write_rate
 from tasks.move.s3_plan import replication_rule, replication_rule_id, rule_drift
 from tasks.names import resource_names
@@ -25,10 +26,6 @@ from tasks.steps import step
 
 SAMPLE_ITEMS = 100  # Scan Limit of the size sample: one page, a few read units
 COUNT_CAP = 100_000  # a COUNT scan stops here when ItemCount is not reported (the count is then "at least")
-# ImportTable: up to 15 TB of source data across concurrent imports in us-east-1, us-west-2 and eu-west-1, 1 TB
-# elsewhere (issue 11 and shared/FACTS.md; the import quotas page was not among the stored AWS docs): counted there in
-# compressed bytes, here the table size (an upper bound).
-IMPORT_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 
 
 def checkpoint_action(backend: Backend, cfg: MigrationConfig) -> str:
@@ -115,7 +112,10 @@ def import_blocked(desc: dict[str, Any], target_region: str, size_bytes: int) ->
     """Why ImportTable cannot serve this table (it creates no LSI; the region's import quota), else None."""
     if desc.get("LocalSecondaryIndexes"):
         return "the table has local secondary indexes, which ImportTable cannot create"
-    quota = 15 * 1024**4 if target_region in IMPORT_QUOTA_REGIONS else 1024**4
+    # 15 TB across concurrent imports in the run's BIG_IMPORT_REGIONS, 1 TB elsewhere (issue 11, FACTS.md; the quota
+    # page was not among the stored AWS docs), counted there in compressed bytes, here the table size (an upper bound).
+    # The run's own check (dynamodb_import_plan.import_blocked) counts decimal TB: one unit is still to be chosen.
+    quota = 15 * 1024**4 if target_region in BIG_IMPORT_REGIONS else 1024**4
     if size_bytes > quota:
         return f"{size_bytes:,} bytes exceed ImportTable's {quota // 1024**4} TB quota in {target_region}"
     return None

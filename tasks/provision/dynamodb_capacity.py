@@ -15,6 +15,21 @@ from tasks.provision.dynamodb import describe_table, read_source, switch_billing
 from tasks.provision.dynamodb_request import billing_mode, target_table_request
 from tasks.steps import step
 
+CAPACITY_KEYS = ("billingMode", "readCapacity", "writeCapacity", "gsiCapacity")  # what settling changes
+
+
+def _units(throughput: dict[str, Any]) -> tuple[Any, Any]:
+    return throughput.get("ReadCapacityUnits"), throughput.get("WriteCapacityUnits")
+
+
+def _steady(out: dict[str, Any], req: dict[str, Any]) -> bool:
+    """The read-back shows the request's capacity on the table and on every one of its GSIs."""
+    gsis = {g["IndexName"]: _units(g["ProvisionedThroughput"]) for g in req.get("GlobalSecondaryIndexes", [])}
+    have = {name: (c["readCapacity"], c["writeCapacity"]) for name, c in out["gsiCapacity"].items()}
+    return (out["readCapacity"], out["writeCapacity"]) == _units(req["ProvisionedThroughput"]) and all(
+        have.get(name) == units for name, units in gsis.items()
+    )
+
 
 @step("settle-capacity", run_name="settle-capacity-{spec.name}")
 def settle_capacity(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms_key_arn: str) -> dict[str, Any]:
@@ -27,23 +42,19 @@ def settle_capacity(backend: Backend, cfg: MigrationConfig, spec: TableSpec, kms
     req = target_table_request(source_desc, source_ttl, spec, cfg, kms_key_arn)
     name = req["TableName"]
     ddb = backend.client("dynamodb", cfg.target_region)
-    desc = wait_active(ddb, name)
-    switched = billing_mode(desc) != req["BillingMode"]
+    switched = billing_mode(wait_active(ddb, name)) != req["BillingMode"]
     if switched:
-        desc = switch_billing(ddb, name, req)
+        switch_billing(ddb, name, req)
     out = describe_table(backend, cfg.target_region, name)
-    settled = out["billingMode"] == req["BillingMode"] and (
-        req["BillingMode"] != "PROVISIONED"
-        or (out["readCapacity"], out["writeCapacity"])
-        == (req["ProvisionedThroughput"]["ReadCapacityUnits"], req["ProvisionedThroughput"]["WriteCapacityUnits"])
-    )
+    settled = out["billingMode"] == req["BillingMode"] and (req["BillingMode"] != "PROVISIONED" or _steady(out, req))
     unsupported = {} if settled or not switched else {
-        "billingMode": f"UpdateTable to {req['BillingMode']} was accepted but the read-back shows {out['billingMode']}"
+        "billingMode": f"UpdateTable to {req['BillingMode']} was accepted but the read-back shows "
+        f"{out['billingMode']} (read {out['readCapacity']}, write {out['writeCapacity']}, GSIs {out['gsiCapacity']})"
     }  # fmt: skip
     return {
         "table": name,
         "switched": switched,
         "settled": settled,
-        **{k: out[k] for k in ("billingMode", "readCapacity", "writeCapacity", "gsiCapacity")},
+        **{k: out[k] for k in CAPACITY_KEYS},
         "notSupportedByBackend": unsupported,
     }

@@ -129,3 +129,10 @@ def test_total_adds_costs_and_takes_the_longest_store() -> None:
     assert total["seconds"] == pytest.approx(1_000_000 / 960, abs=0.1)
     assert total["requests"]["checkpoint WRU"] == 1_000_000 + 2_049
     assert total["transferGB"] == 12.0
+
+
+def test_a_small_read_budget_is_printed_with_its_fraction() -> None:
+    rates = est.TableRates(2.5, "0.5 x 5 provisioned RCU", None, "on-demand", False)
+    e = est.ddb_scan(PRICES, est.TableSize(2_500, 2_500 * 670), rates)
+    assert any(a.startswith("read budget 2.5 RCU/s (0.5 x 5 provisioned RCU)") for a in e["assumptions"])
+    assert any(a.startswith("writes 4,000 WCU/s") for a in e["assumptions"])
