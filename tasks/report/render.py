@@ -155,7 +155,8 @@ def render_markdown(report: Mapping[str, Any] | Report) -> str:
         if bf.reencrypt_job:  # tasks/move/s3_batch_reencrypt.py
             fix = bf.reencrypt_job
             counts = f"{fix.succeeded:,} of {fix.total:,} re-encrypted, {fix.failed:,} failed"
-            lines.append(f"  - re-encryption job {fix.job_id}: {fix.status}, {counts}")
+            how = "UpdateObjectEncryption in place: no new version, ETag and checksums kept"
+            lines.append(f"  - re-encryption job {fix.job_id} ({how}): {fix.status}, {counts}")
     catchup = s3_catchup_lines(res.s3_buckets)
     if catchup:
         lines += ["", *[f"- {line}" for line in catchup]]
