@@ -19,7 +19,7 @@ from flows.common import RunOptions, jsonable
 from tasks import compound
 from tasks.aws import Backend
 from tasks.move import dynamodb as move_ddb
-from tasks.move import dynamodb_import, lock, s3_batch
+from tasks.move import dynamodb_import, lock, s3_batch, s3_batch_reencrypt
 from tasks.move import s3 as move_s3
 from tasks.move.checkpoints import ensure_checkpoint_table
 from tasks.move.dynamodb_plan import segment_groups
@@ -284,7 +284,7 @@ class _Moves:
     def _start_job(self, s: str) -> None:
         if "role" not in self.batch:  # the reports bucket and the Batch role exist only once a bucket needs them
             self.res["sourceRegion"]["reportsBucket"] = s3_reports.ensure_reports_bucket(self.backend, self.cfg)
-            role = iam.ensure_batch_role(self.backend, self.cfg, REPORT_PREFIX)
+            role = iam.ensure_batch_role(self.backend, self.cfg, REPORT_PREFIX, self.kms_arn)
             self.batch["role"] = self.res["iam"]["batchRole"] = role
         # Its progress artifact is the job's own (s3_batch.batch_backfill follows DescribeJob); summarize waits for it.
         self.jobs[s] = s3_batch.batch_backfill.submit(
@@ -332,10 +332,14 @@ class _Moves:
         out, failed = self.out, set()
         for s in self.copies:
             out[s]["backfill"] = summarize_copies([result_of(f) for f in self.copies[s]])
+        fixes = self._reencrypt()
         for s, fut in self.jobs.items():
-            done = result_of(fut)
-            out[s]["backfill"] = {"error": done["error"]} if "error" in done else summarize_copies([done["copy"]])
+            done, fix = result_of(fut), result_of(fixes[s]) if s in fixes else {}
+            copies = [c for c in (done.get("copy"), fix.get("copy")) if c]  # both jobs' failed keys, client-copied
+            out[s]["backfill"] = {"error": done["error"]} if "error" in done else summarize_copies(copies)
             out[s]["backfill"]["job"] = done.get("job")
+            if fix:
+                out[s]["backfill"]["reencryptJob"] = fix.get("job") or {"error": fix.get("error")}
         for s, choice in self.bucket_paths.items():
             out[s]["backfill"] |= {"path": choice.path, "pathReason": choice.reason}
             if s in self.unsupported:
@@ -352,6 +356,15 @@ class _Moves:
             set(self.copies) | set(self.fills) | set(self.jobs) | {s for s in self.imports if "backfill" in out[s]}
         )
         return frozenset(failed | (set(out) - started))
+
+    def _reencrypt(self) -> dict[str, Any]:
+        """Each Batch-replicated bucket's re-encryption job, once its replication job replicated anything."""
+        role, jobs = str((self.batch.get("role") or {}).get("arn")), {s: result_of(f) for s, f in self.jobs.items()}
+        return {
+            s: s3_batch_reencrypt.reencrypt_replicas.submit(self.backend, self.cfg, s, role, self.kms_arn)
+            for s, done in jobs.items()
+            if "error" not in done and s3_batch_reencrypt.replicated_any(done.get("job") or {})
+        }
 
 
 def settle_capacities(

@@ -178,7 +178,9 @@ def s3_batch_replication(
         f"{n:,} versions{'' if versions is not None else ' (versions not counted: one per object assumed)'}",
         f"manifest generation {duration(BATCH_PREPARE_S)}, then {BATCH_OBJECTS_PER_S:,.0f} objects/s "
         "(AWS publishes no Batch Replication rate)",
-        "a second job re-encrypting SSE-S3 replicas is not counted (it depends on the source's encryption)",
+        "not counted: the second job, re-encrypting SSE-S3 replicas in place (UpdateObjectEncryption), "
+        f"at most {money(prices.cost('s3BatchJob', 1) + prices.cost('s3BatchObjects', n))} plus KMS requests when "
+        "every version is SSE-S3 (the plan does not know the source objects' encryption)",
     ]
     return bill.result(S3_BATCH_REPLICATION, seconds)
 

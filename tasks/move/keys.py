@@ -19,6 +19,7 @@ zip ships only handler.py and digest.py) and tests/unit/test_names.py checks the
     validator                   {run id}                 the validator Lambda's result
     s3check#{target bucket}#{run id}  range#{sha256}#{n}  one validation range's mismatches (CSV chunks)
     s3batch#{source bucket}     job                      the S3 Batch Replication job (JobId, before it is waited on)
+    s3batch#{source bucket}     reencrypt                the job re-encrypting its SSE-S3 replicas under the key
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ PITR_SK = "pitr"  # the source's point-in-time recovery: enabledByUs, when
 SEGMENT_PREFIX = "segment#"
 SHARD_PREFIX = "shard#"
 BATCH_JOB_SK = "job"
+BATCH_REENCRYPT_SK = "reencrypt"  # tasks/move/s3_batch_reencrypt.py, under batch_pk too
 
 
 def manifest_pk(target_bucket: str) -> str:

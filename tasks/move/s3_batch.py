@@ -66,6 +66,36 @@ def blocked_reason(err: BaseException) -> str:
     return f"the backend has no S3 Batch Operations (S3 Control ListJobs: {error_code(err) or type(err).__name__})"
 
 
+def job_common(
+    cfg: MigrationConfig,
+    account_id: str,
+    role_arn: str,
+    token: str,
+    description: str,
+    reports_arn: str,
+    prefix: str,
+    report_scope: str = "FailedTasksOnly",
+) -> dict[str, Any]:
+    """CreateJob's arguments every job of the migration shares: no confirmation step, a CSV completion report
+    under `prefix` of the reports bucket, its idempotency token, priority, role and the migration's tags."""
+    return {
+        "AccountId": account_id,
+        "ConfirmationRequired": False,
+        "Report": {
+            "Bucket": reports_arn,
+            "Format": REPORT_FORMAT,
+            "Enabled": True,
+            "Prefix": prefix,
+            "ReportScope": report_scope,
+        },
+        "ClientRequestToken": token,
+        "Description": description[:256],
+        "Priority": PRIORITY,
+        "RoleArn": role_arn,
+        "Tags": tag_list(cfg.tags()),
+    }
+
+
 def create_job_request(
     cfg: MigrationConfig, account_id: str, source_bucket: str, role_arn: str, report_scope: str = "FailedTasksOnly"
 ) -> dict[str, Any]:
@@ -77,22 +107,8 @@ def create_job_request(
     description = f"region-migration {cfg.migration_batch}: existing objects of s3://{source_bucket}"
     reports = bucket_arn(reports_bucket, region)
     prefix = job_prefix(source_bucket)
-    return {
-        "AccountId": account_id,
-        "ConfirmationRequired": False,
+    return job_common(cfg, account_id, role_arn, token, description, reports, prefix, report_scope) | {
         "Operation": {"S3ReplicateObject": {}},
-        "Report": {
-            "Bucket": reports,
-            "Format": REPORT_FORMAT,
-            "Enabled": True,
-            "Prefix": prefix,
-            "ReportScope": report_scope,
-        },
-        "ClientRequestToken": token,
-        "Description": description[:256],
-        "Priority": PRIORITY,
-        "RoleArn": role_arn,
-        "Tags": tag_list(cfg.tags()),
         "ManifestGenerator": {
             "S3JobManifestGenerator": {
                 "ExpectedBucketOwner": account_id,
@@ -201,21 +217,35 @@ def start_job(
     backend: Backend, cfg: MigrationConfig, source_bucket: str, role_arn: str, checkpoint_table: str
 ) -> dict[str, Any]:
     """The bucket's job: the one recorded in the checkpoint table, else a new one, recorded before anyone waits."""
+    extra = {"ruleId": replication_rule_id(cfg), "reportPrefix": job_prefix(source_bucket)}
+    return start_once(
+        backend,
+        cfg,
+        (source_bucket, BATCH_JOB_SK, cfg.source_region, checkpoint_table),
+        lambda account: create_job_request(cfg, account, source_bucket, role_arn),
+        extra,
+    )
+
+
+def start_once(
+    backend: Backend,
+    cfg: MigrationConfig,
+    where: tuple[str, str, str, str],
+    request_for: Callable[[str], dict[str, Any]],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The job recorded under `where` = (source bucket, sort key, the job's region, checkpoint table), else a new
+    one (CreateJob with request_for(account)), recorded before anyone waits: a re-run never creates a second."""
+    source_bucket, sk, region, checkpoint_table = where
     store = CheckpointStore(backend, cfg.target_region, checkpoint_table)
-    recorded = store.get(batch_pk(source_bucket), BATCH_JOB_SK)
+    recorded = store.get(batch_pk(source_bucket), sk)
     if recorded and recorded.get("jobId"):
         return recorded | {"created": False}
-    region = cfg.source_region
-    request = create_job_request(cfg, backend.account_id(region), source_bucket, role_arn)
+    request = request_for(backend.account_id(region))
     job_id = backend.client("s3control", region).create_job(**request)["JobId"]
-    record = {
-        "jobId": job_id,
-        "clientRequestToken": request["ClientRequestToken"],
-        "ruleId": replication_rule_id(cfg),
-        "reportPrefix": job_prefix(source_bucket),
-        "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    store.put(batch_pk(source_bucket), BATCH_JOB_SK, record)
+    record = {"jobId": job_id, "clientRequestToken": request["ClientRequestToken"], **extra}
+    record["createdAt"] = datetime.now(UTC).isoformat(timespec="seconds")
+    store.put(batch_pk(source_bucket), sk, record)
     return record | {"created": True}
 
 
@@ -277,10 +307,25 @@ def batch_backfill(
 ) -> dict[str, Any]:
     """One bucket's backfill by S3 Batch Replication: the job (started once), followed to its end, then the keys
     its completion report lists as failed copied by the client. Returns {"job": ..., "copy": copy_keys' stats}."""
+    job = start_job(backend, cfg, source_bucket, role_arn, resource_names(cfg).checkpoint_table)
+    return finish_job(backend, cfg, source_bucket, job, cfg.source_region, kms_key_arn, "S3 Batch Replication", delay)
+
+
+def finish_job(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    job: Mapping[str, Any],
+    region: str,
+    kms_key_arn: str,
+    title: str,
+    delay: float = 5.0,
+) -> dict[str, Any]:
+    """A started job of `source_bucket` (in `region`) followed to its end, then the keys its completion report
+    lists as failed copied by the client. Returns {"job": ..., "copy": copy_keys' stats}."""
     names = resource_names(cfg)
-    job = start_job(backend, cfg, source_bucket, role_arn, names.checkpoint_table)
-    shown = prefect_progress(f"S3 Batch Replication s3://{source_bucket}")
-    done = follow_job(backend, cfg.source_region, str(job["jobId"]), shown, delay=delay)
+    shown = prefect_progress(f"{title} s3://{source_bucket}")
+    done = follow_job(backend, region, str(job["jobId"]), shown, delay=delay)
     keys: list[str] = []
     if done["total"] or done["status"] != "Complete":
         # "As long as at least one task has been invoked successfully, S3 Batch Operations generates a report for

@@ -20,6 +20,7 @@ from tasks.aws import Backend, arn, bucket_arn, is_not_found, tag_dict, tag_list
 from tasks.move.keys import RESULT_PK
 from tasks.names import ResourceNames, resource_names
 from tasks.provision.common import claim, delete_measured, lookup
+from tasks.provision.iam_batch import reencrypt_statements
 from tasks.steps import step
 
 POLICY_NAME = "region-migration"
@@ -441,11 +442,13 @@ def ensure_replication_role(backend: Backend, cfg: MigrationConfig, kms_key_arn:
 
 
 @step("provision-batch-role")
-def ensure_batch_role(backend: Backend, cfg: MigrationConfig, prefix: str) -> dict[str, Any]:
-    """The role S3 Batch Operations assumes for the Batch Replication jobs: every source bucket of the config by
-    name (a fixed policy, so buckets taking this path side by side never race on a read-modify-write of it)."""
+def ensure_batch_role(backend: Backend, cfg: MigrationConfig, prefix: str, kms_key_arn: str = "") -> dict[str, Any]:
+    """The role S3 Batch Operations assumes for the Batch jobs: every bucket of the config by name (a fixed policy, so
+    buckets side by side never race on a read-modify-write of it); with the key, the re-encryption job's rights."""
     names = resource_names(cfg)
     trust, policy = batch_role_policies(list(names.buckets), names.reports_bucket, cfg.source_region, prefix)
+    if kms_key_arn:
+        policy["Statement"] += reencrypt_statements(list(names.buckets.values()), cfg.target_region, kms_key_arn)
     about = f"S3 Batch Replication in {cfg.source_region} for region-migration {cfg.migration_batch}"
     return ensure_role(backend, cfg, names.batch_role, trust, policy, about)
 

@@ -95,6 +95,7 @@ class CopySummary(Declared):
     path: str | None = None
     path_reason: str | None = Field(None, alias="pathReason")
     job: BatchJob | None = None
+    reencrypt_job: BatchJob | None = Field(None, alias="reencryptJob")  # tasks/move/s3_batch_reencrypt.py
 
 
 class ExportImport(Measured):

@@ -152,6 +152,11 @@ def render_markdown(report: Mapping[str, Any] | Report) -> str:
             job = bf.job
             counts = f"{job.succeeded:,} of {job.total:,} replicated, {job.failed:,} failed"
             lines.append(f"  - job {job.job_id}: {job.status}, {counts}")
+        if bf.reencrypt_job:  # tasks/move/s3_batch_reencrypt.py
+            fix = bf.reencrypt_job
+            counts = f"{fix.succeeded:,} of {fix.total:,} re-encrypted, {fix.failed:,} failed"
+            how = "UpdateObjectEncryption in place: no new version, ETag and checksums kept"
+            lines.append(f"  - re-encryption job {fix.job_id} ({how}): {fix.status}, {counts}")
     catchup = s3_catchup_lines(res.s3_buckets)
     if catchup:
         lines += ["", *[f"- {line}" for line in catchup]]
