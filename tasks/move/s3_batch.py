@@ -255,6 +255,7 @@ def follow_job(
     job_id: str,
     publish: Publish,
     *,
+    title: str = "S3 Batch Replication",
     delay: float = 5.0,
     max_delay: float = 60.0,
     timeout_s: float = 7 * 24 * 3600.0,
@@ -267,11 +268,11 @@ def follow_job(
     deadline = time.monotonic() + timeout_s
     while True:
         progress = progress_of(control.describe_job(AccountId=account, JobId=job_id)["Job"])
-        publish(float(progress["percent"]), f"S3 Batch Replication job {job_id}: {progress['status']}")
+        publish(float(progress["percent"]), f"{title} job {job_id}: {progress['status']}")
         if progress["status"] in TERMINAL:
             return progress
         if time.monotonic() + delay > deadline:
-            raise TimeoutError(f"S3 Batch Replication job {job_id} still {progress['status']} after {timeout_s:.0f}s")
+            raise TimeoutError(f"{title} job {job_id} still {progress['status']} after {timeout_s:.0f}s")
         sleep(delay)
         delay = min(delay * 2, max_delay)
 
@@ -325,7 +326,7 @@ def finish_job(
     lists as failed copied by the client. Returns {"job": ..., "copy": copy_keys' stats}."""
     names = resource_names(cfg)
     shown = prefect_progress(f"{title} s3://{source_bucket}")
-    done = follow_job(backend, region, str(job["jobId"]), shown, delay=delay)
+    done = follow_job(backend, region, str(job["jobId"]), shown, title=title, delay=delay)
     keys: list[str] = []
     if done["total"] or done["status"] != "Complete":
         # "As long as at least one task has been invoked successfully, S3 Batch Operations generates a report for
