@@ -14,6 +14,7 @@ Steps timed (wall seconds, and the server process's CPU seconds from /proc/PID/s
                  thread pool, summed by summarize_copies, into a target provisioned by ensure_bucket
                  (versioned, default SSE-KMS with a target-region CMK), checkpoints via ensure_checkpoint_table
   s3-s5cmd       s5cmd --endpoint-url URL cp 's3://src/*' s3://dst/        (defaults, untuned)
+  s3-s5cmd-kms   the same with --sse aws:kms --sse-kms-key-id <the migration key>: the encryption our copy asks for
   s3-awscli      aws s3 sync s3://src s3://dst --endpoint-url URL           (defaults, untuned)
   s3-boto3-16t   list + 16-thread plain boto3 copy_object loop (the server's ceiling)
   s3-ours-rerun  the same again on the already-copied target (must issue no CopyObject)
@@ -537,6 +538,16 @@ class Bench:
         )
         return self.args.objects, ""
 
+    def s3_s5cmd_kms(self, dst: str) -> tuple[int, str]:
+        """s5cmd asked to do what our copy does to every object: SSE-KMS under the migration's key."""
+        sse = ["--sse", "aws:kms", "--sse-kms-key-id", self.kms_arn]
+        run_cmd(
+            [self.s5cmd, "--endpoint-url", self.url, "cp", *sse, f"s3://{SRC_BUCKET}/*", f"s3://{dst}/"],
+            self.env,
+            self.watch,
+        )
+        return self.args.objects, "--sse aws:kms --sse-kms-key-id <the migration key>"
+
     def s3_awscli(self, dst: str) -> tuple[int, str]:
         run_cmd(
             [self.aws, "s3", "sync", f"s3://{SRC_BUCKET}", f"s3://{dst}", "--endpoint-url", self.url],
@@ -670,11 +681,12 @@ class Bench:
         self.log(f"repetition {rep + 1}/{a.repeats}: reset + seed ({a.objects} objects, {a.items} items)")
         self.setup()
 
-        buckets = {t: self.target_bucket(t) for t in ("ours", "s5cmd", "awscli", "boto3", "2p")}
+        buckets = {t: self.target_bucket(t) for t in ("ours", "s5cmd", "s5cmdkms", "awscli", "boto3", "2p")}
         s3_steps: list[tuple[str, Callable[[], None]]] = [
             ("ours", lambda: (self.step("s3-ours", lambda: self.s3_ours(buckets["ours"]), ours=True),
                               self.step("s3-ours-rerun", lambda: self.s3_rerun(buckets["ours"]), ours=True))),
             ("s5cmd", lambda: self.step("s3-s5cmd", lambda: self.s3_s5cmd(buckets["s5cmd"]))),
+            ("s5cmdkms", lambda: self.step("s3-s5cmd-kms", lambda: self.s3_s5cmd_kms(buckets["s5cmdkms"]))),
             ("awscli", lambda: self.step("s3-awscli", lambda: self.s3_awscli(buckets["awscli"]))),
             ("boto3", lambda: self.step("s3-boto3-16t", lambda: self.s3_boto3(buckets["boto3"]))),
             ("2p", lambda: self.s3_processes(buckets["2p"], 2)),
@@ -842,6 +854,7 @@ def diagnose(server: Server, args: argparse.Namespace) -> None:
 ORDER = [
     ("s3-ours", "objects"),
     ("s3-s5cmd", "objects"),
+    ("s3-s5cmd-kms", "objects"),
     ("s3-awscli", "objects"),
     ("s3-boto3-16t", "objects"),
     ("s3-ours-rerun", "objects"),
@@ -856,6 +869,7 @@ ORDER = [
 LABELS = {
     "s3-ours": "S3 backfill, ours (flow parts)",
     "s3-s5cmd": "S3 s5cmd cp",
+    "s3-s5cmd-kms": "S3 s5cmd cp --sse aws:kms (our key)",
     "s3-awscli": "S3 aws s3 sync",
     "s3-boto3-16t": "S3 boto3 copy_object x16 (ceiling)",
     "s3-ours-rerun": "S3 backfill re-run, ours",
@@ -926,6 +940,8 @@ def report(
          per_rep("s3-ours-rerun", "s3-ours", pct=True)),
         ("S3 flow backfill vs s5cmd: s5cmd / flow", wall("s3-s5cmd") / wall("s3-flow"), ">= 1.0x",
          lambda r: r >= 1.0, per_rep("s3-s5cmd", "s3-flow")),
+        ("S3 flow vs s5cmd, same SSE-KMS: s5cmd-kms / flow", wall("s3-s5cmd-kms") / wall("s3-flow"), ">= 1.0x",
+         lambda r: r >= 1.0, per_rep("s3-s5cmd-kms", "s3-flow")),
         ("S3 flow re-run / flow first run", wall("s3-flow-rerun") / wall("s3-flow"), "< 10%", lambda r: r < 0.10,
          per_rep("s3-flow-rerun", "s3-flow", pct=True)),
         ("DynamoDB backfill vs naive: naive / ours", wall("ddb-naive") / wall("ddb-ours"), ">= 1.5x",
@@ -985,7 +1001,8 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda v: {t.strip() for t in v.split(",") if t.strip()},
         default=set(),
         metavar="TOOLS",
-        help="only these S3 steps, e.g. 'flow,s5cmd' (of ours, s5cmd, awscli, boto3, 2p, flow), and no DynamoDB steps",
+        help="only these S3 steps, e.g. 'flow,s5cmd' (of ours, s5cmd, s5cmdkms, awscli, boto3, 2p, flow), "
+        "and no DynamoDB steps",
     )
     parser.add_argument(
         "--diagnose", action="store_true", help="instead: measure server CPU per operation kind (scan, write, copy)"
