@@ -1,5 +1,6 @@
-"""S3 validation by key range: one task per range (the copy's partitions), so a task holds one range's
-listings, never a whole bucket's. Each range's mismatches are written where they are found, to the checkpoint
+"""S3 validation by key range: one task per range (the copy's partitions), and inside a range chunks of at most
+CHUNK_KEYS keys of both listings merged as they stream (tasks/move/s3_walk.py), so a task holds a chunk, never its
+range, let alone a bucket. Each range's mismatches are written where they are found, to the checkpoint
 table (target region, encrypted under the migration key, reachable from every task runner's machine: a local
 path is not, across Dask workers), and only counts come back to the flow, which adds them up
 (add_counts) and reads the mismatches back once for the CSV (collect_mismatches)."""
@@ -8,21 +9,26 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.keys import range_sk, validation_pk
+from tasks.move.s3_walk import merged, range_pages, read_ahead
 from tasks.names import resource_names
 from tasks.steps import step
 from tasks.validate.compare import KIND_DTYPE, STRING, empty_mismatches
-from tasks.validate.s3 import DEFAULT_WORKERS, Level, check_listed, list_frame
+from tasks.validate.s3 import DEFAULT_WORKERS, Level, check_listed
 
 # CSV characters per checkpoint record: a DynamoDB item is at most 400 KB, keys and attribute names included.
 CHUNK_CHARS = 300_000
+CHUNK_KEYS = 10_000  # keys (either side) compared at once: a chunk's frames, never a whole range's
 COUNTS = (
     "sourceObjects",
     "targetObjects",
@@ -61,14 +67,73 @@ def validate_partition(
     """validate_bucket's counts for the keys start_after < key <= end; its mismatches go to the checkpoint
     table under (validation_pk(target, run_id), range sk). A retry rewrites the same records."""
     start_after, end = key_range.get("start_after"), key_range.get("end")
-    src = list_frame(backend, cfg.source_region, source_bucket, start_after=start_after, end=end)
-    dst = list_frame(backend, cfg.target_region, target_bucket, etags=True, start_after=start_after, end=end)
-    out = check_listed(backend, cfg, source_bucket, target_bucket, src, dst, level, workers, kms_key_arn)
-    frame: pd.DataFrame = out.pop("mismatches")
+    out: dict[str, Any] = {k: 0 for k in COUNTS}
+    gaps: dict[str, str] = {}
+    frames: list[pd.DataFrame] = []
+    for src, dst in range_chunks(backend, cfg, source_bucket, target_bucket, start_after, end):
+        part = check_listed(backend, cfg, source_bucket, target_bucket, src, dst, level, workers, kms_key_arn)
+        frames.append(part.pop("mismatches"))
+        gaps.update(part.get("notSupportedByBackend") or {})
+        for k in COUNTS:
+            out[k] += int(part.get(k, 0) or 0)
+    mismatches = [f for f in frames if not f.empty]
+    frame = pd.concat(mismatches, ignore_index=True) if mismatches else empty_mismatches("key")
     store = CheckpointStore(backend, cfg.target_region, resource_names(cfg).checkpoint_table)
     write_mismatch_chunks(store, validation_pk(target_bucket, run_id), range_sk(start_after, end), frame)
-    out["partition"] = str(key_range.get("id", ""))
-    return out
+    if gaps:
+        out["notSupportedByBackend"] = gaps
+    return out | {
+        "source": source_bucket,
+        "target": target_bucket,
+        "level": level,
+        "partition": str(key_range.get("id", "")),
+    }
+
+
+def range_chunks(
+    backend: Backend,
+    cfg: MigrationConfig,
+    source_bucket: str,
+    target_bucket: str,
+    start_after: str | None,
+    end: str | None,
+    chunk_keys: int | None = None,
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(source [key, size], target [key, size, etag]) frames of consecutive key intervals of the range, each at most
+    `chunk_keys` keys: both listings merged in key order, so a key is in the same chunk on both sides."""
+    limit = chunk_keys or CHUNK_KEYS
+    src_s3, dst_s3 = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
+    src: list[dict[str, Any]] = []
+    dst: list[dict[str, Any]] = []
+    sent = False
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3vlist") as reads:
+        walk = merged(
+            read_ahead(range_pages(src_s3, source_bucket, start_after, end), reads),
+            read_ahead(range_pages(dst_s3, target_bucket, start_after, end), reads),
+        )
+        for _, s, d in walk:
+            if s is not None:
+                src.append(s)
+            if d is not None:
+                dst.append(d)
+            if len(src) + len(dst) >= limit:
+                yield _frame(src, False), _frame(dst, True)
+                src, dst, sent = [], [], True
+        if src or dst or not sent:  # an empty range is one empty chunk: its counts are zeros, not missing
+            yield _frame(src, False), _frame(dst, True)
+
+
+def _frame(rows: list[dict[str, Any]], etags: bool) -> pd.DataFrame:
+    """Listing rows as list_frame's columns."""
+    frame = pd.DataFrame(
+        {
+            "key": pd.array([r["key"] for r in rows], dtype=STRING),
+            "size": np.array([int(r["size"]) for r in rows], dtype=np.int64),
+        }
+    )
+    if etags:
+        frame["etag"] = pd.array([r["etag"] for r in rows], dtype=STRING)
+    return frame
 
 
 def mismatch_chunks(frame: pd.DataFrame) -> list[str]:
