@@ -144,8 +144,8 @@ def bucket_estimate(
     )
     if not listed:
         out["assumptions"].append(
-            f"objects and bytes: {bucket['counted']}, {bucket['bytesFrom']}; objects without a checksum "
-            f"{plan_count.NOT_COUNTED}: full validation's streamed GETs not priced"
+            f"objects and bytes from CloudWatch's daily metrics ({bucket['counted']}), every version counted as an "
+            "object; what full validation streams is not priced (only a listing tells)"
         )
     return out
 
