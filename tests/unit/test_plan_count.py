@@ -12,6 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from config.model import MigrationConfig
+from config.settings import SETTINGS
 from tasks.aws import Backend
 from tasks.plan_count import LISTED, NOT_COUNTED, cloudwatch_bytes
 from tasks.preflight import Preflight, check, format_plan, plan
@@ -175,3 +176,21 @@ def test_bytes_sum_the_data_storage_types_of_the_latest_day(backend: Backend) ->
         "storageTypes": {"GlacierStorage": 40, "StandardIAStorage": 500, "StandardStorage": 7_000},
         "day": "2026-11-30",
     }
+
+
+def test_the_cli_flag_reaches_the_plan(monkeypatch: pytest.MonkeyPatch, backend: Backend, cfg: MigrationConfig) -> None:
+    """`migrate --plan --plan-list-max-objects N|off` parses like the other thresholds and is the plan's setting."""
+    from flows import migrate
+    from tasks import preflight
+
+    seen: list[Any] = []
+    monkeypatch.setattr(migrate, "prepare", lambda args: (cfg, backend))
+    monkeypatch.setattr(preflight, "plan", lambda *a, **kw: seen.append(kw["plan_list_max_objects"]))
+    monkeypatch.setattr(preflight, "format_plan", lambda p: "")
+    assert migrate.main(["--plan", "--plan-list-max-objects", "off"]) == 0
+    assert migrate.main(["--plan", "--plan-list-max-objects", " 7 "]) == 0
+    assert migrate.main(["--plan"]) == 0
+    assert seen == [None, 7, SETTINGS.plan_list_max_objects]
+    with pytest.raises(SystemExit) as bad:
+        migrate.main(["--plan", "--plan-list-max-objects", "many"])
+    assert bad.value.code == 2
