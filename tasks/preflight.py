@@ -413,8 +413,9 @@ def format_plan(p: dict[str, Any]) -> str:
     if p.get("cost"):
         lines += ["", *plan_estimate.total_lines(p["cost"])]
     lines.append("")
+    approx = "" if all(plan_count.listed(b) for b in p["buckets"]) else "~"  # CloudWatch counted a bucket
     lines.append(
-        f"  to move: {tot['objects']} objects ({_size(tot['bytes'])}), ~{tot['items']} items "
+        f"  to move: {approx}{tot['objects']} objects ({approx}{_size(tot['bytes'])}), ~{tot['items']} items "
         f"(~{_size(tot['itemBytes'])}). Nothing has been changed."
     )
     return "\n".join(lines)

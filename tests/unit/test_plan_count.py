@@ -74,7 +74,7 @@ def test_a_bucket_cloudwatch_counts_above_the_setting_is_not_listed(
     text = format_plan(p)
     assert text.count("(not listed: CloudWatch counts 3 objects; plan_list_max_objects is ") == 2
     assert text.count(f"objects without a checksum {NOT_COUNTED}") == 2
-    assert "listed in parallel" not in text
+    assert "listed in parallel" not in text and "  to move: ~6 objects (~" in text
 
 
 @pytest.mark.parametrize("max_listed", [3, None])
@@ -89,7 +89,9 @@ def test_at_or_below_the_setting_or_off_it_is_listed_as_before(
         assert (b["objects"], b["bytes"], b["counted"]) == (3, 30, LISTED)
         assert (b["validationStreamObjects"], b["validationStreamBytes"]) == (0, 0)
         assert "bytesFrom" not in b and b["estimate"]["objects"] == 3
-    assert "(listed in parallel; first estimate: 3 objects, CloudWatch NumberOfObjects of " in format_plan(p)
+    text = format_plan(p)
+    assert "(listed in parallel; first estimate: 3 objects, CloudWatch NumberOfObjects of " in text
+    assert "  to move: 6 objects (60 B)" in text
 
 
 def test_no_datapoint_it_is_listed(backend: Backend, cfg: MigrationConfig) -> None:
