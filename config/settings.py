@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         description="Tables of at least this many bytes are backfilled by export to S3 and ImportTable "
         "(0: every table; off: never; migrate's --dynamodb-import-min-bytes).",
     )
+    plan_list_max_objects: Threshold = Field(
+        default=1_000_000,
+        description="migrate --plan takes a bucket's objects and bytes from CloudWatch's daily NumberOfObjects and "
+        "BucketSizeBytes instead of listing it when CloudWatch counts more than this many (0: whenever CloudWatch "
+        "has a count; off: list every bucket; migrate's --plan-list-max-objects). The run itself always lists.",
+    )
     task_runner: Literal["thread", "dask"] = Field(
         default="thread",
         description="Where task runs execute: thread (this process) or dask (Dask workers; the CLIs' --task-runner, "

@@ -27,6 +27,7 @@ from flows.common import (
     prepare,
     print_verdict,
     run_flow,
+    threshold,
 )
 from flows.parts import begin, mismatch_path_for, move, provision, result_of, run_validation
 from tasks import alerts
@@ -98,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="print what would be created or changed; change nothing")
     add_threshold_args(parser)
     parser.add_argument(
+        "--plan-list-max-objects",
+        type=threshold,
+        default=SETTINGS.plan_list_max_objects,
+        metavar="N|off",
+        help="--plan takes a bucket's counts from CloudWatch instead of listing it when CloudWatch counts more than N "
+        "objects; 0: whenever it has a count, off: list every bucket (default: %(default)s, from "
+        "REGION_MIGRATION_PLAN_LIST_MAX_OBJECTS)",
+    )
+    parser.add_argument(
         "--prices", metavar="FILE", help="JSON prices overriding the shipped table (config/prices-us-east-1.json)"
     )
     args = parser.parse_args(argv)
@@ -118,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             prices = from_price_list(backend, prices, cfg.source_region)
         thresholds = {"s3_batch_min_objects": args.s3_batch_min_objects}
         thresholds["dynamodb_import_min_bytes"] = args.dynamodb_import_min_bytes
+        thresholds["plan_list_max_objects"] = args.plan_list_max_objects
         print(preflight.format_plan(preflight.plan(backend, cfg, prices=prices, **thresholds)))
         return EXIT_OK
     state = run_flow(

@@ -13,6 +13,7 @@ from config.model import MigrationConfig, TableSpec
 from config.prices import PriceTable, as_json, load_prices
 from config.settings import SETTINGS
 from tasks import estimate as est
+from tasks import plan_count
 from tasks.aws import Backend, bucket_arn
 from tasks.move.dynamodb_import_plan import import_blocked
 from tasks.move.dynamodb_plan import item_size, table_read_rate, target_write_rate
@@ -125,18 +126,28 @@ def table_rates(desc: dict[str, Any], spec: TableSpec, cfg: MigrationConfig) -> 
 def bucket_estimate(
     prices: PriceTable, bucket: dict[str, Any], threshold: int | None, blocked: str | None = None
 ) -> dict[str, Any]:
-    """A planned bucket's estimate (versions are exactly the objects only where versioning was never on)."""
-    return est.estimate_bucket(
+    """A planned bucket's estimate (versions are exactly the objects only where versioning was never on, or where
+    CloudWatch counted them: its NumberOfObjects counts every version; it cannot tell what full validation streams)."""
+    listed = plan_count.listed(bucket)
+    out = est.estimate_bucket(
         prices,
         bucket["name"],
         int(bucket["objects"]),
         int(bucket["bytes"]),
         threshold,
         est.CopyWorkers(SETTINGS.migrate_task_workers, SETTINGS.s3_copy_workers),
-        versions=int(bucket["objects"]) if bucket.get("versioning") == "Disabled" else None,
+        versions=int(bucket["objects"]) if bucket.get("versioning") == "Disabled" or not listed else None,
         blocked=blocked,
-        stream=(int(bucket.get("validationStreamObjects", 0)), int(bucket.get("validationStreamBytes", 0))),
+        stream=(int(bucket.get("validationStreamObjects", 0)), int(bucket.get("validationStreamBytes", 0)))
+        if listed
+        else (0, 0),
     )
+    if not listed:
+        out["assumptions"].append(
+            f"objects and bytes from CloudWatch's daily metrics ({bucket['counted']}), every version counted as an "
+            "object; what full validation streams is not priced (only a listing tells)"
+        )
+    return out
 
 
 def table_estimate(

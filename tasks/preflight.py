@@ -8,7 +8,6 @@ daily object count as a first estimate).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import (
@@ -24,15 +23,12 @@ from botocore.exceptions import (
 from config.model import MigrationConfig
 from config.prices import PriceTable, load_prices
 from config.settings import SETTINGS
-from tasks import plan_estimate
+from tasks import plan_count, plan_estimate
 from tasks.aws import Backend, bucket_region, error_code, is_not_found
 from tasks.move.dynamodb_import import imported_table_arn
-from tasks.move.s3_listing import survey
-from tasks.move.s3_plan import SAMPLE_BUDGET
 from tasks.names import resource_names
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.steps import step
-from tasks.validate.checksums import needs_streaming
 
 
 @dataclass
@@ -290,53 +286,6 @@ def _own(pf: Preflight, cfg: MigrationConfig, kind: str, name: str, owned: bool)
         )
 
 
-def count_bucket(backend: Backend, region: str, bucket: str) -> dict[str, int]:
-    """Objects and bytes in a bucket (current versions), counted by the planning's parallel listing
-    (tasks/move/s3_listing.py): LIST calls side by side, memory independent of the object count; and what full
-    validation will stream (objects without a checksum S3 keeps through the copy: checksums.py)."""
-    found = survey(backend.client("s3", region), bucket, step=SAMPLE_BUDGET, mark=needs_streaming)
-    streamed, streamed_bytes = found.marked
-    return {
-        "objects": found.objects,
-        "bytes": found.bytes,
-        "validationStreamObjects": streamed,
-        "validationStreamBytes": streamed_bytes,
-    }
-
-
-def cloudwatch_objects(backend: Backend, region: str, bucket: str, now: datetime | None = None) -> dict[str, Any]:
-    """A first estimate of a bucket's object count from CloudWatch, without listing anything.
-
-    S3 reports its storage metrics "once per day" (S3 User Guide, Metrics and dimensions): NumberOfObjects in
-    AWS/S3 with the BucketName and StorageType=AllStorageTypes dimensions, statistic Average. A bucket
-    younger than a day has no datapoint yet: that is "unknown", never 0. A backend whose CloudWatch
-    refuses the call is named in `notSupportedByBackend`.
-    """
-    end = now or datetime.now(UTC)
-    try:
-        resp = backend.client("cloudwatch", region).get_metric_statistics(
-            Namespace="AWS/S3",
-            MetricName="NumberOfObjects",
-            Dimensions=[
-                {"Name": "BucketName", "Value": bucket},
-                {"Name": "StorageType", "Value": "AllStorageTypes"},
-            ],
-            StartTime=end - timedelta(days=3),
-            EndTime=end,
-            Period=86400,
-            Statistics=["Average"],
-        )
-    except (ClientError, BotoCoreError) as err:
-        why = f"CloudWatch GetMetricStatistics failed ({error_code(err) or type(err).__name__})"
-        return {"objects": None, "source": f"unknown ({why})", "notSupportedByBackend": why}
-    points = [p for p in resp.get("Datapoints", []) if p.get("Average") is not None]
-    if not points:
-        return {"objects": None, "source": "unknown (no CloudWatch metric yet)"}
-    latest = max(points, key=lambda p: p["Timestamp"])
-    day = latest["Timestamp"].date().isoformat()
-    return {"objects": int(latest["Average"]), "source": f"CloudWatch NumberOfObjects of {day}"}
-
-
 def plan(
     backend: Backend,
     cfg: MigrationConfig,
@@ -346,10 +295,12 @@ def plan(
     s3_batch_min_objects: int | None = SETTINGS.s3_batch_min_objects,
     dynamodb_import_min_bytes: int | None = SETTINGS.dynamodb_import_min_bytes,
     blocked: dict[str, str] | None = None,
+    plan_list_max_objects: int | None = SETTINGS.plan_list_max_objects,
 ) -> dict[str, Any]:
     """What a run would create or change, resource by resource (as it is now: read back), how much data there is
     to move, and what each store's path will cost and take (`blocked`: store -> why its server-side path cannot
-    serve it here, from a capability probe)."""
+    serve it here, from a capability probe; a bucket CloudWatch counts above `plan_list_max_objects` is not listed:
+    tasks/plan_count.py)."""
     pf = pf or check.fn(backend, cfg)
     prices = prices or load_prices()
     blocked = blocked or {}
@@ -385,10 +336,10 @@ def plan(
             steps.append({"resource": "source s3 bucket", "name": b["name"], "action": "enable versioning"})
         rule = plan_estimate.replication_action(backend, cfg, b["name"], target)
         steps.append({"resource": "source s3 bucket", "name": b["name"], "action": rule})
-        estimate = cloudwatch_objects(backend, cfg.source_region, b["name"])
-        if estimate.get("notSupportedByBackend"):
-            unsupported[f"s3 NumberOfObjects metric ({b['name']})"] = estimate.pop("notSupportedByBackend")
-        counted = count_bucket(backend, cfg.source_region, b["name"])
+        counted, estimate, refused = plan_count.bucket_counts(
+            backend, cfg.source_region, b["name"], plan_list_max_objects
+        )
+        unsupported.update(refused)
         row = {**b, "target": target, **counted, "estimate": estimate}
         row["cost"] = plan_estimate.bucket_estimate(prices, row, s3_batch_min_objects, blocked.get(b["name"]))
         buckets.append(row)
@@ -432,11 +383,18 @@ def format_plan(p: dict[str, Any]) -> str:
     for b in p["buckets"]:
         est = b.get("estimate") or {}
         first = f"{est['objects']} objects" if est.get("objects") is not None else "objects"
-        lines.append(
-            f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])} "
-            f"(listed in parallel; first estimate: {first}, {est.get('source', 'not asked')})"
-        )
-        if b.get("validationStreamObjects"):  # one side only: the target's checksum is S3's
+        if not plan_count.listed(b):
+            lines.append(
+                f"  s3 {b['name']} -> {b['target']}: ~{b['objects']} objects, ~{_size(b['bytes'])} "
+                f"(not listed: {b['notListed']}; objects: {b['counted']}; bytes: {b['bytesFrom']})"
+            )
+            lines.append(f"    objects without a checksum {plan_count.NOT_COUNTED}: full validation's GETs not priced")
+        else:
+            lines.append(
+                f"  s3 {b['name']} -> {b['target']}: {b['objects']} objects, {_size(b['bytes'])} "
+                f"({b.get('counted', plan_count.LISTED)}; first estimate: {first}, {est.get('source', 'not asked')})"
+            )
+        if plan_count.listed(b) and b.get("validationStreamObjects"):  # one side only: the target's checksum is S3's
             lines.append(
                 f"    full validation streams {b['validationStreamObjects']} source objects without a checksum "
                 f"({_size(b['validationStreamBytes'])} of GETs from {p['sourceRegion']}: inter-region transfer "
@@ -455,8 +413,9 @@ def format_plan(p: dict[str, Any]) -> str:
     if p.get("cost"):
         lines += ["", *plan_estimate.total_lines(p["cost"])]
     lines.append("")
+    approx = "" if all(plan_count.listed(b) for b in p["buckets"]) else "~"  # CloudWatch counted a bucket
     lines.append(
-        f"  to move: {tot['objects']} objects ({_size(tot['bytes'])}), ~{tot['items']} items "
+        f"  to move: {approx}{tot['objects']} objects ({approx}{_size(tot['bytes'])}), ~{tot['items']} items "
         f"(~{_size(tot['itemBytes'])}). Nothing has been changed."
     )
     return "\n".join(lines)

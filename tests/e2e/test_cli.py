@@ -62,6 +62,13 @@ def test_plan_changes_nothing_then_migrate_is_idempotent(
     assert "    path: client-copy (client copy: batch threshold 40 objects < 10,000,000)" in plan.stdout
     assert "    path: scan (parallel scan: import threshold " in plan.stdout
     assert "  estimated total: $" in plan.stdout
+    # CloudWatch's count (moto publishes it over HTTP too) above the setting: the bucket is not listed
+    by_cw = run_cli(
+        ["--config", str(seeded_config), "--endpoint-url", moto_url, "--plan", "--plan-list-max-objects", "0"], cli_env
+    )
+    assert by_cw.returncode == 0, by_cw.stderr
+    assert "e2e-bucket-eu-20261128-e2e: ~40 objects, ~" in by_cw.stdout, by_cw.stdout
+    assert "(not listed: CloudWatch counts 40 objects; plan_list_max_objects is 0; objects: CloudWatch " in by_cw.stdout
     assert all_names(moto_url) == before
 
     report_path = tmp_path / "report.json"

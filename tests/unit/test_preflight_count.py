@@ -9,7 +9,8 @@ from botocore.stub import Stubber
 
 from config.model import MigrationConfig
 from tasks.aws import Backend
-from tasks.preflight import check, cloudwatch_objects, format_plan, plan
+from tasks.plan_count import cloudwatch_objects
+from tasks.preflight import check, format_plan, plan
 from tests.conftest import SOURCE
 from tests.unit.test_preflight import make_sources
 

@@ -31,6 +31,7 @@ def test_defaults_are_the_measured_counts() -> None:
         "max_lag_seconds": 60.0,
         "s3_batch_min_objects": 10_000_000,
         "dynamodb_import_min_bytes": 10 * 1024**3,
+        "plan_list_max_objects": 1_000_000,
         "task_runner": "thread",
         "dask_workers": None,
         "dask_address": None,
