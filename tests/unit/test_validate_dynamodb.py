@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +10,8 @@ import pytest
 from config.model import MigrationConfig
 from tasks.aws import Backend
 from tasks.move.dynamodb_scan import scan_client
+from tasks.names import staging_bucket
+from tasks.provision import kms
 from tasks.validate.digest import key_string, parse_key_string
 from tasks.validate.dynamodb import describe_difference, is_expired, validate_table
 
@@ -56,6 +57,7 @@ def event(i: int, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def tables(backend: Backend, cfg: MigrationConfig) -> tuple[str, str]:
+    kms.ensure_key.fn(backend, cfg, backend.account_id(cfg.target_region))  # the staging rows' key
     target = cfg.target_name(SRC)
     create(backend, cfg.source_region, SRC, ttl=True)
     create(backend, cfg.target_region, target, ttl=True)
@@ -123,19 +125,21 @@ def test_finds_exactly_the_seeded_differences(backend: Backend, cfg: MigrationCo
 
 
 def test_partitioned_spill_gives_the_same_result(
-    backend: Backend, cfg: MigrationConfig, tables: tuple[str, str], tmp_path: Path
+    backend: Backend, cfg: MigrationConfig, tables: tuple[str, str]
 ) -> None:
     one = validate_table.fn(backend, cfg, *tables, partitions=1)
-    four = validate_table.fn(backend, cfg, *tables, partitions=4, spill_dir=tmp_path, segments=2)
+    four = validate_table.fn(backend, cfg, *tables, partitions=4, segments=2)
     assert four["partitions"] == 4
     assert summary(four) == summary(one)
     counts = ("sourceItems", "targetItems", "expiredSkipped", "missing", "extra", "different")
     assert {k: four[k] for k in counts} == {k: one[k] for k in counts}
-    assert list(tmp_path.iterdir()) == []  # spilled parquet removed afterwards
+    spilled = backend.client("s3", cfg.target_region).list_object_versions(Bucket=staging_bucket(cfg))
+    assert spilled.get("Versions", []) == [] and spilled.get("DeleteMarkers", []) == []  # removed afterwards
 
 
 def test_identical_tables_are_clean(backend: Backend, cfg: MigrationConfig, tables: tuple[str, str]) -> None:
     same_region = cfg.model_copy(update={"target_region": cfg.source_region})  # compare the source with itself
+    kms.ensure_key.fn(backend, same_region, backend.account_id(cfg.source_region))
     result = validate_table.fn(backend, same_region, tables[0], tables[0])
     assert result["mismatches"].empty
     assert (result["missing"], result["extra"], result["different"]) == (0, 0, 0)
