@@ -52,14 +52,20 @@ def validate_table(
     ensure_checkpoint_table.fn(backend, cfg.target_region, resource_names(cfg).checkpoint_table, cfg.tags(), kms)
     ensure_staging_bucket.fn(backend, cfg, kms)
     plan = part.plan_table.fn(
-        backend, cfg, source_table, target_table, segments=segments, groups=groups, buckets=partitions, now=now
+        backend,
+        cfg,
+        source_table,
+        target_table,
+        segments=segments,
+        groups=groups,
+        buckets=partitions,
+        now=now,
+        detail_limit=detail_limit,
     )
     run_id = uuid.uuid4().hex[:16]
     scans = [part.scan_side.fn(backend, cfg, plan, s, g, run_id, kms) for s in part.SIDES for g in plan["groups"]]
     expect = part.expected_rows(scans)
-    compares = [
-        part.compare_bucket.fn(backend, cfg, plan, b, run_id, expect, detail_limit) for b in range(plan["buckets"])
-    ]
+    compares = [part.compare_bucket.fn(backend, cfg, plan, b, run_id, expect) for b in range(plan["buckets"])]
     out = part.add_table_counts(plan, scans, compares)
     out["mismatches"] = part.collect_table.fn(backend, cfg, plan, run_id)
     return out

@@ -91,19 +91,13 @@ def plan_sizes(
 
 @step("validate-table-plan", retries=2, run_name="validate-plan-{source_table}")
 def plan_table(
-    backend: Backend,
-    cfg: MigrationConfig,
-    source_table: str,
-    target_table: str,
-    *,
-    segments: int | None = None,
-    groups: int | None = None,
-    buckets: int | None = None,
-    now: float | None = None,
+    backend: Backend, cfg: MigrationConfig, source_table: str, target_table: str, **given: Any
 ) -> dict[str, Any]:
     """A table pair's validation plan (small, picklable: every task of the table gets it): key names, TTL
-    attribute, the one instant expiry is judged at, segments, groups and buckets. Sized by the larger table
-    (ItemCount, TableSizeBytes: either can be 0 on an emulator, so the larger reading wins)."""
+    attribute, the one instant (`now`) expiry is judged at, segments, groups and buckets (plan_sizes, or as
+    `given`), and `detail_limit`: how many "different" rows get their attribute-level detail. Sized by the
+    larger table (ItemCount, TableSizeBytes: either can be 0 on an emulator, so the larger reading wins)."""
+    now, detail_limit = given.pop("now", None), int(given.pop("detail_limit", DETAIL_LIMIT))
     descs = {
         side: backend.client("dynamodb", region).describe_table(TableName=table)["Table"]
         for side, region, table in (
@@ -114,7 +108,7 @@ def plan_table(
     schema = sorted(descs["source"]["KeySchema"], key=lambda k: 0 if k["KeyType"] == "HASH" else 1)
     items = max(int(d.get("ItemCount") or 0) for d in descs.values())
     size = max(int(d.get("TableSizeBytes") or 0) for d in descs.values())
-    sizes = plan_sizes(items, size, segments=segments, groups=groups, buckets=buckets)
+    sizes = plan_sizes(items, size, **given)
     limits: dict[str, str] = {}
     for region, table in ((cfg.source_region, source_table), (cfg.target_region, target_table)):
         problem = segmented_scan_problem(backend, region, table, sizes["totalSegments"])
@@ -132,6 +126,7 @@ def plan_table(
         "buckets": sizes["buckets"],
         "groups": [{"index": i, **g} for i, g in enumerate(segment_groups(sizes["totalSegments"], sizes["groups"]))],
         "notSupportedByBackend": limits,
+        "detailLimit": detail_limit,
     }
 
 
@@ -307,13 +302,7 @@ def delete_under(s3: Any, bucket: str, prefix: str) -> int:
 
 @step("validate-table-bucket", retries=2, run_name="validate-{plan[source]}-b{bucket}")
 def compare_bucket(
-    backend: Backend,
-    cfg: MigrationConfig,
-    plan: dict[str, Any],
-    bucket: int,
-    run_id: str,
-    expect: dict[str, Any],
-    detail_limit: int = DETAIL_LIMIT,
+    backend: Backend, cfg: MigrationConfig, plan: dict[str, Any], bucket: int, run_id: str, expect: dict[str, Any]
 ) -> dict[str, Any]:
     """Compare hash bucket `bucket` of both sides; its mismatches go to the checkpoint table under
     (table_validation_pk(target, run_id), b=...), its counts beside them (so a retry after the objects were
@@ -329,7 +318,7 @@ def compare_bucket(
             for side in SIDES
         )  # fmt: skip
         mismatches = compare_frames(src, dst, "key", ["digest"])
-        limit = math.ceil(detail_limit / plan["buckets"])  # the table's detail_limit, spread over its buckets
+        limit = math.ceil(plan["detailLimit"] / plan["buckets"])  # the table's detail limit, over its buckets
         fill_detail(backend, cfg, plan["source"], plan["target"], mismatches, limit)
         write_mismatch_chunks(store, pk, sk, mismatches)
         kinds = mismatches["kind"].value_counts()
