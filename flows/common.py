@@ -33,12 +33,21 @@ from tasks.errors import UserError
 quiet_prefect_defaults()  # flows/__init__.py did already, unless this file was loaded on its own
 
 from prefect import Flow, flow  # noqa: E402
+from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.settings import get_current_settings  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tasks import alerts  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def result_of(fut: PrefectFuture[Any]) -> Any:
+    """A task's result, or {'error': ...} when it failed for good (its hook has sent the alert)."""
+    value = fut.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        return {"error": f"{type(value).__name__}: {value}"}
+    return value
 
 
 def cli_parser(

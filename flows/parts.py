@@ -3,7 +3,6 @@ start, provision, move, catch-up, validate, and one sync pass. Flows import thes
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -11,11 +10,12 @@ from typing import Any
 
 from prefect import get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import as_completed
 
 from config.model import MigrationConfig
 from config.settings import SETTINGS
-from flows.common import RunOptions, jsonable
+from flows.common import RunOptions, jsonable, result_of
+from flows.table_validation import finish_table_validation, start_table_validation
 from tasks import compound
 from tasks.aws import Backend
 from tasks.move import dynamodb as move_ddb
@@ -34,19 +34,10 @@ from tasks.provision import dynamodb, dynamodb_capacity, iam, kms, lambda_, s3, 
 from tasks.report.build import summarize_copies, summarize_import, summarize_segments, with_path
 from tasks.report.render import s3_catchup_lines
 from tasks.steps import S3_COPY_WORKERS
-from tasks.validate import dynamodb as validate_ddb
 from tasks.validate import s3 as validate_s3
 from tasks.validate import s3_partition
 from tasks.validate.compare import write_mismatches
 from tasks.validate.invoke import invoke_validator
-
-
-def result_of(fut: PrefectFuture[Any]) -> Any:
-    """A task's result, or {'error': ...} when it failed for good (its hook has sent the alert)."""
-    value = fut.result(raise_on_failure=False)
-    if isinstance(value, BaseException):
-        return {"error": f"{type(value).__name__}: {value}"}
-    return value
 
 
 class Progress:
@@ -390,21 +381,13 @@ def run_validation(
 ) -> dict[str, Any]:
     """Validate every pair side by side; write every mismatch to CSV; return JSON-able counts + verdict input."""
     names = resource_names(cfg)
-    spill = Path(tempfile.mkdtemp(prefix="validate-"))
     s3_level: validate_s3.Level = "keys" if level == "quick" else "full"
     plans = {s: move_s3.plan_partitions.submit(backend, cfg.source_region, s) for s in names.buckets}
-    table_fs = {
-        s: validate_ddb.validate_table.submit(backend, cfg, s, t, spill_dir=spill) for s, t in names.tables.items()
-    }
+    run_id = uuid.uuid4().hex[:16]
+    scanning = start_table_validation(backend, cfg, run_id)  # the tables' scans run while the buckets validate
     frames: dict[str, Any] = {}
     buckets = validate_buckets(backend, cfg, s3_level, plans, frames)
-    tables: list[dict[str, Any]] = []
-    for source, fut in table_fs.items():
-        res = result_of(fut)
-        frame = res.pop("mismatches", None)
-        if frame is not None:
-            frames[source] = frame
-        tables.append({"source": source, **res})
+    tables = finish_table_validation(backend, cfg, run_id, scanning, frames)
     path = write_mismatches(frames, mismatch_path)
     lam = result_of(invoke_validator.submit(backend, cfg)) if invoke_lambda else None
     total = {k: sum(int(r.get(k, 0) or 0) for r in buckets + tables) for k in COUNT_KEYS}

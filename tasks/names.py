@@ -132,8 +132,9 @@ STAGING = "migration-ddb-staging"
 
 
 def staging_bucket(cfg: MigrationConfig) -> str:
-    """The target-region bucket DynamoDB exports land in for ImportTable (created only when a table takes that
-    path; its name is checked by S3's rules in tasks/provision/s3.ensure_staging_bucket's BucketSpec)."""
+    """The target-region bucket DynamoDB exports land in for ImportTable (when a table takes that path), and
+    DynamoDB validation's hashed rows between its two task stages (validation/...); its name is checked by S3's
+    rules in tasks/provision/s3.ensure_staging_bucket's BucketSpec."""
     return cfg.target_name(STAGING)
 
 

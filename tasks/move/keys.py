@@ -66,6 +66,12 @@ def validation_pk(target_bucket: str, run_id: str) -> str:
     return f"s3check#{target_bucket}#{run_id}"
 
 
+def table_validation_pk(target_table: str, run_id: str) -> str:
+    """Checkpoint partition of one validation run's DynamoDB mismatches and per-bucket counts (sort key:
+    b=<hash bucket> + chunk number, counts#b=<hash bucket>)."""
+    return f"ddbcheck#{target_table}#{run_id}"
+
+
 def versioning_pk(source_bucket: str) -> str:
     """Checkpoint partition of the record saying what a source bucket's versioning was before the migration."""
     return f"s3src#{source_bucket}"

@@ -167,8 +167,16 @@ def collect_mismatches(backend: Backend, cfg: MigrationConfig, target_bucket: st
     from the checkpoint table (the CSV next to the report holds them). Memory: the mismatches, not the keys."""
     store = CheckpointStore(backend, cfg.target_region, resource_names(cfg).checkpoint_table)
     pk = validation_pk(target_bucket, run_id)
-    rows = [row for _, rec in store.query(pk) for row in csv.reader(io.StringIO(rec["rows"]))]
+    frame = read_mismatch_chunks(store, pk)
     store.delete_pk(pk)
+    return frame
+
+
+def read_mismatch_chunks(store: CheckpointStore, pk: str, exclude: str | None = None) -> pd.DataFrame:
+    """The mismatch rows written under pk (records whose sort key starts with `exclude` skipped), as one
+    frame [key, kind, detail] sorted by key."""
+    texts = [rec["rows"] for sk, rec in store.query(pk) if not (exclude and sk.startswith(exclude))]
+    rows = [row for text in texts for row in csv.reader(io.StringIO(text))]
     if not rows:
         return empty_mismatches("key")
     frame = pd.DataFrame(

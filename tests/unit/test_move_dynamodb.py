@@ -27,6 +27,7 @@ from tasks.move.dynamodb import backfill_segment, ensure_source_stream, plan_seg
 from tasks.move.dynamodb_scan import SCAN_RETRY_BUDGET_S, ScanFailed, call_scan, scan_client
 from tasks.move.dynamodb_stream import catch_up
 from tasks.names import resource_names
+from tasks.provision import kms
 from tasks.report.build import summarize_segments
 from tasks.report.render import backend_gaps
 from tasks.validate.dynamodb import validate_table
@@ -638,6 +639,7 @@ def test_binary_hash_key_table_falls_back_to_one_segment_in_seconds(
     with pytest.raises(ClientError, match=r"\(500\)"):  # what moto 5.2.5 answers to a segmented scan here
         backend.client("dynamodb", SRC, max_attempts=1).scan(TableName=src_name, Segment=0, TotalSegments=2)
     monkeypatch.setattr(plan, "ITEMS_PER_SEGMENT", 100)  # so the plan asks for 3 segments
+    kms.ensure_key.fn(backend, cfg, backend.account_id(DST))  # validation's staging rows are under the migration key
 
     started = time.monotonic()
     total = plan_segments.fn(backend, cfg, src_name, env["cp"])

@@ -18,6 +18,7 @@ from tasks.move import s3 as move_s3
 from tasks.move.s3_replication import ensure_replication
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.validate import dynamodb as validate_ddb
+from tasks.validate import dynamodb_partition as ddb_partition
 from tasks.validate import invoke
 from tasks.validate import s3 as validate_s3
 
@@ -47,6 +48,10 @@ STEPS: list[tuple[Task[..., Any], str, int, str | None]] = [
     (compound.catch_up, "ddb-catch-up", 4, "ddb-catch-up-{source_table}"),
     (validate_s3.validate_bucket, "validate-bucket", 2, "validate-{source_bucket}"),
     (validate_ddb.validate_table, "validate-table", 2, "validate-{source_table}"),
+    (ddb_partition.plan_table, "validate-table-plan", 2, "validate-plan-{source_table}"),
+    (ddb_partition.scan_side, "validate-table-scan", 2, "validate-{side}-{plan[source]}-{group[index]}"),
+    (ddb_partition.compare_bucket, "validate-table-bucket", 2, "validate-{plan[source]}-b{bucket}"),
+    (ddb_partition.collect_table, "collect-table-mismatches", 2, "collect-mismatches-{plan[source]}"),
     (invoke.invoke_validator, "invoke-validator", 0, None),
     (checkpoints.record_cutover, "record-cutover", 3, None),
     (teardown.discover, "teardown-discover", 2, None),
