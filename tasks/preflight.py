@@ -26,7 +26,7 @@ from config.settings import SETTINGS
 from tasks import plan_count, plan_estimate
 from tasks.aws import Backend, bucket_region, error_code, is_not_found
 from tasks.move.dynamodb_import import imported_table_arn
-from tasks.names import resource_names
+from tasks.names import resource_names, staging_bucket
 from tasks.provision import dynamodb, iam, kms, lambda_, s3, sns
 from tasks.steps import step
 
@@ -269,6 +269,11 @@ def _check_other_targets(backend: Backend, cfg: MigrationConfig, pf: Preflight) 
         ("sns topic", names.topic, sns.find_topic(backend, cfg, region, names.topic, pf.account_id)),
         ("lambda function", names.lambda_function, lambda_.find_function(backend, cfg, names.lambda_function)),
         *(("iam role", r, iam.find_role(backend, cfg, r)) for r in (names.replication_role, names.lambda_role)),
+        *(
+            [("s3 bucket (staging)", staging, s3.find_bucket(backend, cfg, "", staging))]
+            if cfg.dynamodb_tables and (staging := staging_bucket(cfg))
+            else []
+        ),
     ):
         if found is None:
             pf.targets.append({"type": kind, "name": name, "state": "absent"})
@@ -327,6 +332,9 @@ def plan(
         },
         {"resource": "cloudwatch alarms + dashboard", "name": names.dashboard, "action": "create or update"},
     ]
+    if cfg.dynamodb_tables:  # validation stages its rows there (and an export/import its export)
+        staging, kind = staging_bucket(cfg), "s3 bucket (staging)"
+        steps.append({"resource": kind, "name": staging, "action": action(kind, staging)})
     buckets = []
     unsupported: dict[str, str] = {}
     for b in pf.buckets:

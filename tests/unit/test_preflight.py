@@ -109,6 +109,28 @@ def test_target_name_collision_with_foreign_resource(backend: Backend, cfg: Migr
     assert {"type": "s3 bucket", "name": "analytics-raw-data-eu-20261128-dev", "state": "ours"} in pf.targets
 
 
+def test_a_foreign_bucket_with_the_staging_name_stops_preflight(backend: Backend, cfg: MigrationConfig) -> None:
+    """Every run with tables stages validation rows in the staging bucket: a bucket of that name that is not ours
+    stops the run before anything is created, not at validation after the copy."""
+    from tasks.names import staging_bucket
+
+    make_sources(backend, cfg)
+    staging = staging_bucket(cfg)
+    backend.client("s3", "eu-west-1").create_bucket(
+        Bucket=staging, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    pf = check.fn(backend, cfg)
+    assert pf.errors == [
+        f"s3 bucket (staging) {staging!r} already exists in eu-west-1 and was not created by this migration; "
+        "change timestamp or environmentSuffix, or remove it"
+    ]
+    backend.client("s3", "eu-west-1").put_bucket_tagging(
+        Bucket=staging, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in cfg.tags().items()]}
+    )
+    pf = check.fn(backend, cfg)
+    assert pf.errors == [] and {"type": "s3 bucket (staging)", "name": staging, "state": "ours"} in pf.targets
+
+
 def test_config_contradicting_the_source_table(backend: Backend, cfg: MigrationConfig) -> None:
     make_sources(backend, cfg)
     wrong = cfg.model_copy(deep=True)
