@@ -28,7 +28,7 @@ from tasks.validate.s3 import DEFAULT_WORKERS, Level, check_listed
 
 # CSV characters per checkpoint record: a DynamoDB item is at most 400 KB, keys and attribute names included.
 CHUNK_CHARS = 300_000
-CHUNK_KEYS = 10_000  # keys (either side) compared at once: a chunk's frames, never a whole range's
+CHUNK_KEYS = 2_000  # keys (either side) compared at once: a chunk's frames, never a whole range's
 COUNTS = (
     "sourceObjects",
     "targetObjects",
@@ -103,19 +103,19 @@ def range_chunks(
     `chunk_keys` keys: both listings merged in key order, so a key is in the same chunk on both sides."""
     limit = chunk_keys or CHUNK_KEYS
     src_s3, dst_s3 = backend.client("s3", cfg.source_region), backend.client("s3", cfg.target_region)
-    src: list[dict[str, Any]] = []
-    dst: list[dict[str, Any]] = []
+    src: list[tuple[str, int, str]] = []  # (key, size, etag): what the comparison reads, not the whole row
+    dst: list[tuple[str, int, str]] = []
     sent = False
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3vlist") as reads:
         walk = merged(
             read_ahead(range_pages(src_s3, source_bucket, start_after, end), reads),
             read_ahead(range_pages(dst_s3, target_bucket, start_after, end), reads),
         )
-        for _, s, d in walk:
+        for key, s, d in walk:
             if s is not None:
-                src.append(s)
+                src.append((key, int(s["size"]), s["etag"]))
             if d is not None:
-                dst.append(d)
+                dst.append((key, int(d["size"]), d["etag"]))
             if len(src) + len(dst) >= limit:
                 yield _frame(src, False), _frame(dst, True)
                 src, dst, sent = [], [], True
@@ -123,16 +123,16 @@ def range_chunks(
             yield _frame(src, False), _frame(dst, True)
 
 
-def _frame(rows: list[dict[str, Any]], etags: bool) -> pd.DataFrame:
-    """Listing rows as list_frame's columns."""
+def _frame(rows: list[tuple[str, int, str]], etags: bool) -> pd.DataFrame:
+    """(key, size, etag) rows as list_frame's columns."""
     frame = pd.DataFrame(
         {
-            "key": pd.array([r["key"] for r in rows], dtype=STRING),
-            "size": np.array([int(r["size"]) for r in rows], dtype=np.int64),
+            "key": pd.array([r[0] for r in rows], dtype=STRING),
+            "size": np.array([r[1] for r in rows], dtype=np.int64),
         }
     )
     if etags:
-        frame["etag"] = pd.array([r["etag"] for r in rows], dtype=STRING)
+        frame["etag"] = pd.array([r[2] for r in rows], dtype=STRING)
     return frame
 
 
