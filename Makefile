@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# glibc gives every thread that allocates at once an arena of its own (up to 8 per core); the flow's copy threads'
+# arenas added up to a peak RSS that grew with the run. Two arenas: flat (benchmarks/README.md, "flow memory").
+export MALLOC_ARENA_MAX ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # MiniStack, the second emulator of the end-to-end tests, in a venv of its own: it pins botocore exactly, and it

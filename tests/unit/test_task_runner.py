@@ -166,7 +166,10 @@ def test_a_deployment_chooses_dask_through_its_job_variables() -> None:
     spec = yaml.safe_load((root / "deployments" / "prefect.yaml").read_text())
     dep = next(d for d in spec["deployments"] if d["name"] == "migrate-dask")
     env = dep["work_pool"]["job_variables"]["env"]
-    assert dep["entrypoint"] == "flows/migrate.py:migrate" and env == {"REGION_MIGRATION_TASK_RUNNER": "dask"}
+    assert dep["entrypoint"] == "flows/migrate.py:migrate"
+    assert env == {"REGION_MIGRATION_TASK_RUNNER": "dask", "MALLOC_ARENA_MAX": "2"}
+    # Every deployment's process starts with two malloc arenas (benchmarks/README.md, "flow memory").
+    assert all(d["work_pool"]["job_variables"]["env"]["MALLOC_ARENA_MAX"] == "2" for d in spec["deployments"])
     probe = "import flows.migrate as m; print(type(m.migrate.task_runner).__name__)"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("REGION_MIGRATION_")}
     out = subprocess.run(
