@@ -23,6 +23,7 @@ from tasks.aws import Backend, is_not_found
 from tasks.move.checkpoints import CheckpointStore
 from tasks.move.keys import manifest_pk
 from tasks.move.s3_plan import encryption_problem, split_target_only
+from tasks.move.s3_walk import range_pages
 from tasks.names import resource_names
 from tasks.provision.kms import find_key_arn
 from tasks.steps import step
@@ -53,24 +54,20 @@ def list_frame(
 ) -> pd.DataFrame:
     """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000
     keys); with `start_after` (exclusive) / `end` (inclusive), only that key range (a validation partition)."""
-    s3 = backend.client("s3", region)
-    keys: list[str] = []
-    sizes: list[int] = []
-    tags: list[str] = []
-    after = {"StartAfter": start_after} if start_after is not None else {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, **after):
-        contents = page.get("Contents", [])
-        for obj in contents:
-            if end is not None and obj["Key"] > end:
-                break
-            keys.append(obj["Key"])
-            sizes.append(int(obj["Size"]))
-            tags.append(obj["ETag"])
-        if end is not None and contents and contents[-1]["Key"] >= end:
-            break
-    frame = pd.DataFrame({"key": pd.array(keys, dtype=STRING), "size": np.array(sizes, dtype=np.int64)})
+    pages = range_pages(backend.client("s3", region), bucket, start_after, end)
+    return listing_frame([(r["key"], int(r["size"]), r["etag"]) for page in pages for r in page], etags)
+
+
+def listing_frame(rows: list[tuple[str, int, str]], etags: bool = False) -> pd.DataFrame:
+    """(key, size, etag) listing rows as [key, size] (plus `etag`), the columns the comparison reads."""
+    frame = pd.DataFrame(
+        {
+            "key": pd.array([r[0] for r in rows], dtype=STRING),
+            "size": np.array([r[1] for r in rows], dtype=np.int64),
+        }
+    )
     if etags:
-        frame["etag"] = pd.array(tags, dtype=STRING)
+        frame["etag"] = pd.array([r[2] for r in rows], dtype=STRING)
     return frame
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from config.model import MigrationConfig
@@ -24,7 +23,7 @@ from tasks.move.s3_walk import merged, range_pages, read_ahead
 from tasks.names import resource_names
 from tasks.steps import step
 from tasks.validate.compare import KIND_DTYPE, STRING, empty_mismatches
-from tasks.validate.s3 import DEFAULT_WORKERS, Level, check_listed
+from tasks.validate.s3 import DEFAULT_WORKERS, Level, check_listed, listing_frame
 
 # CSV characters per checkpoint record: a DynamoDB item is at most 400 KB, keys and attribute names included.
 CHUNK_CHARS = 300_000
@@ -67,22 +66,17 @@ def validate_partition(
     """validate_bucket's counts for the keys start_after < key <= end; its mismatches go to the checkpoint
     table under (validation_pk(target, run_id), range sk). A retry rewrites the same records."""
     start_after, end = key_range.get("start_after"), key_range.get("end")
-    out: dict[str, Any] = {k: 0 for k in COUNTS}
-    gaps: dict[str, str] = {}
+    parts: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
     for src, dst in range_chunks(backend, cfg, source_bucket, target_bucket, start_after, end):
         part = check_listed(backend, cfg, source_bucket, target_bucket, src, dst, level, workers, kms_key_arn)
         frames.append(part.pop("mismatches"))
-        gaps.update(part.get("notSupportedByBackend") or {})
-        for k in COUNTS:
-            out[k] += int(part.get(k, 0) or 0)
+        parts.append(part)
     mismatches = [f for f in frames if not f.empty]
     frame = pd.concat(mismatches, ignore_index=True) if mismatches else empty_mismatches("key")
     store = CheckpointStore(backend, cfg.target_region, resource_names(cfg).checkpoint_table)
     write_mismatch_chunks(store, validation_pk(target_bucket, run_id), range_sk(start_after, end), frame)
-    if gaps:
-        out["notSupportedByBackend"] = gaps
-    return out | {
+    return sum_counts(parts) | {
         "source": source_bucket,
         "target": target_bucket,
         "level": level,
@@ -117,23 +111,10 @@ def range_chunks(
             if d is not None:
                 dst.append((key, int(d["size"]), d["etag"]))
             if len(src) + len(dst) >= limit:
-                yield _frame(src, False), _frame(dst, True)
+                yield listing_frame(src), listing_frame(dst, etags=True)
                 src, dst, sent = [], [], True
         if src or dst or not sent:  # an empty range is one empty chunk: its counts are zeros, not missing
-            yield _frame(src, False), _frame(dst, True)
-
-
-def _frame(rows: list[tuple[str, int, str]], etags: bool) -> pd.DataFrame:
-    """(key, size, etag) rows as list_frame's columns."""
-    frame = pd.DataFrame(
-        {
-            "key": pd.array([r[0] for r in rows], dtype=STRING),
-            "size": np.array([r[1] for r in rows], dtype=np.int64),
-        }
-    )
-    if etags:
-        frame["etag"] = pd.array([r[2] for r in rows], dtype=STRING)
-    return frame
+            yield listing_frame(src), listing_frame(dst, etags=True)
 
 
 def mismatch_chunks(frame: pd.DataFrame) -> list[str]:
@@ -189,13 +170,18 @@ def read_mismatch_chunks(store: CheckpointStore, pk: str, exclude: str | None = 
     return frame.sort_values(["key", "kind"], kind="stable", ignore_index=True)
 
 
-def add_counts(source: str, target: str, level: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One bucket's validation row from its ranges' counts (a range that failed for good: `error`)."""
-    out: dict[str, Any] = {"source": source, "target": target, "level": level}
-    out.update({k: sum(int(p.get(k, 0) or 0) for p in parts) for k in COUNTS})
+def sum_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The COUNTS of several checks added up, and every backend gap any of them named."""
+    out: dict[str, Any] = {k: sum(int(p.get(k, 0) or 0) for p in parts) for k in COUNTS}
     gaps = {k: v for p in parts for k, v in (p.get("notSupportedByBackend") or {}).items()}
     if gaps:
         out["notSupportedByBackend"] = gaps
+    return out
+
+
+def add_counts(source: str, target: str, level: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One bucket's validation row from its ranges' counts (a range that failed for good: `error`)."""
+    out: dict[str, Any] = {"source": source, "target": target, "level": level, **sum_counts(parts)}
     errors = [str(p["error"]) for p in parts if p.get("error")]
     if errors:
         out["error"] = f"{len(errors)} of {len(parts)} key ranges failed: {errors[0]}"

@@ -291,14 +291,14 @@ def test_partitioned_validation_gives_the_whole_bucket_counts_in_bounded_tasks(
     whole_rows = whole.pop("mismatches")
 
     listed: list[int] = []
-    real_frame = s3_partition._frame
+    real_frame = s3_partition.listing_frame
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         frame = real_frame(*args, **kwargs)
         listed.append(len(frame))
         return frame
 
-    monkeypatch.setattr(s3_partition, "_frame", spy)
+    monkeypatch.setattr(s3_partition, "listing_frame", spy)
     monkeypatch.setattr(s3_partition, "CHUNK_KEYS", 40)  # ranges of ~100 keys are compared 40 keys at a time
     ranges = s3_partition.whole_bucket(plan_partitions.fn(backend, cfg.source_region, source, 100))
     assert len(ranges) == 7
