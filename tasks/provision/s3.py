@@ -375,15 +375,7 @@ def delete_bucket(backend: Backend, region: str, bucket: str, delete_data: bool)
         for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
             for up in page.get("Uploads", []):
                 s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
-        batch: list[dict[str, str]] = []
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-                batch.append({"Key": v["Key"], "VersionId": v["VersionId"]})
-                if len(batch) == 1000:
-                    deleted += _delete_versions(s3, bucket, batch)
-                    batch = []
-        if batch:
-            deleted += _delete_versions(s3, bucket, batch)
+        deleted += delete_versions(s3, bucket)
         try:
             s3.delete_bucket(Bucket=bucket)
             break
@@ -395,13 +387,25 @@ def delete_bucket(backend: Backend, region: str, bucket: str, delete_data: bool)
     return {"status": REMOVED, "measured": "head_bucket: not found after deletion", "versionsDeleted": deleted}
 
 
-def _delete_versions(s3: Any, bucket: str, objects: list[dict[str, str]]) -> int:
-    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-    errors = resp.get("Errors") or []
-    if errors:
-        first = errors[0]
-        raise UserError(f"s3://{bucket}: {len(errors)} versions not deleted ({first.get('Code')}: {first.get('Key')})")
-    return len(objects)
+def delete_versions(s3: Any, bucket: str, prefix: str = "") -> int:
+    """Remove every object version and delete marker (under `prefix`), a listing page (at most 1,000 entries, the
+    DeleteObjects maximum) at a time: on a versioned bucket a DELETE without a version id only adds a marker and
+    keeps the data. Returns how many went; any refused raises."""
+    deleted = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        objects = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        if not objects:
+            continue
+        errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True}).get("Errors") or []
+        if errors:
+            first = errors[0]
+            where = f"s3://{bucket}/{prefix}"
+            raise UserError(f"{where}: {len(errors)} versions not deleted ({first.get('Code')}: {first.get('Key')})")
+        deleted += len(objects)
+    return deleted
 
 
 def get_replication(s3: Any, bucket: str) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ from tasks.move.dynamodb_plan import (
 from tasks.move.dynamodb_scan import scan_client, segmented_scan_problem, spec_for
 from tasks.move.keys import table_validation_pk
 from tasks.names import resource_names, staging_bucket
+from tasks.provision.s3 import delete_versions
 from tasks.steps import step
 from tasks.validate.compare import compare_frames, hash_strings
 from tasks.validate.dynamodb_rows import (
@@ -281,25 +282,6 @@ def _read_side(s3: Any, bucket: str, prefix: str, names: list[str], want: int) -
     return rows_frame(table)
 
 
-def delete_under(s3: Any, bucket: str, prefix: str) -> int:
-    """Remove every version and delete marker under `prefix` (the staging bucket is versioned: a DELETE without
-    a version id would only add a delete marker and keep the rows); returns how many."""
-    deleted = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-        batch = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
-        ]
-        if batch:
-            errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors") or []
-            if errors:
-                raise RuntimeError(
-                    f"s3://{bucket}/{prefix}: {len(errors)} versions not deleted ({errors[0].get('Code')})"
-                )
-            deleted += len(batch)
-    return deleted
-
-
 @step("validate-table-bucket", retries=2, run_name="validate-{plan[source]}-b{bucket}")
 def compare_bucket(
     backend: Backend, cfg: MigrationConfig, plan: dict[str, Any], bucket: int, run_id: str, expect: dict[str, Any]
@@ -332,7 +314,7 @@ def compare_bucket(
         }
         store.put(pk, COUNTS_SK + sk, counts)
     for side in SIDES:
-        delete_under(s3, staging, bucket_prefix(run_id, plan["source"], side, bucket))
+        delete_versions(s3, staging, bucket_prefix(run_id, plan["source"], side, bucket))
     return {k: v for k, v in counts.items() if k != "updatedAt"}
 
 
@@ -344,7 +326,8 @@ def collect_table(backend: Backend, cfg: MigrationConfig, plan: dict[str, Any], 
     pk = table_validation_pk(plan["target"], run_id)
     frame = read_mismatch_chunks(store, pk, exclude=COUNTS_SK)
     store.delete_pk(pk)
-    delete_under(backend.client("s3", cfg.target_region), staging_bucket(cfg), f"{PREFIX}/{run_id}/{plan['source']}/")
+    s3 = backend.client("s3", cfg.target_region)
+    delete_versions(s3, staging_bucket(cfg), f"{PREFIX}/{run_id}/{plan['source']}/")
     return frame
 
 
