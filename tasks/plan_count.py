@@ -45,29 +45,34 @@ def cloudwatch_objects(backend: Backend, region: str, bucket: str, now: datetime
     younger than a day has no datapoint yet: that is "unknown", never 0. A backend whose CloudWatch
     refuses the call is named in `notSupportedByBackend`.
     """
-    end = now or datetime.now(UTC)
     try:
-        resp = backend.client("cloudwatch", region).get_metric_statistics(
-            Namespace="AWS/S3",
-            MetricName="NumberOfObjects",
-            Dimensions=[
-                {"Name": "BucketName", "Value": bucket},
-                {"Name": "StorageType", "Value": "AllStorageTypes"},
-            ],
-            StartTime=end - timedelta(days=3),
-            EndTime=end,
-            Period=86400,
-            Statistics=["Average"],
-        )
+        latest = _latest(backend.client("cloudwatch", region), "NumberOfObjects", bucket, "AllStorageTypes", now)
     except (ClientError, BotoCoreError) as err:
         why = f"CloudWatch GetMetricStatistics failed ({error_code(err) or type(err).__name__})"
         return {"objects": None, "source": f"unknown ({why})", "notSupportedByBackend": why}
+    if latest is None:
+        return {"objects": None, "source": "unknown (no CloudWatch metric yet)"}
+    return {"objects": latest[0], "source": f"CloudWatch NumberOfObjects of {latest[1]}"}
+
+
+def _latest(cw: Any, metric: str, bucket: str, storage_type: str, now: datetime | None) -> tuple[int, str] | None:
+    """(value, day) of an S3 daily storage metric's latest datapoint (AWS/S3, statistic Average, the last
+    DAYS_BACK days), or None when it has none."""
+    end = now or datetime.now(UTC)
+    resp = cw.get_metric_statistics(
+        Namespace="AWS/S3",
+        MetricName=metric,
+        Dimensions=[{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}],
+        StartTime=end - timedelta(days=DAYS_BACK),
+        EndTime=end,
+        Period=DAY,
+        Statistics=["Average"],
+    )
     points = [p for p in resp.get("Datapoints", []) if p.get("Average") is not None]
     if not points:
-        return {"objects": None, "source": "unknown (no CloudWatch metric yet)"}
+        return None
     latest = max(points, key=lambda p: p["Timestamp"])
-    day = latest["Timestamp"].date().isoformat()
-    return {"objects": int(latest["Average"]), "source": f"CloudWatch NumberOfObjects of {day}"}
+    return int(latest["Average"]), latest["Timestamp"].date().isoformat()
 
 
 def _is_data(storage_type: str) -> bool:
@@ -84,7 +89,6 @@ def cloudwatch_bytes(backend: Backend, region: str, bucket: str, now: datetime |
 
     An estimate: S3 sums "both current and noncurrent objects" and the parts of incomplete multipart uploads.
     `bytes` None: no datapoint (or the backend refused the call: `notSupportedByBackend`)."""
-    end = now or datetime.now(UTC)
     cw = backend.client("cloudwatch", region)
     by_type: dict[str, int] = {}
     days: list[str] = []
@@ -97,20 +101,10 @@ def cloudwatch_bytes(backend: Backend, region: str, bucket: str, now: datetime |
             kind = dims.get("StorageType", "")
             if dims.get("BucketName") != bucket or not _is_data(kind) or kind in by_type:
                 continue
-            resp = cw.get_metric_statistics(
-                Namespace="AWS/S3",
-                MetricName="BucketSizeBytes",
-                Dimensions=[{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": kind}],
-                StartTime=end - timedelta(days=DAYS_BACK),
-                EndTime=end,
-                Period=DAY,
-                Statistics=["Average"],
-            )
-            points = [p for p in resp.get("Datapoints", []) if p.get("Average") is not None]
-            if points:
-                latest = max(points, key=lambda p: p["Timestamp"])
-                by_type[kind] = int(latest["Average"])
-                days.append(latest["Timestamp"].date().isoformat())
+            latest = _latest(cw, "BucketSizeBytes", bucket, kind, now)
+            if latest is not None:
+                by_type[kind], day = latest
+                days.append(day)
     except (ClientError, BotoCoreError) as err:
         why = f"CloudWatch BucketSizeBytes failed ({error_code(err) or type(err).__name__})"
         return {"bytes": None, "notSupportedByBackend": why}
