@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tasks.move.checkpoints import CheckpointStore
-from tasks.move.s3_plan import ROW_SUM_MOD, row_sum
+from tasks.move.s3_plan import ROW_SUM_MOD, listing_sum, row_sum
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -125,8 +125,13 @@ class Done:
 
 def listing_total(rows: Iterator[Row]) -> tuple[int, str]:
     """(count, listing sum) of a listing, streamed: what a stored range record is compared with."""
-    count, total = 0, 0
-    for r in rows:
-        count += 1
-        total = (total + row_sum(r["key"], str(r["etag"]), int(r["size"]))) % ROW_SUM_MOD
-    return count, f"{total:064x}"
+    count = 0
+
+    def counted() -> Iterator[tuple[str, str, int]]:
+        nonlocal count
+        for r in rows:
+            count += 1
+            yield r["key"], str(r["etag"]), int(r["size"])
+
+    total = listing_sum(counted())
+    return count, total

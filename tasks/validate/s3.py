@@ -44,17 +44,10 @@ STREAM_CHUNK = 1 << 20
 DEFAULT_WORKERS = SETTINGS.s3_validate_workers
 
 
-def list_frame(
-    backend: Backend,
-    region: str,
-    bucket: str,
-    etags: bool = False,
-    start_after: str | None = None,
-    end: str | None = None,
-) -> pd.DataFrame:
-    """Current objects of a bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000
-    keys); with `start_after` (exclusive) / `end` (inclusive), only that key range (a validation partition)."""
-    pages = range_pages(backend.client("s3", region), bucket, start_after, end)
+def list_frame(backend: Backend, region: str, bucket: str, etags: bool = False) -> pd.DataFrame:
+    """Current objects of a whole bucket as [key, size] (plus `etag`) from the listing alone (one request per 1,000
+    keys); a validation partition compares its range in chunks instead (s3_partition.range_chunks)."""
+    pages = range_pages(backend.client("s3", region), bucket, None, None)
     return listing_frame([(r["key"], int(r["size"]), r["etag"]) for page in pages for r in page], etags)
 
 
